@@ -207,10 +207,6 @@ RequestDetails: TypeAlias = (
 )
 
 
-def details_to_json(details: RequestDetails) -> JsonObject:
-    return details.to_json()
-
-
 def details_from_json(request_type: RequestType, data: Mapping[str, Any]) -> RequestDetails:
     """Stored JSON is re-validated: a row edited by hand must not slip a malformed request into fulfilment."""
     return validate_details(request_type, data, prefix="details")
