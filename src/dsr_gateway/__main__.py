@@ -1,0 +1,3 @@
+from dsr_gateway.cli import main
+
+raise SystemExit(main())

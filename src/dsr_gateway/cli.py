@@ -1,0 +1,191 @@
+"""The dsr-gateway command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from dsr_gateway import __version__
+from dsr_gateway.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "export-schema":
+        return _export_schema()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(_settings_message(exc), file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+    handler = {
+        "serve": _serve,
+        "migrate": _migrate,
+        "apikey": _apikey,
+        "dev-tokens": _dev_tokens,
+    }[args.command]
+    return handler(settings, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dsr-gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"dsr-gateway {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="migrate the database, then serve the gateway")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--reload", action="store_true", help="restart on code changes (development)")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    commands.add_parser("migrate", help="upgrade the database to the latest schema")
+    commands.add_parser("export-schema", help="print the GraphQL SDL (committed as schema.graphql)")
+    apikey = commands.add_parser("apikey", help="manage API keys for machine clients")
+    apikey_commands = apikey.add_subparsers(dest="apikey_command", required=True, metavar="ACTION")
+    create = apikey_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", required=True, nargs="+", help="e.g. consent:read export:read")
+    apikey_commands.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = apikey_commands.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("--name", required=True)
+    tokens = commands.add_parser("dev-tokens", help="print working tokens for a subject, an agent, an admin")
+    tokens.add_argument("--subject", default="customer-1", help="the subject's external id")
+    tokens.add_argument("--hours", type=int, default=12)
+    return parser
+
+
+def _settings_message(exc: ValidationError) -> str:
+    lines = ["dsr-gateway cannot start: the configuration is not valid."]
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        name = f"DSR_{where.upper()}" if where else "settings"
+        lines.append(f"  {name}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
+def _configure_logging(level: str) -> None:
+    from dsr_gateway.http.logging import configure_logging
+
+    configure_logging(level)
+
+
+def _export_schema() -> int:
+    from dsr_gateway.graphql.schema import build_schema
+
+    print(build_schema().as_str())
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_upgrade(settings))
+    print("The database is at the latest schema.")
+    return 0
+
+
+async def _upgrade(settings: Settings) -> None:
+    from dsr_gateway.db.engine import make_engine
+    from dsr_gateway.db.migrate import upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    asyncio.run(_upgrade(settings))
+    logging.getLogger("dsr_gateway").info(
+        "serving on http://%s:%s/graphql (%s, %s)",
+        args.host,
+        args.port,
+        settings.env.value,
+        settings.database_url.split("://")[0],
+    )
+    uvicorn.run(
+        "dsr_gateway.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+        workers=None if args.reload else args.workers,
+        proxy_headers=True,
+        log_config=None,
+    )
+    return 0
+
+
+def _apikey(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_apikey_async(settings, args))
+
+
+async def _apikey_async(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from dsr_gateway.db.engine import make_engine, make_session_factory
+    from dsr_gateway.db.migrate import upgrade
+    from dsr_gateway.db.uow import SqlUnitOfWork
+    from dsr_gateway.domain.errors import DomainError
+    from dsr_gateway.services.api_keys import ApiKeyService
+
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        factory = make_session_factory(engine)
+        service = ApiKeyService(lambda: SqlUnitOfWork(factory), lambda: datetime.now(UTC))
+        try:
+            if args.apikey_command == "create":
+                created = await service.create(args.name, args.scopes)
+                print(
+                    f"Created API key {created.record.name!r} with scopes {' '.join(created.record.scopes)}."
+                )
+                print("It is shown only this once; store it now:")
+                print(created.key)
+            elif args.apikey_command == "list":
+                for record in await service.list():
+                    state = f"revoked {record.revoked_at:%Y-%m-%d}" if record.revoked_at else "active"
+                    print(f"{record.name}\t{record.prefix}...\t{' '.join(record.scopes)}\t{state}")
+            else:
+                await service.revoke(args.name)
+                print(f"Revoked API key {args.name!r}; it stops working within 30 seconds.")
+        except DomainError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+    finally:
+        await engine.dispose()
+    return 0
+
+
+def _dev_tokens(settings: Settings, args: argparse.Namespace) -> int:
+    from dsr_gateway.http.auth import mint_token
+
+    if not settings.is_development:
+        print("error: dev-tokens works only with DSR_ENV=development.", file=sys.stderr)
+        return 1
+    settings = settings.with_development_secrets()
+    assert settings.jwt_secret is not None
+    secret = settings.jwt_secret.get_secret_value()
+    common = {
+        "lifetime_seconds": args.hours * 3600,
+        "audience": settings.jwt_audience,
+        "issuer": settings.jwt_issuer,
+    }
+    print('# Paste one into GraphiQL\'s headers as {"Authorization": "Bearer <token>"}')
+    print(f"SUBJECT_TOKEN={mint_token(secret, args.subject, **common)}")  # type: ignore[arg-type]
+    print(f"AGENT_TOKEN={mint_token(secret, 'agent-1', roles=['agent'], **common)}")  # type: ignore[arg-type]
+    print(f"ADMIN_TOKEN={mint_token(secret, 'admin-1', roles=['admin'], **common)}")  # type: ignore[arg-type]
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

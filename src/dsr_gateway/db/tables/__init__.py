@@ -1,0 +1,20 @@
+"""Every table, imported so that SQLModel.metadata knows them all (migrations compare against it)."""
+
+from sqlmodel import SQLModel
+
+# Named constraints, so that migrations can alter them the same way on SQLite and PostgreSQL.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# ruff: noqa: E402
+from dsr_gateway.db.tables.access import ApiKeyRow
+from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
+
+metadata = SQLModel.metadata
+
+__all__ = ["ApiKeyRow", "NoticePurposeRow", "PrivacyNoticeRow", "PurposeRow", "metadata"]

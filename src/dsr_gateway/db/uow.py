@@ -1,0 +1,39 @@
+"""The unit of work: one session, one transaction, the repositories that share it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
+from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
+
+
+class SqlUnitOfWork:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+
+    async def __aenter__(self) -> Self:
+        self.session = self._session_factory()
+        self.purposes = SqlPurposeRepository(self.session)
+        self.notices = SqlNoticeRepository(self.session)
+        self.api_keys = SqlApiKeyRepository(self.session)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Whatever was not committed explicitly is rolled back: a use case never half-writes.
+        try:
+            await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()

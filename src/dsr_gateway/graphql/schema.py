@@ -1,0 +1,90 @@
+"""Schema assembly: the root types from each area, the limits, and error masking."""
+
+from __future__ import annotations
+
+import logging
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.exceptions import StrawberryGraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from dsr_gateway.graphql.catalogue import CatalogueMutation, CatalogueQuery, CatalogueSubscription
+from dsr_gateway.graphql.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+
+logger = logging.getLogger("dsr_gateway.graphql")
+MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
+
+
+@strawberry.type
+class Query(CatalogueQuery):
+    pass
+
+
+@strawberry.type
+class Mutation(CatalogueMutation):
+    pass
+
+
+@strawberry.type
+class Subscription(CatalogueSubscription):
+    pass
+
+
+def _is_expected(error: GraphQLError) -> bool:
+    """Errors of the request itself (syntax, validation, a permission class) are shown; others masked."""
+    original = error.original_error
+    return original is None or isinstance(original, (GraphQLError, StrawberryGraphQLError))
+
+
+class GatewaySchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log only what went wrong on our side, with its traceback; a client's bad query is no error."""
+        for error in errors:
+            if not _is_expected(error):
+                logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
+
+
+def build_schema(
+    *,
+    production: bool = False,
+    max_depth: int = 12,
+    max_aliases: int = 30,
+    max_tokens: int = 5000,
+) -> strawberry.Schema:
+    extensions: list[type[SchemaExtension] | SchemaExtension] = [
+        QueryDepthLimiter(max_depth=max_depth),
+        MaxAliasesLimiter(max_alias_count=max_aliases),
+        MaxTokensLimiter(max_token_count=max_tokens),
+        ParserCache(maxsize=256),
+        ValidationCache(maxsize=256),
+        MaskErrors(should_mask_error=lambda e: not _is_expected(e), error_message=MASKED_MESSAGE),
+    ]
+    if production:
+        extensions.append(DisableIntrospection)
+    return GatewaySchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[ValidationError, NotFoundError, PermissionDeniedError, ConflictError],
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=production),
+    )

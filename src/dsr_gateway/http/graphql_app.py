@@ -1,0 +1,71 @@
+"""The GraphQL ASGI app: GraphQL over HTTP and both WebSocket subscription protocols on /graphql."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from dsr_gateway.domain.principal import Principal
+from dsr_gateway.graphql.context import Context
+from dsr_gateway.http.middleware.request_id import request_id_var
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+class GatewayGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view with our context and the GraphQL-over-HTTP status codes.
+
+    A request that could not be executed at all (syntax or validation errors: `data` null and no
+    error with a path) answers 400; clients that accept `application/graphql-response+json` get it.
+    """
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        wants_graphql_json = GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+        sub_response.headers["content-type"] = (
+            GRAPHQL_RESPONSE_JSON if wants_graphql_json else "application/json"
+        )
+        return sub_response
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        media_type = sub_response.headers["content-type"]
+        del sub_response.headers["content-type"]
+        if isinstance(response_data, dict) and _is_request_error(response_data):
+            sub_response.status_code = 400
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = media_type
+        return response
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        state: Any = request.state
+        return Context(
+            request=request,
+            response=response,
+            principal=getattr(state, "principal", None) or Principal.anonymous(),
+            services=state.services,
+            request_id=request_id_var.get(),
+        )
+
+
+def _is_request_error(response: GraphQLHTTPResponse) -> bool:
+    errors = response.get("errors") or []
+    return response.get("data") is None and bool(errors) and not any(e.get("path") for e in errors)
+
+
+def make_graphql_app(schema: Any, *, development: bool) -> GatewayGraphQL:
+    return GatewayGraphQL(
+        schema,
+        graphql_ide="graphiql" if development else None,
+        allow_queries_via_get=True,
+        keep_alive=True,
+        keep_alive_interval=15,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+    )

@@ -1,0 +1,16 @@
+"""The services a request can use, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsr_gateway.services.api_keys import ApiKeyService
+from dsr_gateway.services.catalogue import CatalogueService
+from dsr_gateway.services.ports import EventBus
+
+
+@dataclass(frozen=True)
+class Services:
+    catalogue: CatalogueService
+    api_keys: ApiKeyService
+    events: EventBus

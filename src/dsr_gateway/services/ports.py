@@ -1,0 +1,74 @@
+"""The Protocols that db/ and connectors/ satisfy; services depend on these and nothing below."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from dsr_gateway.domain.notices import PrivacyNotice
+from dsr_gateway.domain.purposes import Purpose
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: int
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class PurposeRepository(Protocol):
+    async def get(self, key: str) -> Purpose | None: ...
+    async def list_all(self) -> Sequence[Purpose]: ...
+    async def existing_keys(self, keys: Collection[str]) -> set[str]: ...
+    async def add(self, purpose: Purpose, now: datetime) -> None: ...
+    async def update(self, purpose: Purpose, expected_version: int, now: datetime) -> None: ...
+    async def mark_material_change(self, keys: Collection[str], notice_version: int) -> None: ...
+
+
+class NoticeRepository(Protocol):
+    async def latest_version(self) -> int | None: ...
+    async def get(self, version: int | None) -> PrivacyNotice | None: ...
+    async def add(self, notice: PrivacyNotice) -> None: ...
+
+
+class ApiKeyRepository(Protocol):
+    async def add(
+        self, name: str, prefix: str, key_hash: str, scopes: Sequence[str], now: datetime
+    ) -> int: ...
+    async def find_active_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
+    async def list_all(self) -> Sequence[ApiKeyRecord]: ...
+    async def revoke(self, name: str, now: datetime) -> bool: ...
+    async def name_taken(self, name: str) -> bool: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: repositories share it; nothing is written until commit()."""
+
+    purposes: PurposeRepository
+    notices: NoticeRepository
+    api_keys: ApiKeyRepository
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class EventBus(Protocol):
+    """Fan-out of live events to subscribers (in this process, or across processes)."""
+
+    async def publish(self, channel: str, payload: dict[str, object]) -> None: ...
+    def subscribe(self, channel: str) -> AsyncIterator[dict[str, object]]: ...

@@ -1,0 +1,107 @@
+"""Settings from `DSR_`-prefixed environment variables (and an optional `.env`).
+
+Read only by app.py, cli.py and the migrations; everything else receives what it needs as arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+DEV_SECRETS_FILE = Path(".dsr_gateway_dev_secrets.json")
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DSR_", env_file=".env", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite+aiosqlite:///./dsr_gateway.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    jwt_secret: SecretStr | None = None
+    jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwks_cache_seconds: int = Field(default=600, ge=10)
+
+    # Keys for data we hold: encryption of emails/phones at rest, keyed lookup hashes, signed links.
+    encryption_key: SecretStr | None = None
+    hmac_key: SecretStr | None = None
+
+    public_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_query_depth: int = Field(default=12, ge=2, le=64)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=5000, ge=100)
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0]
+        if "://" not in value or scheme not in SUPPORTED_SCHEMES:
+            raise ValueError(
+                f"unsupported database URL scheme {scheme!r}; use one of {', '.join(SUPPORTED_SCHEMES)} "
+                "(for example postgresql+asyncpg://user@host/db)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            if self.jwt_secret is None and self.jwks_url is None:
+                raise ValueError("production needs DSR_JWT_SECRET or DSR_JWKS_URL to verify tokens")
+            missing = [n for n in ("encryption_key", "hmac_key") if getattr(self, n) is None]
+            if missing:
+                names = ", ".join(f"DSR_{n.upper()}" for n in missing)
+                raise ValueError(f"production needs {names}")
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
+            raise ValueError("DSR_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)")
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_development_secrets(self, secrets_file: Path = DEV_SECRETS_FILE) -> Settings:
+        """Fill missing secrets in development from a local file made on first use.
+
+        A newcomer then gets working tokens and encryption with no configuration, and the server and
+        `dsr-gateway dev-tokens` agree on the same secret. Production never reaches this.
+        """
+        if not self.is_development:
+            return self
+        stored = _load_or_create_dev_secrets(secrets_file)
+        updates: dict[str, Any] = {}
+        for name in ("jwt_secret", "encryption_key", "hmac_key"):
+            if getattr(self, name) is None and not (name == "jwt_secret" and self.jwks_url):
+                updates[name] = SecretStr(stored[name])
+        return self.model_copy(update=updates)
+
+
+def _load_or_create_dev_secrets(path: Path) -> dict[str, str]:
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
+    data = {name: secrets.token_urlsafe(48) for name in ("jwt_secret", "encryption_key", "hmac_key")}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    return data
