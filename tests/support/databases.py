@@ -1,0 +1,103 @@
+"""Real databases for the tests: a migrated SQLite file per test, and a PostgreSQL database per run.
+
+PostgreSQL comes from DSR_TEST_DATABASE_URL (default: the local server). When no server answers the
+PostgreSQL tests are skipped with the reason, except under CI=true where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from dsr_gateway.db.engine import make_engine
+from dsr_gateway.db.migrate import upgrade
+from dsr_gateway.db.tables import metadata
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+def postgres_server_url() -> str:
+    return os.environ.get("DSR_TEST_DATABASE_URL", DEFAULT_POSTGRES_URL)
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _postgres_answers(url: str) -> str | None:
+    try:
+        connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await connection.close()
+    return None
+
+
+def skip_or_fail_without_postgres() -> str:
+    """The server URL, or skip (locally) / fail (CI) with the reason no server answers."""
+    url = postgres_server_url()
+    problem = asyncio.run(_postgres_answers(url))
+    if problem:
+        reason = f"PostgreSQL at {make_url(url).render_as_string()} does not answer ({problem}); set DSR_TEST_DATABASE_URL"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+async def create_postgres_database(server_url: str) -> str:
+    """A fresh database for this test run, migrated to head; returns its SQLAlchemy URL."""
+    name = f"dsr_test_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(_asyncpg_dsn(server_url))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    return url
+
+
+async def drop_postgres_database(server_url: str, url: str) -> None:
+    name = make_url(url).database
+    connection = await asyncpg.connect(_asyncpg_dsn(server_url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def truncate_all(url: str) -> None:
+    """Empty every table (the migrations' own bookkeeping stays) so the next test starts clean."""
+    engine = make_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+async def make_sqlite_template(directory: Path) -> Path:
+    path = directory / "template.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade(engine)
+    await engine.dispose()
+    return path
+
+
+def copy_sqlite(template: Path, directory: Path) -> str:
+    target = directory / f"{uuid.uuid4().hex}.db"
+    shutil.copyfile(template, target)
+    return f"sqlite+aiosqlite:///{target}"
