@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -304,3 +304,13 @@ def test_weekends_only_calendar_has_no_region() -> None:
         RULES[Jurisdiction.GDPR], utc(2025, 3, 3, 12), real_calendar(Jurisdiction.GDPR)
     )
     assert deadline.inputs["holiday_region"] is None
+
+
+def test_received_instant_in_another_offset_is_stored_as_utc() -> None:
+    # 12:00 at UTC+5 is 07:00 UTC, 08:00 CET on 3 Mar 2025 -> due 3 Apr.
+    received = datetime(2025, 3, 3, 12, tzinfo=timezone(timedelta(hours=5)))
+    deadline = compute_deadline(RULES[Jurisdiction.GDPR], received, fake_calendar("Europe/Brussels"))
+    assert deadline.received_at == utc(2025, 3, 3, 7)
+    assert deadline.received_at.utcoffset() == timedelta(0)
+    assert deadline.inputs["received_at"] == "2025-03-03T07:00:00+00:00"
+    assert deadline.due_on == date(2025, 4, 3)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -87,6 +87,8 @@ class Pause:
 
 @dataclass(frozen=True, slots=True)
 class Deadline:
+    """A computed deadline; instants are UTC, dates are local to `tz`, `inputs` explain how it was made."""
+
     rule_id: str
     received_at: datetime
     received_on: date
@@ -110,7 +112,7 @@ def compute_deadline(
     extended: bool = False,
 ) -> Deadline:
     """The deadline of a request received at `received_at_utc` under `rule`, local to `calendar`."""
-    received_at = require_aware(received_at_utc, "received_at")
+    received_at = require_aware(received_at_utc, "received_at").astimezone(UTC)
     received_on = local_date(received_at, calendar.tz)
     if pauses and not rule.allows_pauses:
         raise _pause_refused(rule)
