@@ -84,3 +84,16 @@ class StaleVersion(Conflict):
             f"The {kind} {key} was changed by someone else (version {actual}, you had {expected}); "
             "reload it and try again."
         )
+
+
+class ClockRuleRefused(Conflict):
+    """A pause or extension that the regime's legal clock does not allow.
+
+    `code` says which rule refused it (e.g. `NO_EXTENSION_IN_REGIME`), so the edge can map it without
+    parsing the message; `rule_id` names the stored SLA rule that was applied.
+    """
+
+    def __init__(self, rule_id: str, code: str, message: str) -> None:
+        self.rule_id = rule_id
+        self.code = code
+        super().__init__(message)
