@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,15 +14,16 @@ pytest_plugins = ["tests.support.app"]
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return asyncio.run(databases.make_sqlite_template(tmp_path_factory.mktemp("sqlite-template")))
+    directory = tmp_path_factory.mktemp("sqlite-template")
+    return databases.run_blocking(lambda: databases.make_sqlite_template(directory))
 
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     server = databases.skip_or_fail_without_postgres()
-    url = asyncio.run(databases.create_postgres_database(server))
+    url = databases.run_blocking(lambda: databases.create_postgres_database(server))
     yield url
-    asyncio.run(databases.drop_postgres_database(server, url))
+    databases.run_blocking(lambda: databases.drop_postgres_database(server, url))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -27,8 +27,16 @@ query($version: Int) {
 
 async def test_admin_publishes_two_versions_and_anyone_reads_them(gql: GraphQLClient) -> None:
     await create_purpose(gql)
-    await create_purpose(gql, key="analytics", title="Analytics", legalBasis="LEGITIMATE_INTEREST",
-                         mechanism="OPT_OUT", category="ANALYTICS", channels=[], topics=[])
+    await create_purpose(
+        gql,
+        key="analytics",
+        title="Analytics",
+        legalBasis="LEGITIMATE_INTEREST",
+        mechanism="OPT_OUT",
+        category="ANALYTICS",
+        channels=[],
+        topics=[],
+    )
     first = await publish_notice(gql, ["marketing_email", "analytics"])
     assert first["version"] == 1
     await create_purpose(gql, title="Marketing emails and newsletters", expectedVersion=1)
@@ -56,12 +64,15 @@ async def test_no_notice_yet_reads_as_null(gql: GraphQLClient) -> None:
     assert (await gql(NOTICE_QUERY))["privacyNotice"] is None
 
 
-@pytest.mark.parametrize(("token", "expected"), [
-    (None, "PermissionDeniedError"),
-    (subject_token(), "PermissionDeniedError"),
-    (agent_token(), "PermissionDeniedError"),
-    (admin_token(), "UpsertPurposeSuccess"),
-])
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (None, "PermissionDeniedError"),
+        (subject_token(), "PermissionDeniedError"),
+        (agent_token(), "PermissionDeniedError"),
+        (admin_token(), "UpsertPurposeSuccess"),
+    ],
+)
 async def test_only_admins_change_purposes(gql: GraphQLClient, token: str | None, expected: str) -> None:
     data = await gql(UPSERT_PURPOSE, {"input": purpose_input()}, token=token)
     assert data["upsertPurpose"]["__typename"] == expected
@@ -78,8 +89,13 @@ async def test_only_admins_publish(gql: GraphQLClient) -> None:
 
 
 async def test_invalid_purpose_names_every_field(gql: GraphQLClient) -> None:
-    bad = purpose_input(key="Bad Key", title=" ", mechanism="OPT_OUT",
-                        topics=[{"key": "x1", "title": "A"}, {"key": "x1", "title": "B"}], reconfirmAfterDays=0)
+    bad = purpose_input(
+        key="Bad Key",
+        title=" ",
+        mechanism="OPT_OUT",
+        topics=[{"key": "x1", "title": "A"}, {"key": "x1", "title": "B"}],
+        reconfirmAfterDays=0,
+    )
     result = (await gql(UPSERT_PURPOSE, {"input": bad}, token=admin_token()))["upsertPurpose"]
     assert result["__typename"] == "ValidationError"
     fields = {f["field"] for f in result["fields"]}
@@ -90,8 +106,11 @@ async def test_invalid_purpose_names_every_field(gql: GraphQLClient) -> None:
 async def test_stale_purpose_edit_is_a_conflict(gql: GraphQLClient) -> None:
     await create_purpose(gql)
     await create_purpose(gql, title="Edited once", expectedVersion=1)
-    stale = await gql(UPSERT_PURPOSE, {"input": purpose_input(title="Edited from an old page", expectedVersion=1)},
-                      token=admin_token())
+    stale = await gql(
+        UPSERT_PURPOSE,
+        {"input": purpose_input(title="Edited from an old page", expectedVersion=1)},
+        token=admin_token(),
+    )
     assert stale["upsertPurpose"]["__typename"] == "ConflictError"
     assert stale["upsertPurpose"]["currentVersion"] == 2
     purposes = await gql("{ purposes { title } }")

@@ -51,16 +51,27 @@ class GraphQLClient:
     http: httpx.AsyncClient
     app: Starlette
 
-    async def post(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None,
-                   headers: dict[str, str] | None = None) -> httpx.Response:
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         all_headers = dict(headers or {})
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
-        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}},
-                                    headers=all_headers)
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
+        )
 
-    async def __call__(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None,
-                       headers: dict[str, str] | None = None) -> dict[str, Any]:
+    async def __call__(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Run an operation that must succeed at the GraphQL level; return its `data`."""
         response = await self.post(query, variables, token, headers)
         body = response.json()
@@ -79,5 +90,7 @@ async def app(database_url: str) -> AsyncIterator[Starlette]:
 
 @pytest.fixture
 async def gql(app: Starlette) -> AsyncIterator[GraphQLClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
         yield GraphQLClient(http, app)

@@ -7,10 +7,13 @@ PostgreSQL tests are skipped with the reason, except under CI=true where that is
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -21,7 +24,14 @@ from dsr_gateway.db.engine import make_engine
 from dsr_gateway.db.migrate import upgrade
 from dsr_gateway.db.tables import metadata
 
+T = TypeVar("T")
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+def run_blocking(coroutine_function: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run async set-up from a sync fixture, even when an event loop is running in this thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(coroutine_function())).result()
 
 
 def postgres_server_url() -> str:
@@ -47,9 +57,10 @@ async def _postgres_answers(url: str) -> str | None:
 def skip_or_fail_without_postgres() -> str:
     """The server URL, or skip (locally) / fail (CI) with the reason no server answers."""
     url = postgres_server_url()
-    problem = asyncio.run(_postgres_answers(url))
+    problem = run_blocking(lambda: _postgres_answers(url))
     if problem:
-        reason = f"PostgreSQL at {make_url(url).render_as_string()} does not answer ({problem}); set DSR_TEST_DATABASE_URL"
+        where = make_url(url).render_as_string()
+        reason = f"PostgreSQL at {where} does not answer ({problem}); set DSR_TEST_DATABASE_URL"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)

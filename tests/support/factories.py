@@ -76,9 +76,12 @@ async def create_purpose(gql: GraphQLClient, **overrides: Any) -> dict[str, Any]
     return result["purpose"]
 
 
-async def publish_notice(gql: GraphQLClient, purposes: list[str], material: tuple[str, ...] = (),
-                         **overrides: Any) -> dict[str, Any]:
-    data = await gql(PUBLISH_NOTICE, {"input": notice_input(purposes, material, **overrides)}, token=admin_token())
+async def publish_notice(
+    gql: GraphQLClient, purposes: list[str], material: tuple[str, ...] = (), **overrides: Any
+) -> dict[str, Any]:
+    data = await gql(
+        PUBLISH_NOTICE, {"input": notice_input(purposes, material, **overrides)}, token=admin_token()
+    )
     result: dict[str, Any] = data["publishPrivacyNotice"]
     assert result["__typename"] == "PublishPrivacyNoticeSuccess", result
     return result["notice"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError
@@ -27,13 +28,14 @@ from dsr_gateway.graphql.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from dsr_gateway.graphql.subjects import SubjectQuery
 
 logger = logging.getLogger("dsr_gateway.graphql")
 MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
 
 
 @strawberry.type
-class Query(CatalogueQuery):
+class Query(CatalogueQuery, SubjectQuery):
     pass
 
 
@@ -70,13 +72,14 @@ def build_schema(
     max_aliases: int = 30,
     max_tokens: int = 5000,
 ) -> strawberry.Schema:
-    extensions: list[type[SchemaExtension] | SchemaExtension] = [
-        QueryDepthLimiter(max_depth=max_depth),
-        MaxAliasesLimiter(max_alias_count=max_aliases),
-        MaxTokensLimiter(max_token_count=max_tokens),
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
-        MaskErrors(should_mask_error=lambda e: not _is_expected(e), error_message=MASKED_MESSAGE),
+    # Factories, so each request gets fresh extension state; the caches live at module level.
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        lambda: MaskErrors(should_mask_error=lambda e: not _is_expected(e), error_message=MASKED_MESSAGE),
     ]
     if production:
         extensions.append(DisableIntrospection)

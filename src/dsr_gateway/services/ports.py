@@ -10,6 +10,7 @@ from typing import Protocol, Self
 
 from dsr_gateway.domain.notices import PrivacyNotice
 from dsr_gateway.domain.purposes import Purpose
+from dsr_gateway.domain.subjects import Subject
 
 Clock = Callable[[], datetime]
 
@@ -49,12 +50,20 @@ class ApiKeyRepository(Protocol):
     async def name_taken(self, name: str) -> bool: ...
 
 
+class SubjectRepository(Protocol):
+    async def get(self, external_id: str) -> Subject | None: ...
+    async def get_by_id(self, subject_id: int) -> Subject | None: ...
+    async def get_or_create(self, external_id: str, now: datetime) -> Subject: ...
+    async def many(self, external_ids: Collection[str]) -> dict[str, Subject]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: repositories share it; nothing is written until commit()."""
 
     purposes: PurposeRepository
     notices: NoticeRepository
     api_keys: ApiKeyRepository
+    subjects: SubjectRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
