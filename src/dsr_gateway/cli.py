@@ -181,9 +181,9 @@ def _dev_tokens(settings: Settings, args: argparse.Namespace) -> int:
         "issuer": settings.jwt_issuer,
     }
     print('# Paste one into GraphiQL\'s headers as {"Authorization": "Bearer <token>"}')
-    print(f"SUBJECT_TOKEN={mint_token(secret, args.subject, **common)}")  # type: ignore[arg-type]
-    print(f"AGENT_TOKEN={mint_token(secret, 'agent-1', roles=['agent'], **common)}")  # type: ignore[arg-type]
-    print(f"ADMIN_TOKEN={mint_token(secret, 'admin-1', roles=['admin'], **common)}")  # type: ignore[arg-type]
+    print(f"SUBJECT_TOKEN={mint_token(secret, args.subject, **common)}")
+    print(f"AGENT_TOKEN={mint_token(secret, 'agent-1', roles=['agent'], **common)}")
+    print(f"ADMIN_TOKEN={mint_token(secret, 'admin-1', roles=['admin'], **common)}")
     return 0
 
 

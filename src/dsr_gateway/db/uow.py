@@ -14,6 +14,12 @@ from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
 
 
 class SqlUnitOfWork:
+    session: AsyncSession
+    purposes: SqlPurposeRepository
+    notices: SqlNoticeRepository
+    api_keys: SqlApiKeyRepository
+    subjects: SqlSubjectRepository
+
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
 

@@ -56,7 +56,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
 
 
 def _is_request_error(response: GraphQLHTTPResponse) -> bool:
-    errors = response.get("errors") or []
+    errors: list[dict[str, Any]] = list(response.get("errors") or [])  # type: ignore[arg-type]
     return response.get("data") is None and bool(errors) and not any(e.get("path") for e in errors)
 
 

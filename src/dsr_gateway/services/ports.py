@@ -60,10 +60,15 @@ class SubjectRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction: repositories share it; nothing is written until commit()."""
 
-    purposes: PurposeRepository
-    notices: NoticeRepository
-    api_keys: ApiKeyRepository
-    subjects: SubjectRepository
+    # Read-only members, so that an implementation may hold more specific repository types.
+    @property
+    def purposes(self) -> PurposeRepository: ...
+    @property
+    def notices(self) -> NoticeRepository: ...
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+    @property
+    def subjects(self) -> SubjectRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -40,7 +41,7 @@ def purpose_from_row(row: PurposeRow) -> Purpose:
     )
 
 
-def _purpose_values(purpose: Purpose) -> dict[str, object]:
+def _purpose_values(purpose: Purpose) -> dict[str, Any]:
     return {
         "title": purpose.title,
         "description": purpose.description,

@@ -35,7 +35,8 @@ class SqlSubjectRepository:
 
     async def get_or_create(self, external_id: str, now: datetime) -> Subject:
         """Idempotent under concurrency: two first uses of the same id make one subject."""
-        insert = pg_insert if self._session.bind.dialect.name == "postgresql" else sqlite_insert
+        dialect = self._session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         statement = (
             insert(SubjectRow)
             .values(external_id=external_id, created_at=now)

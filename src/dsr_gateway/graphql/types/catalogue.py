@@ -8,10 +8,11 @@ import strawberry
 
 from dsr_gateway.domain import notices, purposes
 
-LegalBasis = strawberry.enum(purposes.LegalBasis, name="LegalBasis")
-ConsentMechanism = strawberry.enum(purposes.ConsentMechanism, name="ConsentMechanism")
-PurposeCategory = strawberry.enum(purposes.PurposeCategory, name="PurposeCategory")
-Channel = strawberry.enum(purposes.Channel, name="Channel")
+# Domain enums are served as they are: their names and values are the public contract.
+LegalBasis = purposes.LegalBasis
+ConsentMechanism = purposes.ConsentMechanism
+PurposeCategory = purposes.PurposeCategory
+Channel = purposes.Channel
 
 
 @strawberry.type
