@@ -88,11 +88,15 @@ class Settings(BaseSettings):
         """
         if not self.is_development:
             return self
+        missing = [
+            name
+            for name in ("jwt_secret", "encryption_key", "hmac_key")
+            if getattr(self, name) is None and not (name == "jwt_secret" and self.jwks_url)
+        ]
+        if not missing:
+            return self
         stored = _load_or_create_dev_secrets(secrets_file)
-        updates: dict[str, Any] = {}
-        for name in ("jwt_secret", "encryption_key", "hmac_key"):
-            if getattr(self, name) is None and not (name == "jwt_secret" and self.jwks_url):
-                updates[name] = SecretStr(stored[name])
+        updates: dict[str, Any] = {name: SecretStr(stored[name]) for name in missing}
         return self.model_copy(update=updates)
 
 
