@@ -12,6 +12,7 @@ from typing import Protocol
 
 from dsr_gateway.domain.audit_chain import ChainHead, ChainLayout
 from dsr_gateway.domain.receipts import StoredReceipt
+from dsr_gateway.services.ports import UnitOfWork
 
 StoredEvent = Mapping[str, object]
 
@@ -79,6 +80,13 @@ class ConsentReceiptRepository(Protocol):
     async def add(self, receipt: StoredReceipt) -> None: ...
     async def list_for_subject(self, subject_id: int, limit: int) -> Sequence[StoredReceipt]: ...
     async def get(self, receipt_id: str) -> StoredReceipt | None: ...
+
+
+class ReceiptUnitOfWork(UnitOfWork, Protocol):
+    """A unit of work that also keeps consent receipts (db/uow.py SqlUnitOfWork is one)."""
+
+    @property
+    def consent_receipts(self) -> ConsentReceiptRepository: ...
 
 
 class Signer(Protocol):
