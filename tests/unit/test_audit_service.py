@@ -168,13 +168,12 @@ async def test_who_may_verify_and_checkpoint() -> None:
 async def test_two_checkpoints_racing_on_the_same_predecessor_conflict() -> None:
     store = MemoryCheckpointStore()
     audit, _ = service(*seeded(), store=store)
+    first = await audit.create_checkpoint(SYSTEM)
     await audit.create_checkpoint(SYSTEM)
-    latest = store.rows[-1]
 
-    async def stale_latest() -> object:
-        return None if latest is None else store.rows[0]
+    async def stale_latest() -> object:  # what a concurrent caller read before the second one committed
+        return first
 
-    await audit.create_checkpoint(SYSTEM)
     store.latest = stale_latest  # type: ignore[method-assign]
     with pytest.raises(Conflict):
         await audit.create_checkpoint(SYSTEM)
