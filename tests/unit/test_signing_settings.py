@@ -1,4 +1,4 @@
-"""DSR_SIGNING_KEY: generated once in development (also into an older secrets file), required in production."""
+"""DSR_SIGNING_KEY: generated once in development (even into an older secrets file); production needs it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def test_development_generates_a_stable_key_even_in_an_older_secrets_file(tmp_pa
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     first = settings.with_development_secrets(path).signing_key
     second = settings.with_development_secrets(path).signing_key
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert first.get_secret_value() == second.get_secret_value()
     load_signing_key(first.get_secret_value())
     assert json.loads(path.read_text())["jwt_secret"] == "x" * 48
