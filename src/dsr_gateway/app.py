@@ -10,15 +10,19 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from dsr_gateway.connectors.events import InProcessEventBus
+from dsr_gateway.connectors.signing import Ed25519Signer
 from dsr_gateway.db.engine import make_engine, make_session_factory
+from dsr_gateway.db.repositories.audit import SqlCheckpointStore
 from dsr_gateway.db.uow import SqlUnitOfWork
+from dsr_gateway.domain.receipts import Controller
 from dsr_gateway.graphql.schema import build_schema
-from dsr_gateway.http import health
+from dsr_gateway.http import health, wellknown
 from dsr_gateway.http.auth import Authenticator, JwksKeys, JwtConfig
 from dsr_gateway.http.graphql_app import make_graphql_app
 from dsr_gateway.http.middleware.authentication import AuthenticationMiddleware
@@ -26,13 +30,55 @@ from dsr_gateway.http.middleware.body_limit import BodySizeLimitMiddleware
 from dsr_gateway.http.middleware.metrics import HttpMetrics, MetricsMiddleware
 from dsr_gateway.http.middleware.request_id import RequestIdMiddleware
 from dsr_gateway.services.api_keys import ApiKeyService
+from dsr_gateway.services.audit import AuditService, ChainRegistry
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.container import Services
+from dsr_gateway.services.receipts import ReceiptService
 from dsr_gateway.settings import Settings
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def signer_from(settings: Settings) -> Ed25519Signer:
+    """The key that signs checkpoints and receipts (DSR_SIGNING_KEY; generated in development)."""
+    settings = settings.with_development_secrets()
+    assert settings.signing_key is not None
+    return Ed25519Signer.from_setting(settings.signing_key.get_secret_value())
+
+
+def chain_registry(engine: AsyncEngine) -> ChainRegistry:
+    """Every chained event table; `dsr-gateway audit` and `auditVerification` check these.
+
+    One line per source, e.g.
+    chains.register(SqlChainSource(engine, ConsentEventRow.__table__, "consent", "subject_id"))
+    """
+    chains = ChainRegistry()
+    return chains
+
+
+def audit_service(engine: AsyncEngine, settings: Settings) -> AuditService:
+    return AuditService(chain_registry(engine), SqlCheckpointStore(engine), signer_from(settings), utc_now)
+
+
+def controller_from(settings: Settings) -> Controller:
+    address = {
+        name: value
+        for name, value in (
+            ("streetAddress", settings.controller_address),
+            ("addressCountry", settings.controller_country),
+        )
+        if value
+    }
+    return Controller(
+        name=settings.controller_name,
+        contact=settings.controller_contact,
+        email=settings.controller_email,
+        address=address,
+        phone=settings.controller_phone,
+        url=settings.controller_url,
+    )
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -45,6 +91,7 @@ def create_app(settings: Settings) -> Starlette:
         max_tokens=settings.max_tokens,
     )
     graphql_app = make_graphql_app(schema, development=settings.is_development)
+    signer = signer_from(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -60,6 +107,8 @@ def create_app(settings: Settings) -> Starlette:
             catalogue=CatalogueService(uow, utc_now, events),
             api_keys=ApiKeyService(uow, utc_now),
             events=events,
+            audit=audit_service(engine, settings),
+            receipts=ReceiptService(uow, signer, controller_from(settings), utc_now),
         )
         jwt_config = JwtConfig(
             secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
@@ -84,6 +133,7 @@ def create_app(settings: Settings) -> Starlette:
                 "authenticator": Authenticator(jwt_config, services.api_keys.authenticate, jwks),
                 "database_ping": database_ping,
                 "metrics_registry": registry,
+                "signing_jwks": signer.jwks(),
             }
         finally:
             await http_client.aclose()
@@ -99,6 +149,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
+        Route("/.well-known/jwks.json", wellknown.jwks, methods=["GET"]),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
     ]

@@ -33,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": _migrate,
         "apikey": _apikey,
         "dev-tokens": _dev_tokens,
+        "audit": _audit,
     }[args.command]
     return handler(settings, args)
 
@@ -59,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     tokens = commands.add_parser("dev-tokens", help="print working tokens for a subject, an agent, an admin")
     tokens.add_argument("--subject", default="customer-1", help="the subject's external id")
     tokens.add_argument("--hours", type=int, default=12)
+    audit = commands.add_parser("audit", help="the tamper-evident ledger: verify it, sign a checkpoint")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_commands.add_parser("verify", help="re-check every chain and checkpoint; exit 1 on a break")
+    audit_commands.add_parser("checkpoint", help="sign the current head of every chain")
     return parser
 
 
@@ -185,6 +190,55 @@ def _dev_tokens(settings: Settings, args: argparse.Namespace) -> int:
     print(f"AGENT_TOKEN={mint_token(secret, 'agent-1', roles=['agent'], **common)}")
     print(f"ADMIN_TOKEN={mint_token(secret, 'admin-1', roles=['admin'], **common)}")
     return 0
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_audit_async(settings, args))
+
+
+async def _audit_async(settings: Settings, args: argparse.Namespace) -> int:
+    from dsr_gateway.app import audit_service
+    from dsr_gateway.db.engine import make_engine
+    from dsr_gateway.db.migrate import upgrade
+    from dsr_gateway.domain.errors import DomainError
+    from dsr_gateway.domain.principal import Principal
+
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        audit = audit_service(engine, settings)
+        if args.audit_command == "checkpoint":
+            try:
+                checkpoint = await audit.create_checkpoint(Principal.system())
+            except DomainError as exc:
+                print(f"error: {exc.message}", file=sys.stderr)
+                return 1
+            print(
+                f"Checkpoint {checkpoint.id}: {len(checkpoint.heads)} chains, root {checkpoint.root}, "
+                f"key {checkpoint.key_id}"
+            )
+            print(checkpoint.jws)
+            return 0
+        report = await audit.verify(Principal.system())
+    finally:
+        await engine.dispose()
+    print(
+        f"Checked {report.chains_checked} chains, {report.events_checked} events, "
+        f"{report.checkpoints_checked} checkpoints."
+    )
+    if report.first_break:
+        b = report.first_break
+        print(
+            f"BROKEN chain {b.chain_key}: event {b.event_id} (sequence {b.sequence}) {b.problem.value}: "
+            f"{b.detail}. {report.broken_chains} chain(s) broken in all."
+        )
+    for finding in report.checkpoint_findings:
+        where = f" chain {finding.chain_key}" if finding.chain_key else ""
+        print(f"CHECKPOINT {finding.checkpoint_id}{where} {finding.problem.value}: {finding.detail}")
+    if report.ok:
+        print("OK: every chain and checkpoint verifies.")
+        return 0
+    return 1
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Read only by app.py, cli.py and the migrations; everything else receives what it
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -40,6 +41,18 @@ class Settings(BaseSettings):
     # Keys for data we hold: encryption of emails/phones at rest, keyed lookup hashes, signed links.
     encryption_key: SecretStr | None = None
     hmac_key: SecretStr | None = None
+    # Ed25519 key that signs audit checkpoints and consent receipts: base64 of the raw 32-byte private
+    # key, or a PKCS8 PEM. Its public half is served at /.well-known/jwks.json.
+    signing_key: SecretStr | None = None
+
+    # The PII controller named in consent receipts.
+    controller_name: str = "Example Controller"
+    controller_contact: str = "Data Protection Officer"
+    controller_email: str = "privacy@example.com"
+    controller_phone: str | None = None
+    controller_address: str | None = None  # e.g. "1 Main Street, Brussels"
+    controller_country: str | None = None  # ISO 3166-1 alpha-2
+    controller_url: str | None = None
 
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -64,7 +77,7 @@ class Settings(BaseSettings):
         if self.env is Environment.PRODUCTION:
             if self.jwt_secret is None and self.jwks_url is None:
                 raise ValueError("production needs DSR_JWT_SECRET or DSR_JWKS_URL to verify tokens")
-            missing = [n for n in ("encryption_key", "hmac_key") if getattr(self, n) is None]
+            missing = [n for n in ("encryption_key", "hmac_key", "signing_key") if getattr(self, n) is None]
             if missing:
                 names = ", ".join(f"DSR_{n.upper()}" for n in missing)
                 raise ValueError(f"production needs {names}")
@@ -93,11 +106,22 @@ class Settings(BaseSettings):
             for name in ("jwt_secret", "encryption_key", "hmac_key")
             if getattr(self, name) is None and not (name == "jwt_secret" and self.jwks_url)
         ]
-        if not missing:
+        if not missing and self.signing_key is not None:
             return self
         stored = _load_or_create_dev_secrets(secrets_file)
         updates: dict[str, Any] = {name: SecretStr(stored[name]) for name in missing}
+        if self.signing_key is None:
+            updates["signing_key"] = SecretStr(_dev_signing_key(stored, secrets_file))
         return self.model_copy(update=updates)
+
+
+def _dev_signing_key(stored: dict[str, str], path: Path) -> str:
+    """The development Ed25519 key, added to an existing secrets file made before it existed."""
+    if "signing_key" not in stored:
+        # 32 random bytes are a valid raw Ed25519 private key.
+        stored["signing_key"] = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+        path.write_text(json.dumps(stored))
+    return stored["signing_key"]
 
 
 def _load_or_create_dev_secrets(path: Path) -> dict[str, str]:

@@ -16,6 +16,8 @@ from dsr_gateway.http.auth import mint_token
 from dsr_gateway.settings import Settings
 
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+# Base64 of a raw 32-byte Ed25519 private key (test only).
+TEST_SIGNING_KEY = "dGVzdC1zaWduaW5nLWtleS0zMi1ieXRlcy1sb25nISE="
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -24,6 +26,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "jwt_secret": TEST_JWT_SECRET,
         "encryption_key": "test-encryption-key-0123456789abcdef0123456789",
         "hmac_key": "test-hmac-key-0123456789abcdef0123456789abcdef",
+        "signing_key": TEST_SIGNING_KEY,
         "public_url": "http://testserver",
     }
     values.update(overrides)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dsr_gateway.services.api_keys import ApiKeyService
+from dsr_gateway.services.audit import AuditService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.ports import EventBus
+from dsr_gateway.services.receipts import ReceiptService
 
 
 @dataclass(frozen=True)
@@ -14,3 +16,5 @@ class Services:
     catalogue: CatalogueService
     api_keys: ApiKeyService
     events: EventBus
+    audit: AuditService
+    receipts: ReceiptService

@@ -13,9 +13,19 @@ SQLModel.metadata.naming_convention = {
 
 # ruff: noqa: E402
 from dsr_gateway.db.tables.access import ApiKeyRow
+from dsr_gateway.db.tables.audit import AuditCheckpointRow, ConsentReceiptRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
 from dsr_gateway.db.tables.subjects import SubjectRow
 
 metadata = SQLModel.metadata
 
-__all__ = ["ApiKeyRow", "NoticePurposeRow", "PrivacyNoticeRow", "PurposeRow", "SubjectRow", "metadata"]
+__all__ = [
+    "ApiKeyRow",
+    "AuditCheckpointRow",
+    "ConsentReceiptRow",
+    "NoticePurposeRow",
+    "PrivacyNoticeRow",
+    "PurposeRow",
+    "SubjectRow",
+    "metadata",
+]

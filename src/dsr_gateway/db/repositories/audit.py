@@ -1,0 +1,194 @@
+"""Chains and checkpoints in SQL: a generic chain source over any event table, the checkpoint store,
+and `append_chained`, the one way to write a chained event when the database makes the id."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dsr_gateway.db.tables.audit import AuditCheckpointRow
+from dsr_gateway.domain.audit_chain import DEFAULT_LAYOUT, ChainHead, ChainLayout, event_hash, next_link
+from dsr_gateway.domain.audit_checkpoint import heads_from_json, heads_to_json
+from dsr_gateway.domain.errors import Conflict
+from dsr_gateway.services.audit_ports import StoredCheckpoint, StoredEvent
+
+
+class SqlChainSource:
+    """Chains stored in `table`, one per value of `chain_column`, named `<kind>:<value>`.
+
+    The table needs the layout's sequence, prev_hash and hash columns, and should have a unique index
+    on (chain_column, sequence). Reads use Core on their own connection.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: Table,
+        kind: str,
+        chain_column: str,
+        layout: ChainLayout = DEFAULT_LAYOUT,
+    ) -> None:
+        self._engine = engine
+        self._table = table
+        self._kind = kind
+        self._chain = table.c[chain_column]
+        self._sequence = table.c[layout.sequence_field]
+        self._hash = table.c[layout.hash_field]
+        self._layout = layout
+
+    @property
+    def kind(self) -> str:
+        return self._kind
+
+    @property
+    def layout(self) -> ChainLayout:
+        return self._layout
+
+    def _key(self, value: object) -> str:
+        return f"{self._kind}:{value}"
+
+    def _value(self, chain_key: str) -> object:
+        kind, _, text = chain_key.partition(":")
+        if kind != self._kind:
+            raise ValueError(f"chain {chain_key!r} is not a {self._kind} chain")
+        python_type = self._chain.type.python_type
+        return python_type(text) if python_type is not str else text
+
+    def _row(self, row: Any) -> dict[str, object]:
+        return {column.name: row[index] for index, column in enumerate(self._table.columns)}
+
+    async def chain_keys(self) -> AsyncIterator[str]:
+        async with self._engine.connect() as connection:
+            result = await connection.stream(select(self._chain).distinct().order_by(self._chain))
+            async for (value,) in result:
+                yield self._key(value)
+
+    async def events(self, chain_key: str) -> AsyncIterator[StoredEvent]:
+        statement = select(self._table).where(self._chain == self._value(chain_key)).order_by(self._sequence)
+        async with self._engine.connect() as connection:
+            result = await connection.stream(statement)
+            async for row in result:
+                yield self._row(row)
+
+    async def all_events(self) -> AsyncIterator[tuple[str, StoredEvent]]:
+        statement = select(self._table).order_by(self._chain, self._sequence)
+        async with self._engine.connect() as connection:
+            result = await connection.stream(statement)
+            async for row in result:
+                event = self._row(row)
+                yield self._key(event[self._chain.name]), event
+
+    async def heads(self) -> dict[str, ChainHead]:
+        last = (
+            select(self._chain.label("chain"), func.max(self._sequence).label("sequence"))
+            .group_by(self._chain)
+            .subquery()
+        )
+        statement = select(self._chain, self._sequence, self._hash).join(
+            last, (self._chain == last.c.chain) & (self._sequence == last.c.sequence)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return {self._key(chain): ChainHead(sequence, digest) for chain, sequence, digest in rows}
+
+
+async def append_chained(
+    connection: AsyncConnection,
+    table: Table,
+    chain_column: str,
+    values: Mapping[str, object],
+    layout: ChainLayout = DEFAULT_LAYOUT,
+) -> dict[str, object]:
+    """Insert one event at the end of its chain and seal it; returns the stored row, hash included.
+
+    Use it inside the writer's transaction (`await session.connection()`). It reads the chain's head
+    (locking it on PostgreSQL), inserts with the next sequence and prev_hash, reads back every stored
+    column (RETURNING, so database defaults and the generated id are hashed as stored) and sets `hash`.
+    Two writers racing on one chain collide on the unique (chain, sequence) index: lock the chain's
+    parent row (the subject, the request) first, or retry on IntegrityError.
+    """
+    chain = table.c[chain_column]
+    sequence_column = table.c[layout.sequence_field]
+    head_query = (
+        select(sequence_column, table.c[layout.hash_field])
+        .where(chain == values[chain_column])
+        .order_by(sequence_column.desc())
+        .limit(1)
+    )
+    if connection.dialect.name == "postgresql":
+        head_query = head_query.with_for_update()
+    head_row = (await connection.execute(head_query)).first()
+    head = ChainHead(head_row[0], head_row[1]) if head_row else None
+    sequence, prev_hash = next_link(head)
+    row_values = {**values, layout.sequence_field: sequence, layout.prev_hash_field: prev_hash}
+    inserted = (await connection.execute(insert(table).values(row_values).returning(*table.columns))).one()
+    stored = {column.name: inserted[index] for index, column in enumerate(table.columns)}
+    digest = event_hash(prev_hash, stored, layout)
+    id_column = table.c[layout.id_field]
+    await connection.execute(
+        update(table).where(id_column == stored[layout.id_field]).values({layout.hash_field: digest})
+    )
+    stored[layout.hash_field] = digest
+    return stored
+
+
+def _checkpoint(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        id=row.id,
+        created_at=row.created_at,
+        heads=heads_from_json(row.heads),
+        root=row.root,
+        jws=row.jws,
+        key_id=row.key_id,
+    )
+
+
+class SqlCheckpointStore:
+    """Checkpoints, each written in its own short transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._table: Table = AuditCheckpointRow.__table__  # type: ignore[attr-defined]
+
+    async def add(
+        self,
+        created_at: datetime,
+        heads: Mapping[str, ChainHead],
+        root: str,
+        jws: str,
+        key_id: str,
+        prev_digest: str | None,
+    ) -> StoredCheckpoint:
+        values = {
+            "created_at": created_at,
+            "heads": heads_to_json(heads),
+            "root": root,
+            "prev_digest": prev_digest,
+            "jws": jws,
+            "key_id": key_id,
+        }
+        try:
+            async with self._engine.begin() as connection:
+                new_id = (
+                    await connection.execute(insert(self._table).values(values).returning(self._table.c.id))
+                ).scalar_one()
+        except IntegrityError as exc:
+            raise Conflict("Another checkpoint was created at the same moment; create it again.") from exc
+        return StoredCheckpoint(new_id, created_at, dict(heads), root, jws, key_id)
+
+    async def latest(self) -> StoredCheckpoint | None:
+        statement = select(self._table).order_by(self._table.c.id.desc()).limit(1)
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(statement)).first()
+        return _checkpoint(row) if row else None
+
+    async def all(self) -> AsyncIterator[StoredCheckpoint]:
+        async with self._engine.connect() as connection:
+            result = await connection.stream(select(self._table).order_by(self._table.c.id))
+            async for row in result:
+                yield _checkpoint(row)

@@ -1,0 +1,48 @@
+"""Signed consent receipts, kept so a subject can list and download theirs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dsr_gateway.db.tables.audit import ConsentReceiptRow
+from dsr_gateway.domain.receipts import StoredReceipt
+
+
+def _receipt(row: ConsentReceiptRow) -> StoredReceipt:
+    return StoredReceipt(row.receipt_id, row.subject_id, row.created_at, row.jws)
+
+
+class SqlConsentReceiptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, receipt: StoredReceipt) -> None:
+        self._session.add(
+            ConsentReceiptRow(
+                receipt_id=receipt.receipt_id,
+                subject_id=receipt.subject_id,
+                created_at=receipt.created_at,
+                jws=receipt.jws,
+            )
+        )
+        await self._session.flush()
+
+    async def list_for_subject(self, subject_id: int, limit: int) -> Sequence[StoredReceipt]:
+        rows = await self._session.exec(
+            select(ConsentReceiptRow)
+            .where(ConsentReceiptRow.subject_id == subject_id)
+            .order_by(col(ConsentReceiptRow.created_at).desc(), col(ConsentReceiptRow.id).desc())
+            .limit(limit)
+        )
+        return [_receipt(r) for r in rows]
+
+    async def get(self, receipt_id: str) -> StoredReceipt | None:
+        row = (
+            await self._session.exec(
+                select(ConsentReceiptRow).where(ConsentReceiptRow.receipt_id == receipt_id)
+            )
+        ).first()
+        return _receipt(row) if row else None

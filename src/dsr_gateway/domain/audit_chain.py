@@ -1,0 +1,232 @@
+"""Hash chains: every stored event carries the hash of the one before it in its chain.
+
+The convention (documented in docs/audit.md; change it only with a new GENESIS/version):
+
+- A chain is named by a chain key `<kind>:<id>`: `consent:<subject id>`, `request:<request id>`. Events of
+  different chains never wait for each other.
+- Each event has a per-chain `sequence` (1, 2, 3 ... no gaps), `prev_hash` (the previous event's `hash`;
+  GENESIS_HASH for sequence 1) and `hash`.
+- `hash` = lower-case hex SHA-256 of the RFC 8785 canonical JSON of the event's hashed document: EVERY
+  stored column of the row except `hash` itself, by column name, values normalised by `normalise()`
+  (aware datetimes as `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC, enums by value, UUIDs as text), with
+  `prev_hash` set to the previous event's hash. Adding a column to an event table therefore changes the
+  hash of new events only if it is written; old rows verify with the value they hold (a column added with
+  a default is part of their document from then on, so backfill such columns before sealing, or exclude
+  them through `ChainLayout.excluded`).
+
+The hash is unkeyed on purpose: anyone can recompute it. What stops someone who can write the database from
+rewriting a whole tail is the signed checkpoint of chain heads (domain/audit_checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import Enum, StrEnum
+from uuid import UUID
+
+from dsr_gateway.domain.canonical_json import canonical_bytes
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLayout:
+    """Which stored columns play the chain's roles. Every other column is hashed."""
+
+    id_field: str = "id"
+    sequence_field: str = "sequence"
+    prev_hash_field: str = "prev_hash"
+    hash_field: str = "hash"
+    # Columns that are not part of the evidence (e.g. a cache updated later). Prefer none.
+    excluded: frozenset[str] = frozenset()
+
+
+DEFAULT_LAYOUT = ChainLayout()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    sequence: int
+    hash: str
+
+
+def chain_key(kind: str, identifier: object) -> str:
+    """`consent:42`, `request:17`: the name of one chain."""
+    return f"{kind}:{identifier}"
+
+
+def normalise(value: object) -> object:
+    """The JSON value hashed for a stored value; the same before writing and after reading back."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Enum):
+        return normalise(value.value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime in a chained event; store aware UTC datetimes")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [normalise(v) for v in value]
+    raise ValueError(f"{type(value).__name__} cannot be hashed in a chained event; store JSON-like values")
+
+
+def hashed_document(
+    prev_hash: str, event_fields: Mapping[str, object], layout: ChainLayout = DEFAULT_LAYOUT
+) -> dict[str, object]:
+    """The object whose canonical JSON is hashed: stored columns minus `hash`, with `prev_hash` set."""
+    document = {
+        name: normalise(value)
+        for name, value in event_fields.items()
+        if name != layout.hash_field and name not in layout.excluded
+    }
+    document[layout.prev_hash_field] = prev_hash
+    return document
+
+
+def event_hash(
+    prev_hash: str, event_fields: Mapping[str, object], layout: ChainLayout = DEFAULT_LAYOUT
+) -> str:
+    """SHA-256 (hex) over the canonical JSON of the event's stored fields and the previous hash."""
+    return hashlib.sha256(canonical_bytes(hashed_document(prev_hash, event_fields, layout))).hexdigest()
+
+
+def next_link(head: ChainHead | None) -> tuple[int, str]:
+    """(sequence, prev_hash) for the next event of a chain whose current head is `head`."""
+    return (1, GENESIS_HASH) if head is None else (head.sequence + 1, head.hash)
+
+
+def seal(
+    head: ChainHead | None, event_fields: Mapping[str, object], layout: ChainLayout = DEFAULT_LAYOUT
+) -> dict[str, object]:
+    """The event's fields with sequence, prev_hash and hash filled in, ready to insert.
+
+    Use it when every stored value (including the id) is known before the INSERT; otherwise insert, read
+    the row back and use `event_hash` (db/repositories/audit.py `append_chained` does that).
+    """
+    sequence, prev_hash = next_link(head)
+    fields = dict(event_fields)
+    fields[layout.sequence_field] = sequence
+    fields[layout.prev_hash_field] = prev_hash
+    fields[layout.hash_field] = event_hash(prev_hash, fields, layout)
+    return fields
+
+
+class ChainProblem(StrEnum):
+    HASH_MISMATCH = "HASH_MISMATCH"  # a hashed value was changed after the event was written
+    PREV_HASH_MISMATCH = "PREV_HASH_MISMATCH"  # an event before it was deleted, inserted or rewritten
+    SEQUENCE_GAP = "SEQUENCE_GAP"  # events are missing before this one
+    SEQUENCE_OUT_OF_ORDER = "SEQUENCE_OUT_OF_ORDER"  # reordered or duplicated sequence numbers
+    UNSEALED = "UNSEALED"  # the event has no hash (written without the chain, or the hash was erased)
+    MALFORMED = "MALFORMED"  # the sequence is not a number, or a value cannot be hashed
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    chain_key: str
+    event_id: str
+    sequence: int | None
+    problem: ChainProblem
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    chain_key: str
+    events_checked: int
+    head: ChainHead | None  # the last event's stored (sequence, hash), even when the chain is broken
+    first_break: ChainBreak | None
+    # Stored hash by sequence, kept only for the sequences asked for (checkpoint comparison).
+    hashes_at: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
+
+def verify_chain(
+    key: str,
+    events: Iterable[Mapping[str, object]],
+    layout: ChainLayout = DEFAULT_LAYOUT,
+    keep_hashes_at: frozenset[int] = frozenset(),
+) -> ChainReport:
+    """Re-check one chain given in sequence order; report the FIRST broken event and what is wrong.
+
+    Checks per event, in this order: it is sealed; its sequence follows the previous one; its `prev_hash`
+    is the previous event's stored `hash`; its `hash` matches its stored fields.
+    """
+    first_break: ChainBreak | None = None
+    previous: ChainHead | None = None
+    checked = 0
+    hashes_at: dict[int, str] = {}
+    for event in events:
+        checked += 1
+        stored_hash = event.get(layout.hash_field)
+        sequence = event.get(layout.sequence_field)
+        if isinstance(sequence, int) and isinstance(stored_hash, str) and sequence in keep_hashes_at:
+            hashes_at[sequence] = stored_hash
+        if first_break is None:
+            problem = _first_problem(event, previous, layout)
+            if problem is not None:
+                first_break = ChainBreak(
+                    key,
+                    str(event.get(layout.id_field)),
+                    sequence if isinstance(sequence, int) else None,
+                    problem[0],
+                    problem[1],
+                )
+        if isinstance(sequence, int) and isinstance(stored_hash, str):
+            previous = ChainHead(sequence, stored_hash)
+    return ChainReport(key, checked, previous, first_break, hashes_at)
+
+
+def _first_problem(
+    event: Mapping[str, object], previous: ChainHead | None, layout: ChainLayout
+) -> tuple[ChainProblem, str] | None:
+    stored_hash = event.get(layout.hash_field)
+    sequence = event.get(layout.sequence_field)
+    stored_prev = event.get(layout.prev_hash_field)
+    if not isinstance(stored_hash, str) or not stored_hash:
+        return ChainProblem.UNSEALED, "the event has no hash: it was written outside the chain"
+    if not isinstance(sequence, int) or isinstance(sequence, bool):
+        return ChainProblem.MALFORMED, f"the sequence {sequence!r} is not a number"
+    expected_sequence, expected_prev = next_link(previous)
+    if sequence > expected_sequence:
+        missing = (
+            f"{expected_sequence}"
+            if sequence == expected_sequence + 1
+            else f"{expected_sequence} to {sequence - 1}"
+        )
+        return ChainProblem.SEQUENCE_GAP, (
+            f"sequence {missing} is missing before {sequence}: events were deleted (or stored out of order)"
+        )
+    if sequence < expected_sequence:
+        return (
+            ChainProblem.SEQUENCE_OUT_OF_ORDER,
+            f"sequence {sequence} comes where {expected_sequence} was expected: "
+            "events reordered or duplicated",
+        )
+    if stored_prev != expected_prev:
+        return (
+            ChainProblem.PREV_HASH_MISMATCH,
+            "prev_hash is not the hash of the event before it: an earlier event was deleted, inserted, "
+            "moved or rewritten",
+        )
+    try:
+        recomputed = event_hash(expected_prev, event, layout)
+    except ValueError as exc:
+        return ChainProblem.MALFORMED, f"the event cannot be hashed: {exc}"
+    if recomputed != stored_hash:
+        return (
+            ChainProblem.HASH_MISMATCH,
+            "the stored hash does not match the event's values: a value changed",
+        )
+    return None

@@ -1,0 +1,88 @@
+"""Consent receipts: build, sign, keep, list and verify them.
+
+The consent use cases call `issue(uow, subject_id, data)` INSIDE their own unit of work, after writing
+the consent events, so the receipt commits (or rolls back) with them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+
+from dsr_gateway.domain.access import require_subject_access
+from dsr_gateway.domain.errors import NotFound, PermissionDenied
+from dsr_gateway.domain.principal import Principal
+from dsr_gateway.domain.receipts import (
+    Controller,
+    ReceiptInput,
+    StoredReceipt,
+    build_receipt,
+    missing_members,
+)
+from dsr_gateway.services.audit_ports import ReceiptUnitOfWork, SignatureInvalid, Signer
+from dsr_gateway.services.ports import Clock
+
+READ_SCOPE = "consent:read"
+MAX_RECEIPTS = 200
+
+
+def new_receipt_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ReceiptService:
+    def __init__(
+        self,
+        uow: Callable[[], ReceiptUnitOfWork],
+        signer: Signer,
+        controller: Controller,
+        clock: Clock,
+    ) -> None:
+        self._uow = uow
+        self._signer = signer
+        self._controller = controller
+        self._clock = clock
+
+    def sign(self, data: ReceiptInput) -> str:
+        """The receipt as a compact JWS (EdDSA, kid = the published key's thumbprint)."""
+        return self._signer.sign(build_receipt(data, self._controller, self._signer.public_jwk))
+
+    async def issue(self, uow: ReceiptUnitOfWork, subject_id: int, data: ReceiptInput) -> StoredReceipt:
+        """Sign and add a receipt in the caller's unit of work; the caller commits."""
+        receipt = StoredReceipt(data.receipt_id, subject_id, self._clock(), self.sign(data))
+        await uow.consent_receipts.add(receipt)
+        return receipt
+
+    async def list_for(
+        self, principal: Principal, external_id: str, limit: int = 50
+    ) -> Sequence[StoredReceipt]:
+        """The subject's receipts, newest first (the subject itself, staff, or a client with consent:read)."""
+        require_subject_access(principal, external_id, READ_SCOPE)
+        async with self._uow() as uow:
+            subject = await uow.subjects.get(external_id)
+            if subject is None:
+                return []
+            return await uow.consent_receipts.list_for_subject(subject.id, min(max(limit, 1), MAX_RECEIPTS))
+
+    async def get(self, principal: Principal, receipt_id: str) -> StoredReceipt:
+        """One receipt by its consentReceiptID; NotFound also when it is someone else's."""
+        async with self._uow() as uow:
+            receipt = await uow.consent_receipts.get(receipt_id)
+            subject = await uow.subjects.get_by_id(receipt.subject_id) if receipt else None
+        if receipt is None or subject is None:
+            raise NotFound("consent receipt", receipt_id)
+        try:
+            require_subject_access(principal, subject.external_id, READ_SCOPE)
+        except PermissionDenied as exc:
+            raise NotFound("consent receipt", receipt_id) from exc
+        return receipt
+
+    def verify(self, jws: str) -> dict[str, object]:
+        """The receipt's claims if it is ours and complete; SignatureInvalid otherwise."""
+        claims = self._signer.verify(jws)
+        missing = missing_members(claims)
+        if missing:
+            raise SignatureInvalid(
+                f"the signed document is not a consent receipt (missing {', '.join(missing)})"
+            )
+        return claims
