@@ -105,6 +105,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     asyncio.run(_upgrade(settings))
+    # Make the development secrets file now: worker processes would race to create it.
+    settings.with_development_secrets()
     logging.getLogger("dsr_gateway").info(
         "serving on http://%s:%s/graphql (%s, %s)",
         args.host,

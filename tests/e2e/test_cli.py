@@ -263,3 +263,24 @@ async def test_migrate_on_a_database_at_head_is_a_no_op(dsr: Any) -> None:
     for _ in range(2):
         result = await dsr("migrate")
         assert (result.code, result.out) == (0, "The database is at the latest schema.\n")
+
+
+async def test_serve_migrates_and_makes_the_dev_secrets_before_starting_workers(
+    environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    environment.setenv("DSR_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'served.db'}")
+    seen: list[tuple[bool, bool, int | None]] = []
+
+    def run(*args: object, **kwargs: Any) -> None:
+        seen.append(
+            (
+                (tmp_path / "served.db").is_file(),
+                (tmp_path / ".dsr_gateway_dev_secrets.json").is_file(),
+                kwargs["workers"],
+            )
+        )
+
+    environment.setattr("uvicorn.run", run)
+    assert await asyncio.to_thread(cli.main, ["serve", "--workers", "3"]) == 0
+    # Three workers would otherwise race to create the secrets file (O_EXCL: all but one fail).
+    assert seen == [(True, True, 3)]

@@ -13,11 +13,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from dsr_gateway.connectors.events import InProcessEventBus
-from tests.support.app import admin_token, subject_token
+from tests.support.app import admin_token, make_settings, subject_token
 from tests.support.factories import PUBLISH_NOTICE, UPSERT_PURPOSE, notice_input, purpose_input
-from tests.support.live_server import LiveServer, live_server_url
-
-__all__ = ["live_server_url"]  # the fixture, used by name below
+from tests.support.live_server import LiveServer, live_server
 
 SUBSCRIPTION = "subscription { privacyNoticePublished { version summary purposes { key } } }"
 WAIT_SECONDS = 15.0
@@ -40,9 +38,6 @@ class WatchedBus(InProcessEventBus):
 async def server(monkeypatch: pytest.MonkeyPatch, database_url: str) -> AsyncIterator[LiveServer]:
     WatchedBus.instances.clear()
     monkeypatch.setattr("dsr_gateway.app.InProcessEventBus", WatchedBus)
-    from tests.support.app import make_settings
-    from tests.support.live_server import live_server
-
     async with live_server(make_settings(database_url)) as running:
         yield running
 
