@@ -110,6 +110,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     asyncio.run(_upgrade(settings))
+    # Make the development secrets file now: worker processes would race to create it.
+    settings.with_development_secrets()
     logging.getLogger("dsr_gateway").info(
         "serving on http://%s:%s/graphql (%s, %s)",
         args.host,
@@ -178,7 +180,13 @@ def _dev_tokens(settings: Settings, args: argparse.Namespace) -> int:
         print("error: dev-tokens works only with DSR_ENV=development.", file=sys.stderr)
         return 1
     settings = settings.with_development_secrets()
-    assert settings.jwt_secret is not None
+    if settings.jwt_secret is None:
+        print(
+            "error: dev-tokens signs with DSR_JWT_SECRET; with only DSR_JWKS_URL set, get tokens from "
+            "your identity provider.",
+            file=sys.stderr,
+        )
+        return 1
     secret = settings.jwt_secret.get_secret_value()
     common = {
         "lifetime_seconds": args.hours * 3600,

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEV_SECRETS_FILE = Path(".dsr_gateway_dev_secrets.json")
 
 
@@ -71,6 +72,13 @@ class Settings(BaseSettings):
                 "(for example postgresql+asyncpg://user@host/db)"
             )
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

@@ -17,6 +17,7 @@ from dsr_gateway.domain.principal import Principal, PrincipalKind, Role
 ApiKeyLookup = Callable[[str], Awaitable[Principal | None]]
 API_KEY_CACHE_SECONDS = 30.0
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
+UNKNOWN_KID_REFRESH_SECONDS = 60.0
 
 
 class AuthenticationFailed(Exception):
@@ -35,16 +36,26 @@ class JwtConfig:
 class JwksKeys:
     """An identity provider's public keys, cached, fetched again when a token names an unknown `kid`."""
 
-    def __init__(self, url: str, client: httpx.AsyncClient, cache_seconds: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        client: httpx.AsyncClient,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._url = url
         self._client = client
         self._cache_seconds = cache_seconds
+        self._clock = clock
         self._keys: dict[str, PyJWK] = {}
-        self._fetched_at = 0.0
+        self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
 
+    def _age(self) -> float:
+        return float("inf") if self._fetched_at is None else self._clock() - self._fetched_at
+
     async def key(self, kid: str | None) -> PyJWK:
-        fresh = time.monotonic() - self._fetched_at < self._cache_seconds
+        fresh = self._age() < self._cache_seconds
         if not fresh or kid not in self._keys:
             await self._refresh(force=fresh)
         if kid is None and len(self._keys) == 1:
@@ -58,7 +69,9 @@ class JwksKeys:
     async def _refresh(self, force: bool) -> None:
         async with self._lock:
             # Another caller may have refreshed while we waited; an unknown kid may refresh once a minute.
-            if force and time.monotonic() - self._fetched_at < 60:
+            if force and self._age() < UNKNOWN_KID_REFRESH_SECONDS:
+                return
+            if not force and self._age() < self._cache_seconds:
                 return
             try:
                 response = await self._client.get(self._url, timeout=5.0)
@@ -69,7 +82,7 @@ class JwksKeys:
                     "The identity provider's keys could not be fetched; try again."
                 ) from exc
             self._keys = {k.key_id or "": k for k in keyset.keys}
-            self._fetched_at = time.monotonic()
+            self._fetched_at = self._clock()
 
 
 class Authenticator:
@@ -113,7 +126,13 @@ class Authenticator:
         if algorithm == "HS256" and self._config.secret:
             key, algorithms = self._config.secret, ["HS256"]
         elif algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:
-            key, algorithms = (await self._jwks.key(header.get("kid"))).key, ASYMMETRIC_ALGORITHMS
+            jwk = await self._jwks.key(header.get("kid"))
+            # Only the algorithm of the key the kid names: an RSA key never verifies an ES256 token.
+            if jwk.algorithm_name != algorithm:
+                raise AuthenticationFailed(
+                    f"The token says {algorithm!r} but its key is for {jwk.algorithm_name!r}."
+                )
+            key, algorithms = jwk.key, [algorithm]
         else:
             raise AuthenticationFailed(f"Tokens signed with {algorithm!r} are not accepted here.")
         options = {"require": ["exp", "sub"], "verify_aud": self._config.audience is not None}
@@ -145,18 +164,29 @@ class Authenticator:
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     """`roles` make staff, `scope` makes an API client, otherwise `sub` is a subject's external id."""
     subject = str(claims["sub"])
-    raw_roles = claims.get("roles") or []
-    if isinstance(raw_roles, str):
-        raw_roles = raw_roles.split()
+    if not subject.strip():
+        raise AuthenticationFailed("The token lacks the 'sub' claim.")
+    raw_roles = _names(claims.get("roles"))
     roles = frozenset(Role(r) for r in raw_roles if r in {m.value for m in Role})
     if roles:
         return Principal(PrincipalKind.STAFF, id=subject, roles=roles, name=claims.get("name"))
-    scope = claims.get("scope")
-    if isinstance(scope, str) and scope.strip():
-        return Principal(PrincipalKind.API_CLIENT, id=subject, scopes=frozenset(scope.split()))
+    scopes = _names(claims.get("scope"))
+    if scopes:
+        return Principal(PrincipalKind.API_CLIENT, id=subject, scopes=frozenset(scopes))
     if raw_roles:
         raise AuthenticationFailed("The token's roles are not roles this gateway knows (agent, admin).")
     return Principal(PrincipalKind.SUBJECT, id=subject)
+
+
+def _names(value: Any) -> list[str]:
+    """A space-separated string or a list of strings; anything else is a list of one unknown name."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v for v in value if v]
+    return [repr(value)]
 
 
 def mint_token(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from dsr_gateway.domain.principal import Principal
@@ -24,6 +27,17 @@ class GatewayGraphQL(GraphQL[Context, None]):
     A request that could not be executed at all (syntax or validation errors: `data` null and no
     error with a path) answers 400; clients that accept `application/graphql-response+json` get it.
     """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            response = _request_refused(request, exc)
+        await response(scope, receive, send)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
@@ -53,6 +67,23 @@ class GatewayGraphQL(GraphQL[Context, None]):
             services=state.services,
             request_id=request_id_var.get(),
         )
+
+
+def _request_refused(request: Request, exc: HTTPException) -> Response:
+    """A request refused before execution, as a GraphQL-shaped error (strawberry answers plain text).
+
+    GraphQL over HTTP: a mutation sent with GET is 405 Method Not Allowed, with `Allow: POST`.
+    """
+    status, headers = exc.status_code, {}
+    if isinstance(exc.__cause__, InvalidOperationTypeError) and request.method == "GET":
+        status, headers = 405, {"Allow": "POST"}
+    wants_graphql_json = GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+    return JSONResponse(
+        {"errors": [{"message": exc.reason}]},
+        status_code=status,
+        headers=headers,
+        media_type=GRAPHQL_RESPONSE_JSON if wants_graphql_json else "application/json",
+    )
 
 
 def _is_request_error(response: GraphQLHTTPResponse) -> bool:

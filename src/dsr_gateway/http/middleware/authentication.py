@@ -23,9 +23,12 @@ class AuthenticationMiddleware:
         try:
             principal = await authenticator.authenticate(header.decode("latin-1") if header else None)
         except AuthenticationFailed as exc:
-            if scope["type"] == "websocket":
+            denial_response = "websocket.http.response" in scope.get("extensions", {})
+            if scope["type"] == "websocket" and not denial_response:
+                # A server that cannot answer a handshake with a response refuses it (HTTP 403).
                 await send({"type": "websocket.close", "code": 4401, "reason": str(exc)[:120]})
                 return
+            # Over HTTP, and on a WebSocket handshake where the server can: 401 with the reason.
             response = JSONResponse(
                 {"errors": [{"message": str(exc), "extensions": {"code": "UNAUTHENTICATED"}}]},
                 status_code=401,
