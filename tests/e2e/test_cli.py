@@ -210,6 +210,7 @@ async def test_dev_tokens_carry_the_configured_audience_and_issuer(
                 "DSR_JWT_SECRET": "p" * 40,
                 "DSR_ENCRYPTION_KEY": "e",
                 "DSR_HMAC_KEY": "h",
+                "DSR_SIGNING_KEY": "A" * 43 + "=",
             },
             "error: dev-tokens works only with DSR_ENV=development.",
         ),

@@ -58,11 +58,11 @@ def settings_error(**values: Any) -> str:
         ),
         (
             {"env": "production", "jwt_secret": LONG_SECRET},
-            "production needs DSR_ENCRYPTION_KEY, DSR_HMAC_KEY",
+            "production needs DSR_ENCRYPTION_KEY, DSR_HMAC_KEY, DSR_SIGNING_KEY",
         ),
         (
             {"env": "production", "jwks_url": "https://idp.example/jwks", "encryption_key": "e" * 40},
-            "production needs DSR_HMAC_KEY",
+            "production needs DSR_HMAC_KEY, DSR_SIGNING_KEY",
         ),
         ({"jwt_secret": "short"}, "DSR_JWT_SECRET must be at least 32 characters"),
         ({"env": "staging"}, "Input should be 'development' or 'production'"),
@@ -80,8 +80,20 @@ def test_a_bad_setting_is_refused_with_a_clear_message(values: dict[str, Any], m
     [
         {},
         {"database_url": "postgresql+asyncpg://user@db.example/gateway"},
-        {"env": "production", "jwt_secret": LONG_SECRET, "encryption_key": "e", "hmac_key": "h"},
-        {"env": "production", "jwks_url": "https://idp.example/jwks", "encryption_key": "e", "hmac_key": "h"},
+        {
+            "env": "production",
+            "jwt_secret": LONG_SECRET,
+            "encryption_key": "e",
+            "hmac_key": "h",
+            "signing_key": "k",
+        },
+        {
+            "env": "production",
+            "jwks_url": "https://idp.example/jwks",
+            "encryption_key": "e",
+            "hmac_key": "h",
+            "signing_key": "k",
+        },
         {"log_level": "debug"},
     ],
 )
