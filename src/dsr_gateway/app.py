@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from dsr_gateway.connectors.events import InProcessEventBus
+from dsr_gateway.connectors.secret_box import SecretBox
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.graphql.schema import build_schema
@@ -28,6 +29,7 @@ from dsr_gateway.http.middleware.request_id import RequestIdMiddleware
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.container import Services
+from dsr_gateway.services.webhooks import WebhookService
 from dsr_gateway.settings import Settings
 
 
@@ -56,10 +58,14 @@ def create_app(settings: Settings) -> Starlette:
             return SqlUnitOfWork(session_factory)
 
         events = InProcessEventBus()
+        if settings.encryption_key is None:  # filled in development, required in production
+            raise RuntimeError("DSR_ENCRYPTION_KEY is required")
+        secret_box = SecretBox(settings.encryption_key.get_secret_value())
         services = Services(
             catalogue=CatalogueService(uow, utc_now, events),
             api_keys=ApiKeyService(uow, utc_now),
             events=events,
+            webhooks=WebhookService(uow, utc_now, secret_box, allow_plain_http=settings.is_development),
         )
         jwt_config = JwtConfig(
             secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
+from dsr_gateway.db.repositories.webhooks import SqlWebhookRepository
 
 
 class SqlUnitOfWork:
@@ -19,6 +20,7 @@ class SqlUnitOfWork:
     notices: SqlNoticeRepository
     api_keys: SqlApiKeyRepository
     subjects: SqlSubjectRepository
+    webhooks: SqlWebhookRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -29,6 +31,7 @@ class SqlUnitOfWork:
         self.notices = SqlNoticeRepository(self.session)
         self.api_keys = SqlApiKeyRepository(self.session)
         self.subjects = SqlSubjectRepository(self.session)
+        self.webhooks = SqlWebhookRepository(self.session)
         return self
 
     async def __aexit__(

@@ -29,18 +29,19 @@ from dsr_gateway.graphql.errors import (
     ValidationError,
 )
 from dsr_gateway.graphql.subjects import SubjectQuery
+from dsr_gateway.graphql.webhooks import WebhookMutation, WebhookQuery
 
 logger = logging.getLogger("dsr_gateway.graphql")
 MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
 
 
 @strawberry.type
-class Query(CatalogueQuery, SubjectQuery):
+class Query(CatalogueQuery, SubjectQuery, WebhookQuery):
     pass
 
 
 @strawberry.type
-class Mutation(CatalogueMutation):
+class Mutation(CatalogueMutation, WebhookMutation):
     pass
 
 

@@ -15,7 +15,17 @@ SQLModel.metadata.naming_convention = {
 from dsr_gateway.db.tables.access import ApiKeyRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
 from dsr_gateway.db.tables.subjects import SubjectRow
+from dsr_gateway.db.tables.webhooks import WebhookDeliveryRow, WebhookSubscriptionRow
 
 metadata = SQLModel.metadata
 
-__all__ = ["ApiKeyRow", "NoticePurposeRow", "PrivacyNoticeRow", "PurposeRow", "SubjectRow", "metadata"]
+__all__ = [
+    "ApiKeyRow",
+    "NoticePurposeRow",
+    "PrivacyNoticeRow",
+    "PurposeRow",
+    "SubjectRow",
+    "WebhookDeliveryRow",
+    "WebhookSubscriptionRow",
+    "metadata",
+]
