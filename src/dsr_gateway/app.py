@@ -15,15 +15,18 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from dsr_gateway.connectors.events import InProcessEventBus
+from dsr_gateway.connectors.link_signing import LinkSigner, UnsubscribeLinks
 from dsr_gateway.connectors.secret_box import SecretBox
+from dsr_gateway.connectors.templates import MessageTemplates
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.graphql.schema import build_schema
-from dsr_gateway.http import health
+from dsr_gateway.http import health, unsubscribe
 from dsr_gateway.http.auth import Authenticator, JwksKeys, JwtConfig
 from dsr_gateway.http.graphql_app import make_graphql_app
 from dsr_gateway.http.middleware.authentication import AuthenticationMiddleware
 from dsr_gateway.http.middleware.body_limit import BodySizeLimitMiddleware
+from dsr_gateway.http.middleware.gpc import GpcMiddleware
 from dsr_gateway.http.middleware.metrics import HttpMetrics, MetricsMiddleware
 from dsr_gateway.http.middleware.request_id import RequestIdMiddleware
 from dsr_gateway.services.api_keys import ApiKeyService
@@ -80,6 +83,19 @@ def create_app(settings: Settings) -> Starlette:
             else None
         )
 
+        if settings.hmac_key is None:  # filled in development, required in production
+            raise RuntimeError("DSR_HMAC_KEY is required")
+        link_keys = {k: v.get_secret_value() for k, v in settings.previous_link_keys.items()}
+        link_keys[settings.link_key_id] = settings.hmac_key.get_secret_value()
+        link_signer = LinkSigner(link_keys, settings.link_key_id)
+        message_templates = MessageTemplates(
+            settings.templates_dir,
+            defaults={
+                "organisation": settings.organisation_name,
+                "privacy_contact": settings.privacy_contact,
+            },
+        )
+
         async def database_ping() -> None:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
@@ -90,6 +106,11 @@ def create_app(settings: Settings) -> Starlette:
                 "authenticator": Authenticator(jwt_config, services.api_keys.authenticate, jwks),
                 "database_ping": database_ping,
                 "metrics_registry": registry,
+                # Communication (docs/communication.md). Still to wire after merging: "unsubscribe_withdraw"
+                # (http/unsubscribe.py) and "record_gpc" (http/middleware/gpc.py), from the consent service.
+                "link_signer": link_signer,
+                "unsubscribe_links": UnsubscribeLinks(link_signer, settings.public_url),
+                "message_templates": message_templates,
             }
         finally:
             await http_client.aclose()
@@ -100,12 +121,16 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(MetricsMiddleware, metrics=HttpMetrics(registry)),
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
         Middleware(AuthenticationMiddleware),
+        Middleware(GpcMiddleware),
     ]
     routes = [
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        Route("/unsubscribe/{token}", unsubscribe.unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe.unsubscribe_post, methods=["POST"]),
+        Route("/.well-known/gpc.json", unsubscribe.make_gpc_json(settings.gpc_last_update), methods=["GET"]),
         WebSocketRoute("/graphql", graphql_app),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
