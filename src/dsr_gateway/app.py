@@ -16,17 +16,21 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from dsr_gateway.connectors.events import InProcessEventBus
+from dsr_gateway.connectors.link_signing import LinkSigner, UnsubscribeLinks
+from dsr_gateway.connectors.secret_box import SecretBox
 from dsr_gateway.connectors.signing import Ed25519Signer
+from dsr_gateway.connectors.templates import MessageTemplates
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.repositories.audit import SqlCheckpointStore
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.domain.receipts import Controller
 from dsr_gateway.graphql.schema import build_schema
-from dsr_gateway.http import health, wellknown
+from dsr_gateway.http import health, unsubscribe, wellknown
 from dsr_gateway.http.auth import Authenticator, JwksKeys, JwtConfig
 from dsr_gateway.http.graphql_app import make_graphql_app
 from dsr_gateway.http.middleware.authentication import AuthenticationMiddleware
 from dsr_gateway.http.middleware.body_limit import BodySizeLimitMiddleware
+from dsr_gateway.http.middleware.gpc import GpcMiddleware
 from dsr_gateway.http.middleware.metrics import HttpMetrics, MetricsMiddleware
 from dsr_gateway.http.middleware.request_id import RequestIdMiddleware
 from dsr_gateway.services.api_keys import ApiKeyService
@@ -34,6 +38,7 @@ from dsr_gateway.services.audit import AuditService, ChainRegistry
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.container import Services
 from dsr_gateway.services.receipts import ReceiptService
+from dsr_gateway.services.webhooks import WebhookService
 from dsr_gateway.settings import Settings
 
 
@@ -103,12 +108,16 @@ def create_app(settings: Settings) -> Starlette:
             return SqlUnitOfWork(session_factory)
 
         events = InProcessEventBus()
+        if settings.encryption_key is None:  # filled in development, required in production
+            raise RuntimeError("DSR_ENCRYPTION_KEY is required")
+        secret_box = SecretBox(settings.encryption_key.get_secret_value())
         services = Services(
             catalogue=CatalogueService(uow, utc_now, events),
             api_keys=ApiKeyService(uow, utc_now),
             events=events,
             audit=audit_service(engine, settings),
             receipts=ReceiptService(uow, signer, controller_from(settings), utc_now),
+            webhooks=WebhookService(uow, utc_now, secret_box, allow_plain_http=settings.is_development),
         )
         jwt_config = JwtConfig(
             secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
@@ -123,6 +132,19 @@ def create_app(settings: Settings) -> Starlette:
             else None
         )
 
+        if settings.hmac_key is None:  # filled in development, required in production
+            raise RuntimeError("DSR_HMAC_KEY is required")
+        link_keys = {k: v.get_secret_value() for k, v in settings.previous_link_keys.items()}
+        link_keys[settings.link_key_id] = settings.hmac_key.get_secret_value()
+        link_signer = LinkSigner(link_keys, settings.link_key_id)
+        message_templates = MessageTemplates(
+            settings.templates_dir,
+            defaults={
+                "organisation": settings.organisation_name,
+                "privacy_contact": settings.privacy_contact,
+            },
+        )
+
         async def database_ping() -> None:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
@@ -134,6 +156,11 @@ def create_app(settings: Settings) -> Starlette:
                 "database_ping": database_ping,
                 "metrics_registry": registry,
                 "signing_jwks": signer.jwks(),
+                # Communication (docs/communication.md). Still to wire after merging: "unsubscribe_withdraw"
+                # (http/unsubscribe.py) and "record_gpc" (http/middleware/gpc.py), from the consent service.
+                "link_signer": link_signer,
+                "unsubscribe_links": UnsubscribeLinks(link_signer, settings.public_url),
+                "message_templates": message_templates,
             }
         finally:
             await http_client.aclose()
@@ -144,6 +171,7 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(MetricsMiddleware, metrics=HttpMetrics(registry)),
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
         Middleware(AuthenticationMiddleware),
+        Middleware(GpcMiddleware),
     ]
     routes = [
         Route("/healthz", health.healthz, methods=["GET"]),
@@ -151,6 +179,9 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", health.metrics, methods=["GET"]),
         Route("/.well-known/jwks.json", wellknown.jwks, methods=["GET"]),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        Route("/unsubscribe/{token}", unsubscribe.unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe.unsubscribe_post, methods=["POST"]),
+        Route("/.well-known/gpc.json", unsubscribe.make_gpc_json(settings.gpc_last_update), methods=["GET"]),
         WebSocketRoute("/graphql", graphql_app),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

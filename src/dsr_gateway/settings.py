@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import secrets
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,15 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=5000, ge=100)
     log_level: str = "INFO"
+
+    # Messages and links to subjects (docs/communication.md).
+    templates_dir: Path | None = None
+    organisation_name: str = "dsr-gateway"
+    privacy_contact: str = "privacy@example.com"
+    # Signed links: the id of DSR_HMAC_KEY in new tokens, and retired keys still accepted, by id.
+    link_key_id: int = Field(default=1, ge=0, le=255)
+    previous_link_keys: dict[int, SecretStr] = Field(default_factory=dict)
+    gpc_last_update: date = date(2026, 11, 29)
 
     @field_validator("database_url")
     @classmethod

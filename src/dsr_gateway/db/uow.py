@@ -12,6 +12,7 @@ from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
 from dsr_gateway.db.repositories.receipts import SqlConsentReceiptRepository
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
+from dsr_gateway.db.repositories.webhooks import SqlWebhookRepository
 
 
 class SqlUnitOfWork:
@@ -21,6 +22,7 @@ class SqlUnitOfWork:
     api_keys: SqlApiKeyRepository
     subjects: SqlSubjectRepository
     consent_receipts: SqlConsentReceiptRepository
+    webhooks: SqlWebhookRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -32,6 +34,7 @@ class SqlUnitOfWork:
         self.api_keys = SqlApiKeyRepository(self.session)
         self.subjects = SqlSubjectRepository(self.session)
         self.consent_receipts = SqlConsentReceiptRepository(self.session)
+        self.webhooks = SqlWebhookRepository(self.session)
         return self
 
     async def __aexit__(

@@ -30,18 +30,19 @@ from dsr_gateway.graphql.errors import (
     ValidationError,
 )
 from dsr_gateway.graphql.subjects import SubjectQuery
+from dsr_gateway.graphql.webhooks import WebhookMutation, WebhookQuery
 
 logger = logging.getLogger("dsr_gateway.graphql")
 MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
 
 
 @strawberry.type
-class Query(CatalogueQuery, SubjectQuery, AuditQuery):
+class Query(CatalogueQuery, SubjectQuery, AuditQuery, WebhookQuery):
     pass
 
 
 @strawberry.type
-class Mutation(CatalogueMutation, AuditMutation):
+class Mutation(CatalogueMutation, AuditMutation, WebhookMutation):
     pass
 
 

@@ -9,6 +9,7 @@ from dsr_gateway.services.audit import AuditService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.ports import EventBus
 from dsr_gateway.services.receipts import ReceiptService
+from dsr_gateway.services.webhooks import WebhookService
 
 
 @dataclass(frozen=True)
@@ -18,3 +19,4 @@ class Services:
     events: EventBus
     audit: AuditService
     receipts: ReceiptService
+    webhooks: WebhookService

@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from dsr_gateway.domain.notices import PrivacyNotice
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.domain.subjects import Subject
+from dsr_gateway.domain.webhooks import DeliveryPage, WebhookDelivery, WebhookEventType, WebhookSubscription
 
 Clock = Callable[[], datetime]
 
@@ -57,6 +58,34 @@ class SubjectRepository(Protocol):
     async def many(self, external_ids: Collection[str]) -> dict[str, Subject]: ...
 
 
+class WebhookRepository(Protocol):
+    async def add_subscription(
+        self,
+        url: str,
+        events: Sequence[WebhookEventType],
+        secret_encrypted: str,
+        description: str,
+        created_by: str,
+        now: datetime,
+    ) -> WebhookSubscription: ...
+    async def get_subscription(self, subscription_id: int) -> WebhookSubscription | None: ...
+    async def active_subscriptions(self) -> Sequence[WebhookSubscription]: ...
+    async def deactivate_subscription(self, subscription_id: int) -> bool: ...
+    async def enqueue(
+        self, event_type: WebhookEventType, payload: dict[str, Any], now: datetime
+    ) -> list[int]: ...
+    async def get_delivery(self, delivery_id: int) -> WebhookDelivery | None: ...
+    async def deliveries(self, subscription_id: int, first: int, before_id: int | None) -> DeliveryPage: ...
+    async def add_redelivery(self, original: WebhookDelivery, now: datetime) -> WebhookDelivery: ...
+
+
+class SecretCipher(Protocol):
+    """Reversible encryption for secrets we must read back (webhook signing secrets)."""
+
+    def encrypt(self, plaintext: str) -> str: ...
+    def decrypt(self, stored: str) -> str: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: repositories share it; nothing is written until commit()."""
 
@@ -69,6 +98,8 @@ class UnitOfWork(Protocol):
     def api_keys(self) -> ApiKeyRepository: ...
     @property
     def subjects(self) -> SubjectRepository: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

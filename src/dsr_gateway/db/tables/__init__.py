@@ -16,6 +16,7 @@ from dsr_gateway.db.tables.access import ApiKeyRow
 from dsr_gateway.db.tables.audit import AuditCheckpointRow, ConsentReceiptRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
 from dsr_gateway.db.tables.subjects import SubjectRow
+from dsr_gateway.db.tables.webhooks import WebhookDeliveryRow, WebhookSubscriptionRow
 
 metadata = SQLModel.metadata
 
@@ -27,5 +28,7 @@ __all__ = [
     "PrivacyNoticeRow",
     "PurposeRow",
     "SubjectRow",
+    "WebhookDeliveryRow",
+    "WebhookSubscriptionRow",
     "metadata",
 ]

@@ -1,0 +1,125 @@
+"""Webhooks for other systems: subscriptions, deliveries, and the rules for retrying them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from dsr_gateway.domain.errors import FieldProblem, ValidationFailed
+
+URL_MAX = 2000
+SECRET_MIN = 24
+SECRET_MAX = 256
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class WebhookEventType(StrEnum):
+    """What a subscription can ask for; the value is sent in the `X-DSR-Event` header."""
+
+    CONSENT_CHANGED = "consent.changed"
+    REQUEST_STATUS_CHANGED = "request.status_changed"
+    SLA_ALERT = "sla.alert"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSubscription:
+    id: int
+    url: str
+    events: tuple[WebhookEventType, ...]
+    active: bool
+    description: str
+    created_by: str
+    created_at: datetime
+
+    def wants(self, event_type: WebhookEventType) -> bool:
+        return self.active and event_type in self.events
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    id: int
+    subscription_id: int
+    event_id: str
+    event_type: WebhookEventType
+    payload: dict[str, Any]
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    redelivery_of: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPage:
+    deliveries: tuple[WebhookDelivery, ...]
+    has_next_page: bool
+
+
+def validate_subscription(
+    url: str, events: Sequence[WebhookEventType], secret: str | None, *, allow_plain_http: bool
+) -> None:
+    """Raise ValidationFailed listing every problem with a new subscription."""
+    problems: list[FieldProblem] = []
+    parts = urlsplit(url.strip())
+    if len(url) > URL_MAX:
+        problems.append(FieldProblem("url", f"must be at most {URL_MAX} characters"))
+    elif parts.scheme not in ("https", "http") or not parts.hostname:
+        problems.append(
+            FieldProblem("url", "give an absolute https:// URL, e.g. https://crm.example/hooks/dsr")
+        )
+    elif parts.scheme == "http" and not (allow_plain_http or parts.hostname in LOOPBACK_HOSTS):
+        problems.append(FieldProblem("url", "use https://: payloads carry personal data"))
+    elif parts.username or parts.password:
+        problems.append(
+            FieldProblem("url", "must not contain a user name or password; the signature authenticates us")
+        )
+    if not events:
+        problems.append(FieldProblem("events", "choose at least one event type"))
+    elif len(set(events)) != len(events):
+        problems.append(FieldProblem("events", "lists an event type twice"))
+    if secret is not None and not SECRET_MIN <= len(secret) <= SECRET_MAX:
+        problems.append(
+            FieldProblem(
+                "secret",
+                f"must be {SECRET_MIN} to {SECRET_MAX} characters, or left out to have one generated",
+            )
+        )
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def retry_delay(attempts: int, base: timedelta, cap: timedelta, jitter: float) -> timedelta:
+    """Wait before the next try after `attempts` failures: doubling from `base` up to `cap`, then jittered.
+
+    `jitter` is a number in [0, 1) (random in production, fixed in tests); the wait is scaled into
+    [50%, 100%] of the exponential value, so receivers that come back are not hit by every sender at once.
+    """
+    if attempts < 1:
+        raise ValueError("attempts counts failures so far and starts at 1")
+    exponential = min(cap, base * (1 << min(attempts - 1, 30)))
+    return exponential * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
+
+
+def envelope(delivery: WebhookDelivery) -> bytes:
+    """The exact bytes POSTed (and signed): compact, key-sorted JSON, the same on every retry."""
+    body = {
+        "id": delivery.event_id,
+        "type": delivery.event_type.value,
+        "createdAt": delivery.created_at.isoformat().replace("+00:00", "Z"),
+        "data": delivery.payload,
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
