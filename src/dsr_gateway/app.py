@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,11 +15,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
+from dsr_gateway.connectors.certificate_signer import Ed25519Signer, load_signing_key
 from dsr_gateway.connectors.events import InProcessEventBus
+from dsr_gateway.connectors.export_package import ZipPackageWriter
+from dsr_gateway.connectors.export_storage import LocalDirectoryStorage
+from dsr_gateway.connectors.registry import build_connectors, close_connectors
+from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.graphql.schema import build_schema
-from dsr_gateway.http import health
+from dsr_gateway.http import exports, health
 from dsr_gateway.http.auth import Authenticator, JwksKeys, JwtConfig
 from dsr_gateway.http.graphql_app import make_graphql_app
 from dsr_gateway.http.middleware.authentication import AuthenticationMiddleware
@@ -28,6 +34,7 @@ from dsr_gateway.http.middleware.request_id import RequestIdMiddleware
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.container import Services
+from dsr_gateway.services.exports import ExportService
 from dsr_gateway.settings import Settings
 
 
@@ -45,6 +52,11 @@ def create_app(settings: Settings) -> Starlette:
         max_tokens=settings.max_tokens,
     )
     graphql_app = make_graphql_app(schema, development=settings.is_development)
+    # A bad systems file stops the start here, with every problem named by system and field.
+    systems = load_systems(settings.systems_file) if settings.systems_file else SystemsConfig()
+    # Filled in development; required in production when there is a systems file (settings.py checks).
+    signing_key = settings.signing_key.get_secret_value() if settings.signing_key else None
+    certificate_signer = Ed25519Signer(load_signing_key(signing_key)) if signing_key else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -56,10 +68,26 @@ def create_app(settings: Settings) -> Starlette:
             return SqlUnitOfWork(session_factory)
 
         events = InProcessEventBus()
+        assert settings.hmac_key is not None  # required in production, generated in development
+        hmac_key = settings.hmac_key.get_secret_value().encode()
+        export_storage = LocalDirectoryStorage(settings.export_dir)
+        export_service = ExportService(
+            uow,
+            ZipPackageWriter(export_storage, utc_now),
+            export_storage,
+            utc_now,
+            hmac_key,
+            settings.public_url,
+            timedelta(days=settings.export_link_days),
+        )
+        connectors = build_connectors(
+            systems, os.environ, http_client, hmac_key, f"{settings.public_url}/callbacks/fulfilment"
+        )
         services = Services(
             catalogue=CatalogueService(uow, utc_now, events),
             api_keys=ApiKeyService(uow, utc_now),
             events=events,
+            exports=export_service,
         )
         jwt_config = JwtConfig(
             secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
@@ -84,8 +112,13 @@ def create_app(settings: Settings) -> Starlette:
                 "authenticator": Authenticator(jwt_config, services.api_keys.authenticate, jwks),
                 "database_ping": database_ping,
                 "metrics_registry": registry,
+                # Fulfilment, for the request worker: the systems file, a connector per SQL/HTTP system.
+                "systems": systems,
+                "connectors": connectors,
+                "certificate_signer": certificate_signer,
             }
         finally:
+            await close_connectors(connectors)
             await http_client.aclose()
             await engine.dispose()
 
@@ -99,6 +132,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
+        Route("/exports/{token}", exports.download, methods=["GET"]),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
     ]

@@ -5,6 +5,7 @@ Read only by app.py, cli.py and the migrations; everything else receives what it
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -48,6 +49,13 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=5000, ge=100)
     log_level: str = "INFO"
 
+    # Fulfilment: the data systems file, where access packages go, how long their links work, and the
+    # Ed25519 key that signs erasure certificates (base64 of PKCS#8 DER or of the 32 raw bytes, or PEM).
+    systems_file: Path | None = None
+    export_dir: Path = Path("./exports")
+    export_link_days: int = Field(default=7, ge=1, le=90)
+    signing_key: SecretStr | None = None
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -72,6 +80,14 @@ class Settings(BaseSettings):
             raise ValueError("DSR_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)")
         return self
 
+    @model_validator(mode="after")
+    def _production_fulfilment_needs_a_signing_key(self) -> Settings:
+        if self.env is Environment.PRODUCTION and self.systems_file is not None and self.signing_key is None:
+            raise ValueError(
+                "production with DSR_SYSTEMS_FILE needs DSR_SIGNING_KEY to sign erasure certificates"
+            )
+        return self
+
     @property
     def is_development(self) -> bool:
         return self.env is Environment.DEVELOPMENT
@@ -93,7 +109,21 @@ class Settings(BaseSettings):
         for name in ("jwt_secret", "encryption_key", "hmac_key"):
             if getattr(self, name) is None and not (name == "jwt_secret" and self.jwks_url):
                 updates[name] = SecretStr(stored[name])
+        if self.signing_key is None:
+            updates["signing_key"] = SecretStr(_load_or_create_dev_signing_key(secrets_file))
         return self.model_copy(update=updates)
+
+
+def _load_or_create_dev_signing_key(secrets_file: Path) -> str:
+    """An Ed25519 key (base64 of 32 raw bytes) kept beside the dev secrets: certificates verify later."""
+    path = secrets_file.with_name(secrets_file.name + ".signing_key")
+    if path.exists():
+        return path.read_text().strip()
+    value = base64.b64encode(secrets.token_bytes(32)).decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
 
 
 def _load_or_create_dev_secrets(path: Path) -> dict[str, str]:

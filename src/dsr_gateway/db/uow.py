@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
+from dsr_gateway.db.repositories.exports import SqlExportPackageRepository
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
 
 
@@ -19,6 +20,7 @@ class SqlUnitOfWork:
     notices: SqlNoticeRepository
     api_keys: SqlApiKeyRepository
     subjects: SqlSubjectRepository
+    exports: SqlExportPackageRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -29,6 +31,7 @@ class SqlUnitOfWork:
         self.notices = SqlNoticeRepository(self.session)
         self.api_keys = SqlApiKeyRepository(self.session)
         self.subjects = SqlSubjectRepository(self.session)
+        self.exports = SqlExportPackageRepository(self.session)
         return self
 
     async def __aexit__(

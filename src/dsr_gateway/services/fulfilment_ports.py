@@ -275,3 +275,15 @@ def _plain(value: object) -> object:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+class AccessPackageWriter(Protocol):
+    """Gathers a subject's records from connectors into one stored package (connectors/export_package.py)."""
+
+    async def write(
+        self,
+        export_id: str,
+        request_id: str,
+        subject: SubjectIdentifiers,
+        sources: Sequence[tuple[SystemDescription, Connector]],
+    ) -> StoredFile: ...
