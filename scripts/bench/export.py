@@ -28,12 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.shop import addresses, newsletter, orders, seed_shop  # noqa: E402
+
 from dsr_gateway.connectors.export_package import ZipPackageWriter  # noqa: E402
 from dsr_gateway.connectors.export_storage import LocalDirectoryStorage  # noqa: E402
 from dsr_gateway.connectors.sql_connector import SqlConnector  # noqa: E402
 from dsr_gateway.connectors.systems_config import SqlSystem, load_systems  # noqa: E402
 from dsr_gateway.services.fulfilment_ports import SubjectIdentifiers  # noqa: E402
-from tests.support.shop import addresses, newsletter, orders, seed_shop  # noqa: E402
 
 SUBJECT = SubjectIdentifiers("cust-1", "jane@example.com")
 MIB = 1024 * 1024
@@ -138,7 +139,8 @@ async def main() -> None:
 
     rows = exported + 1  # and Jane's customer row
     print(
-        f"database          {url.split('://')[0]}  ({seeded:,} rows in the big tables, {rows:,} of them the subject's)"
+        f"database          {url.split('://')[0]}  ({seeded:,} rows in the big tables, "
+        f"{rows:,} of them the subject's)"
     )
     print(
         f"idle process RSS  {idle_rss / MIB:8.1f} MiB  (peak so far {idle_peak / MIB:.1f} MiB, after seeding)"
@@ -148,15 +150,18 @@ async def main() -> None:
         f"zip {stored.size / MIB:.1f} MiB"
     )
     print(
-        f"  peak RSS        {export_peak / MIB:8.1f} MiB  (+{(export_peak - max(idle_peak, idle_rss)) / MIB:.1f} MiB "
+        f"  peak RSS        {export_peak / MIB:8.1f} MiB  "
+        f"(+{(export_peak - max(idle_peak, idle_rss)) / MIB:.1f} MiB "
         f"above the idle peak; aim: < 64 MiB)"
     )
     print(f"  traced peak     {traced_export / MIB:8.1f} MiB  (Python allocations during a second export)")
     print(
-        f"plain SELECT      {rows / select_seconds:10,.0f} rows/s  {select_seconds:6.2f} s  (all rows in memory)"
+        f"plain SELECT      {rows / select_seconds:10,.0f} rows/s  {select_seconds:6.2f} s  "
+        "(all rows in memory)"
     )
     print(
-        f"  peak RSS        {select_peak / MIB:8.1f} MiB  (+{(select_peak - export_peak) / MIB:.1f} MiB above the export)"
+        f"  peak RSS        {select_peak / MIB:8.1f} MiB  "
+        f"(+{(select_peak - export_peak) / MIB:.1f} MiB above the export)"
     )
 
 

@@ -97,7 +97,7 @@ def test_a_certificate_verifies_with_the_public_key_and_lists_every_action() -> 
 def test_a_tampered_or_foreign_certificate_is_refused() -> None:
     signer = Ed25519Signer(load_signing_key(generate_signing_key()))
     _, token = issue_certificate(signer, "req-1", "gw", NOW, RESULTS)
-    header, payload, signature = token.split(".")
+    header, _payload, signature = token.split(".")
     claims = jwt.decode(token, options={"verify_signature": False})
     claims["systems"] = []
     forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
