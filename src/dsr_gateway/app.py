@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,17 +16,22 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
+from dsr_gateway.connectors.certificate_signer import CertificateSigner
 from dsr_gateway.connectors.events import InProcessEventBus
+from dsr_gateway.connectors.export_package import ZipPackageWriter
+from dsr_gateway.connectors.export_storage import LocalDirectoryStorage
 from dsr_gateway.connectors.link_signing import LinkSigner, UnsubscribeLinks
+from dsr_gateway.connectors.registry import build_connectors, close_connectors
 from dsr_gateway.connectors.secret_box import SecretBox
-from dsr_gateway.connectors.signing import Ed25519Signer
+from dsr_gateway.connectors.signing import Ed25519Signer, load_signing_key
+from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
 from dsr_gateway.connectors.templates import MessageTemplates
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.repositories.audit import SqlCheckpointStore
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.domain.receipts import Controller
 from dsr_gateway.graphql.schema import build_schema
-from dsr_gateway.http import health, unsubscribe, wellknown
+from dsr_gateway.http import exports, health, unsubscribe, wellknown
 from dsr_gateway.http.auth import Authenticator, JwksKeys, JwtConfig
 from dsr_gateway.http.graphql_app import make_graphql_app
 from dsr_gateway.http.middleware.authentication import AuthenticationMiddleware
@@ -37,6 +43,7 @@ from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService, ChainRegistry
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.container import Services
+from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.receipts import ReceiptService
 from dsr_gateway.services.webhooks import WebhookService
 from dsr_gateway.settings import Settings
@@ -97,6 +104,11 @@ def create_app(settings: Settings) -> Starlette:
     )
     graphql_app = make_graphql_app(schema, development=settings.is_development)
     signer = signer_from(settings)
+    # A bad systems file stops the start here, with every problem named by system and field.
+    systems = load_systems(settings.systems_file) if settings.systems_file else SystemsConfig()
+    # Erasure certificates are signed with the same key as checkpoints and receipts (one JWKS).
+    assert settings.signing_key is not None  # generated in development, required in production
+    certificate_signer = CertificateSigner(load_signing_key(settings.signing_key.get_secret_value()))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -111,6 +123,21 @@ def create_app(settings: Settings) -> Starlette:
         if settings.encryption_key is None:  # filled in development, required in production
             raise RuntimeError("DSR_ENCRYPTION_KEY is required")
         secret_box = SecretBox(settings.encryption_key.get_secret_value())
+        assert settings.hmac_key is not None  # required in production, generated in development
+        hmac_key = settings.hmac_key.get_secret_value().encode()
+        export_storage = LocalDirectoryStorage(settings.export_dir)
+        export_service = ExportService(
+            uow,
+            ZipPackageWriter(export_storage, utc_now),
+            export_storage,
+            utc_now,
+            hmac_key,
+            settings.public_url,
+            timedelta(days=settings.export_link_days),
+        )
+        connectors = build_connectors(
+            systems, os.environ, http_client, hmac_key, f"{settings.public_url}/callbacks/fulfilment"
+        )
         services = Services(
             catalogue=CatalogueService(uow, utc_now, events),
             api_keys=ApiKeyService(uow, utc_now),
@@ -118,6 +145,7 @@ def create_app(settings: Settings) -> Starlette:
             audit=audit_service(engine, settings),
             receipts=ReceiptService(uow, signer, controller_from(settings), utc_now),
             webhooks=WebhookService(uow, utc_now, secret_box, allow_plain_http=settings.is_development),
+            exports=export_service,
         )
         jwt_config = JwtConfig(
             secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
@@ -161,8 +189,13 @@ def create_app(settings: Settings) -> Starlette:
                 "link_signer": link_signer,
                 "unsubscribe_links": UnsubscribeLinks(link_signer, settings.public_url),
                 "message_templates": message_templates,
+                # Fulfilment, for the request worker: the systems file, a connector per SQL/HTTP system.
+                "systems": systems,
+                "connectors": connectors,
+                "certificate_signer": certificate_signer,
             }
         finally:
+            await close_connectors(connectors)
             await http_client.aclose()
             await engine.dispose()
 
@@ -178,6 +211,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
         Route("/.well-known/jwks.json", wellknown.jwks, methods=["GET"]),
+        Route("/exports/{token}", exports.download, methods=["GET"]),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", unsubscribe.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.unsubscribe_post, methods=["POST"]),

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     link_key_id: int = Field(default=1, ge=0, le=255)
     previous_link_keys: dict[int, SecretStr] = Field(default_factory=dict)
     gpc_last_update: date = date(2026, 11, 29)
+    # Fulfilment: the data systems file, where access packages go, how long their links work, and the
+    # Ed25519 key that signs erasure certificates (base64 of PKCS#8 DER or of the 32 raw bytes, or PEM).
+    systems_file: Path | None = None
+    export_dir: Path = Path("./exports")
+    export_link_days: int = Field(default=7, ge=1, le=90)
 
     @field_validator("database_url")
     @classmethod

@@ -52,9 +52,18 @@ def load_signing_key(text: str) -> Ed25519PrivateKey:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=alphabet, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise SigningKeyInvalid("DSR_SIGNING_KEY is not base64") from exc
-    if len(raw) != 32:
-        raise SigningKeyInvalid(f"DSR_SIGNING_KEY must decode to 32 bytes, not {len(raw)}")
-    return Ed25519PrivateKey.from_private_bytes(raw)
+    if len(raw) == 32:
+        return Ed25519PrivateKey.from_private_bytes(raw)
+    try:
+        # Base64 of PKCS#8 DER, as key tools often print it.
+        der_key = serialization.load_der_private_key(raw, password=None)
+    except (ValueError, TypeError) as exc:
+        raise SigningKeyInvalid(
+            f"DSR_SIGNING_KEY must decode to 32 raw bytes or PKCS#8 DER, not {len(raw)} other bytes"
+        ) from exc
+    if not isinstance(der_key, Ed25519PrivateKey):
+        raise SigningKeyInvalid("DSR_SIGNING_KEY must be an Ed25519 key")
+    return der_key
 
 
 def _b64url(data: bytes) -> str:

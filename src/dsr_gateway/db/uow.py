@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
+from dsr_gateway.db.repositories.exports import SqlExportPackageRepository
 from dsr_gateway.db.repositories.receipts import SqlConsentReceiptRepository
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
 from dsr_gateway.db.repositories.webhooks import SqlWebhookRepository
@@ -23,6 +24,7 @@ class SqlUnitOfWork:
     subjects: SqlSubjectRepository
     consent_receipts: SqlConsentReceiptRepository
     webhooks: SqlWebhookRepository
+    exports: SqlExportPackageRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -35,6 +37,7 @@ class SqlUnitOfWork:
         self.subjects = SqlSubjectRepository(self.session)
         self.consent_receipts = SqlConsentReceiptRepository(self.session)
         self.webhooks = SqlWebhookRepository(self.session)
+        self.exports = SqlExportPackageRepository(self.session)
         return self
 
     async def __aexit__(

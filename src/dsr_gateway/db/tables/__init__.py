@@ -15,6 +15,7 @@ SQLModel.metadata.naming_convention = {
 from dsr_gateway.db.tables.access import ApiKeyRow
 from dsr_gateway.db.tables.audit import AuditCheckpointRow, ConsentReceiptRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
+from dsr_gateway.db.tables.exports import ExportPackageRow
 from dsr_gateway.db.tables.subjects import SubjectRow
 from dsr_gateway.db.tables.webhooks import WebhookDeliveryRow, WebhookSubscriptionRow
 
@@ -24,6 +25,7 @@ __all__ = [
     "ApiKeyRow",
     "AuditCheckpointRow",
     "ConsentReceiptRow",
+    "ExportPackageRow",
     "NoticePurposeRow",
     "PrivacyNoticeRow",
     "PurposeRow",

@@ -1,0 +1,60 @@
+"""Access package records: added by the worker, read and counted by the download route."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dsr_gateway.db.tables.exports import ExportPackageRow
+from dsr_gateway.services.fulfilment_ports import ExportRecord
+
+
+def _record(row: ExportPackageRow) -> ExportRecord:
+    return ExportRecord(
+        row.id,
+        row.request_id,
+        row.path,
+        row.size,
+        row.sha256,
+        row.created_at,
+        row.expires_at,
+        row.download_count,
+    )
+
+
+class SqlExportPackageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, record: ExportRecord) -> None:
+        self._session.add(
+            ExportPackageRow(
+                id=record.id,
+                request_id=record.request_id,
+                path=record.path,
+                size=record.size,
+                sha256=record.sha256,
+                created_at=record.created_at,
+                expires_at=record.expires_at,
+                download_count=record.download_count,
+            )
+        )
+        await self._session.flush()
+
+    async def get(self, export_id: str) -> ExportRecord | None:
+        row = await self._session.get(ExportPackageRow, export_id)
+        return _record(row) if row else None
+
+    async def count_download(self, export_id: str) -> int:
+        """Add one download atomically (two downloads at once both count); return the new count."""
+        await self._session.exec(
+            update(ExportPackageRow)
+            .where(col(ExportPackageRow.id) == export_id)
+            .values(download_count=col(ExportPackageRow.download_count) + 1)
+        )
+        count = (
+            await self._session.exec(
+                select(ExportPackageRow.download_count).where(col(ExportPackageRow.id) == export_id)
+            )
+        ).one()
+        return count

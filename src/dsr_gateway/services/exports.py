@@ -1,0 +1,117 @@
+"""Access packages: build one for a request, record it, hand out its signed link, serve its download."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from dsr_gateway.domain.errors import NotFound
+from dsr_gateway.services.export_links import ExpiredExportLink, sign_export_token, verify_export_token
+from dsr_gateway.services.fulfilment_ports import (
+    AccessPackageWriter,
+    Connector,
+    ExportRecord,
+    ExportStorage,
+    ExportUnitOfWork,
+    SubjectIdentifiers,
+    SystemDescription,
+)
+from dsr_gateway.services.ports import Clock
+
+DEFAULT_LINK_LIFETIME = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportLink:
+    export_id: str
+    token: str
+    url: str
+    expires_at: datetime
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    filename: str
+    size: int
+    sha256: str
+    download_count: int
+    chunks: AsyncIterator[bytes]
+
+
+class ExportService:
+    def __init__(
+        self,
+        uow: Callable[[], ExportUnitOfWork],
+        writer: AccessPackageWriter,
+        storage: ExportStorage,
+        clock: Clock,
+        link_key: bytes,
+        public_url: str,
+        link_lifetime: timedelta = DEFAULT_LINK_LIFETIME,
+    ) -> None:
+        self._uow = uow
+        self._writer = writer
+        self._storage = storage
+        self._clock = clock
+        self._link_key = link_key
+        self._public_url = public_url.rstrip("/")
+        self._link_lifetime = link_lifetime
+
+    async def create_package(
+        self,
+        request_id: str,
+        subject: SubjectIdentifiers,
+        sources: Sequence[tuple[SystemDescription, Connector]],
+    ) -> ExportLink:
+        """Gather from every source into one stored zip, record it, and return its signed link.
+
+        Called by the request worker in the access step. Running it again makes a new package (and link);
+        the worker records the link in the step's result so that a retried step does not repeat it.
+        """
+        export_id = uuid.uuid4().hex
+        stored = await self._writer.write(export_id, request_id, subject, sources)
+        now = self._clock()
+        record = ExportRecord(
+            export_id, request_id, stored.key, stored.size, stored.sha256, now, now + self._link_lifetime
+        )
+        async with self._uow() as uow:
+            await uow.exports.add(record)
+            await uow.commit()
+        return self.link_for(record)
+
+    def link_for(self, record: ExportRecord) -> ExportLink:
+        token = sign_export_token(self._link_key, record.id, record.expires_at)
+        return ExportLink(
+            record.id,
+            token,
+            f"{self._public_url}/exports/{token}",
+            record.expires_at,
+            record.size,
+            record.sha256,
+        )
+
+    async def open_download(self, token: str) -> Download:
+        """Check the link, count the download, and stream the file; the typed errors say what is wrong."""
+        now = self._clock()
+        export_id = verify_export_token(self._link_key, token, now)
+        async with self._uow() as uow:
+            record = await uow.exports.get(export_id)
+            if record is None:
+                raise NotFound("export", export_id)
+            if now >= record.expires_at:
+                raise ExpiredExportLink(record.expires_at)
+            if not await self._storage.exists(record.path):
+                raise ExpiredExportLink(record.expires_at)
+            count = await uow.exports.count_download(export_id)
+            await uow.commit()
+        return Download(
+            f"access-package-{export_id}.zip",
+            record.size,
+            record.sha256,
+            count,
+            self._storage.open(record.path),
+        )
