@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from dsr_gateway.http.middleware.request_id import request_id_var
+
+# Paths that carry bearer credentials (download and unsubscribe tokens) must not reach the logs.
+_TOKEN_IN_PATH = re.compile(r"(/(?:exports|unsubscribe|reconfirm)/)[^\s\"?/]+")
+
+
+def redact_tokens(message: str) -> str:
+    return _TOKEN_IN_PATH.sub(r"\1[redacted]", message)
 
 
 class JsonFormatter(logging.Formatter):
@@ -15,7 +23,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact_tokens(record.getMessage()),
             "request_id": request_id_var.get(),
         }
         if record.exc_info:
