@@ -16,6 +16,8 @@ from starlette.routing import Route, WebSocketRoute
 
 from dsr_gateway.connectors.events import InProcessEventBus
 from dsr_gateway.db.engine import make_engine, make_session_factory
+from dsr_gateway.db.read_engine import make_read_engine
+from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.graphql.schema import build_schema
 from dsr_gateway.http import health
@@ -27,6 +29,7 @@ from dsr_gateway.http.middleware.metrics import HttpMetrics, MetricsMiddleware
 from dsr_gateway.http.middleware.request_id import RequestIdMiddleware
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.catalogue import CatalogueService
+from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.container import Services
 from dsr_gateway.settings import Settings
 
@@ -50,6 +53,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
         session_factory = make_session_factory(engine)
+        read_engine = make_read_engine(settings.database_url, pool_size=settings.database_pool_size)
         http_client = httpx.AsyncClient(timeout=10.0)
 
         def uow() -> SqlUnitOfWork:
@@ -60,6 +64,7 @@ def create_app(settings: Settings) -> Starlette:
             catalogue=CatalogueService(uow, utc_now, events),
             api_keys=ApiKeyService(uow, utc_now),
             events=events,
+            consent=ConsentService(uow, utc_now, SqlConsentReader(read_engine)),
         )
         jwt_config = JwtConfig(
             secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
@@ -88,6 +93,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await http_client.aclose()
             await engine.dispose()
+            await read_engine.dispose()
 
     middleware = [
         Middleware(RequestIdMiddleware),

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
+from dsr_gateway.db.repositories.consent import SqlConsentLedger
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
 
 
@@ -23,6 +24,7 @@ class SqlUnitOfWork:
         self.notices = SqlNoticeRepository(self.session)
         self.api_keys = SqlApiKeyRepository(self.session)
         self.subjects = SqlSubjectRepository(self.session)
+        self.consents = SqlConsentLedger(self.session)
         return self
 
     async def __aexit__(

@@ -289,3 +289,33 @@ def _granted_decision(purpose: Purpose, record: ConsentRecord, now: datetime) ->
     if period is not None and record.given_at is not None and now >= record.given_at + timedelta(days=period):
         return Decision(False, ConsentReason.EXPIRED)
     return Decision(True, ConsentReason.GRANTED)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentView:
+    """One line of a subject's preferences: the scope, what was recorded (if anything), the decision."""
+
+    scope: Scope
+    record: ConsentRecord | None
+    decision: Decision
+
+
+def preferences(
+    purposes: Iterable[Purpose], records: Iterable[ConsentRecord], now: datetime
+) -> list[ConsentView]:
+    """Every purpose (its purpose-wide line, recorded or not), then each more specific recorded scope."""
+    by_purpose: dict[str, list[ConsentRecord]] = {}
+    for record in records:
+        by_purpose.setdefault(record.scope.purpose, []).append(record)
+    views: list[ConsentView] = []
+    for purpose in purposes:
+        mine = by_purpose.get(purpose.key, [])
+        wide = next((r for r in mine if r.scope.is_purpose_wide), None)
+        views.append(ConsentView(Scope(purpose.key), wide, decide(purpose, mine, now)))
+        for record in sorted(mine, key=lambda r: (r.scope.topic, r.scope.channel)):
+            if not record.scope.is_purpose_wide:
+                scope = record.scope
+                views.append(
+                    ConsentView(scope, record, decide(purpose, mine, now, scope.topic, scope.channel))
+                )
+    return views

@@ -153,24 +153,28 @@ def validate_choices(
     return result
 
 
-def scope_problems(where: str, purpose: Purpose, topic: str, channel: str) -> list[FieldProblem]:
+def scope_problems(
+    where: str, purpose: Purpose, topic: str, channel: str, choosing: bool = True
+) -> list[FieldProblem]:
+    """Problems with a (purpose, topic, channel); `where` prefixes the field paths (`choices.0`)."""
+    prefix = f"{where}." if where else ""
     problems: list[FieldProblem] = []
-    if not purpose.is_consentable:
+    if choosing and not purpose.is_consentable:
         problems.append(
             FieldProblem(
-                f"{where}.purpose", f"{purpose.key!r} is NOTICE_ONLY: it cannot be granted or withdrawn"
+                f"{prefix}purpose", f"{purpose.key!r} is NOTICE_ONLY: it cannot be granted or withdrawn"
             )
         )
     if topic != ANY and topic not in purpose.topic_keys:
         known = ", ".join(sorted(purpose.topic_keys)) or "none"
         problems.append(
-            FieldProblem(f"{where}.topic", f"{purpose.key!r} has no topic {topic!r} (topics: {known})")
+            FieldProblem(f"{prefix}topic", f"{purpose.key!r} has no topic {topic!r} (topics: {known})")
         )
     if channel != ANY and channel not in purpose.channels:
         known = ", ".join(c.value for c in purpose.channels) or "none"
         problems.append(
             FieldProblem(
-                f"{where}.channel", f"{purpose.key!r} does not cover channel {channel} (channels: {known})"
+                f"{prefix}channel", f"{purpose.key!r} does not cover channel {channel} (channels: {known})"
             )
         )
     return problems

@@ -22,6 +22,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from dsr_gateway.graphql.catalogue import CatalogueMutation, CatalogueQuery, CatalogueSubscription
+from dsr_gateway.graphql.consent import ConsentMutation, ConsentQuery
 from dsr_gateway.graphql.errors import (
     ConflictError,
     NotFoundError,
@@ -35,12 +36,12 @@ MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
 
 
 @strawberry.type
-class Query(CatalogueQuery, SubjectQuery):
+class Query(CatalogueQuery, SubjectQuery, ConsentQuery):
     pass
 
 
 @strawberry.type
-class Mutation(CatalogueMutation):
+class Mutation(CatalogueMutation, ConsentMutation):
     pass
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.catalogue import CatalogueService
+from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.ports import EventBus
 
 
@@ -14,3 +15,4 @@ class Services:
     catalogue: CatalogueService
     api_keys: ApiKeyService
     events: EventBus
+    consent: ConsentService

@@ -14,8 +14,18 @@ SQLModel.metadata.naming_convention = {
 # ruff: noqa: E402
 from dsr_gateway.db.tables.access import ApiKeyRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
+from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
 from dsr_gateway.db.tables.subjects import SubjectRow
 
 metadata = SQLModel.metadata
 
-__all__ = ["ApiKeyRow", "NoticePurposeRow", "PrivacyNoticeRow", "PurposeRow", "SubjectRow", "metadata"]
+__all__ = [
+    "ApiKeyRow",
+    "ConsentEventRow",
+    "ConsentStateRow",
+    "NoticePurposeRow",
+    "PrivacyNoticeRow",
+    "PurposeRow",
+    "SubjectRow",
+    "metadata",
+]

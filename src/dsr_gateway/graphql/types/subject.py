@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import strawberry
 
+from dsr_gateway.graphql.context import Info
+from dsr_gateway.graphql.types.consent import Consent
+from dsr_gateway.graphql.types.consent_loader import consent_loader
+
 
 @strawberry.type(description="A person whose permissions and requests the gateway keeps.")
 class Subject:
     external_id: str = strawberry.field(description="The business's identifier of this person.")
+
+    @strawberry.field(
+        description="Every purpose with this subject's choice and what it means now, then each topic or "
+        "channel choice."
+    )
+    async def consents(self, info: Info) -> list[Consent]:
+        return await consent_loader(info).load(self.external_id)
