@@ -33,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": _migrate,
         "apikey": _apikey,
         "dev-tokens": _dev_tokens,
+        "import-consents": _import_consents,
     }[args.command]
     return handler(settings, args)
 
@@ -59,7 +60,24 @@ def _parser() -> argparse.ArgumentParser:
     tokens = commands.add_parser("dev-tokens", help="print working tokens for a subject, an agent, an admin")
     tokens.add_argument("--subject", default="customer-1", help="the subject's external id")
     tokens.add_argument("--hours", type=int, default=12)
+    importer = commands.add_parser(
+        "import-consents",
+        help="import consents from an earlier system (CSV), recorded with the IMPORT method",
+        description="Columns (header line required): subject_id, purpose, action (GRANT, WITHDRAW, OBJECT, "
+        "RECONFIRM, EXPIRE, GPC_OPT_OUT), occurred_at (ISO 8601 with offset); optional: topic, channel, "
+        "notice_version, source. Valid rows are imported in one transaction; rejected rows are listed "
+        "with their line numbers.",
+    )
+    importer.add_argument("file", help="the CSV file (UTF-8)")
+    importer.add_argument("--dry-run", action="store_true", help="check every row, record nothing")
+    importer.add_argument("--strict", action="store_true", help="import nothing if any row is rejected")
     return parser
+
+
+def _import_consents(settings: Settings, args: argparse.Namespace) -> int:
+    from dsr_gateway.cli_consent import import_consents
+
+    return asyncio.run(import_consents(settings.database_url, args.file, args.dry_run, args.strict))
 
 
 def _settings_message(exc: ValidationError) -> str:

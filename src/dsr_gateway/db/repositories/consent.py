@@ -34,7 +34,7 @@ NOTICE_PURPOSES = NoticePurposeRow.__table__  # type: ignore[attr-defined]
 # Rows per INSERT statement; PostgreSQL takes up to 32767 bound values per statement.
 CHUNK = 1000
 # The writing transaction's id: the changes feed reads only below the oldest transaction still open.
-PG_TX_ORDER = literal_column("(pg_current_xact_id()::text::bigint)")
+PG_TX_ORDER: Any = literal_column("(pg_current_xact_id()::text::bigint)")
 
 
 class SqlConsentLedger:

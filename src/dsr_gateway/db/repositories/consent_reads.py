@@ -26,7 +26,7 @@ STATE_COLUMNS = [STATES.c[n] for n in ("topic", "channel", "status", "method", "
     STATES.c[n] for n in ("given_at", "updated_at", "last_event_id")
 ]
 # Events of transactions older than the oldest one still running: settled, nothing can commit before them.
-PG_SETTLED = literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)")
+PG_SETTLED: Any = literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)")
 
 
 class SqlConsentReader:

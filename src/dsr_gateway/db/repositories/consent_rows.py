@@ -56,7 +56,7 @@ def recorded(event_id: int, subject_id: int, event: NewConsentEvent) -> ConsentE
     )
 
 
-def event_from_row(row: Mapping[str, Any]) -> ConsentEvent:
+def event_from_row(row: Mapping[Any, Any]) -> ConsentEvent:
     return ConsentEvent(
         id=row["id"],
         subject_id=row["subject_id"],
@@ -87,7 +87,7 @@ def state_values(subject_id: int, record: ConsentRecord) -> dict[str, Any]:
     }
 
 
-def record_from_row(row: Mapping[str, Any]) -> ConsentRecord:
+def record_from_row(row: Mapping[Any, Any]) -> ConsentRecord:
     return ConsentRecord(
         scope=Scope(row["purpose_key"], row["topic"], row["channel"]),
         status=ConsentStatus(row["status"]),
