@@ -6,7 +6,8 @@ No ORM session and no explicit transaction: a consent check is exactly one state
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from sqlalchemy import ARRAY, String, and_, any_, bindparam, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -134,4 +135,7 @@ class SqlConsentReader:
 
 
 def _purpose(row: Any) -> Purpose:
-    return purpose_from_row(PurposeRow.model_construct(**{c.name: row[c.name] for c in PURPOSE_COLUMNS}))
+    # The row mapping read as attributes: purpose_from_row only reads them (no ORM object is built).
+    return purpose_from_row(
+        cast(PurposeRow, SimpleNamespace(**{c.name: row[c.name] for c in PURPOSE_COLUMNS}))
+    )
