@@ -118,12 +118,11 @@ async def seed(database_url: str, subjects: int) -> float:
                 purposes=tuple(NoticePurpose(k, "", "", False) for k in PURPOSES),
             ),
         )
-    async with factory() as session:
-        from sqlalchemy import text
+    from sqlalchemy import text
 
-        seeded = (
-            await session.execute(text("SELECT count(*) FROM subject WHERE external_id LIKE 'bench-%'"))
-        ).scalar_one()
+    async with engine.connect() as connection:
+        query = text("SELECT count(*) FROM subject WHERE external_id LIKE 'bench-%'")
+        seeded = (await connection.execute(query)).scalar_one()
     rate = 0.0
     if seeded < subjects:
         when = (datetime.now(UTC) - timedelta(days=10)).isoformat()
