@@ -27,7 +27,9 @@ from dsr_gateway.connectors.signing import Ed25519Signer, load_signing_key
 from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
 from dsr_gateway.connectors.templates import MessageTemplates
 from dsr_gateway.db.engine import make_engine, make_session_factory
+from dsr_gateway.db.read_engine import make_read_engine
 from dsr_gateway.db.repositories.audit import SqlCheckpointStore
+from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.domain.receipts import Controller
 from dsr_gateway.graphql.schema import build_schema
@@ -42,6 +44,7 @@ from dsr_gateway.http.middleware.request_id import RequestIdMiddleware
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService, ChainRegistry
 from dsr_gateway.services.catalogue import CatalogueService
+from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.container import Services
 from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.receipts import ReceiptService
@@ -114,6 +117,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
         session_factory = make_session_factory(engine)
+        read_engine = make_read_engine(settings.database_url, pool_size=settings.database_pool_size)
         http_client = httpx.AsyncClient(timeout=10.0)
 
         def uow() -> SqlUnitOfWork:
@@ -146,6 +150,7 @@ def create_app(settings: Settings) -> Starlette:
             receipts=ReceiptService(uow, signer, controller_from(settings), utc_now),
             webhooks=WebhookService(uow, utc_now, secret_box, allow_plain_http=settings.is_development),
             exports=export_service,
+            consent=ConsentService(uow, utc_now, SqlConsentReader(read_engine)),
         )
         jwt_config = JwtConfig(
             secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
@@ -198,6 +203,7 @@ def create_app(settings: Settings) -> Starlette:
             await close_connectors(connectors)
             await http_client.aclose()
             await engine.dispose()
+            await read_engine.dispose()
 
     middleware = [
         Middleware(RequestIdMiddleware),

@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "apikey": _apikey,
         "dev-tokens": _dev_tokens,
         "audit": _audit,
+        "import-consents": _import_consents,
     }[args.command]
     return handler(settings, args)
 
@@ -64,7 +65,24 @@ def _parser() -> argparse.ArgumentParser:
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     audit_commands.add_parser("verify", help="re-check every chain and checkpoint; exit 1 on a break")
     audit_commands.add_parser("checkpoint", help="sign the current head of every chain")
+    importer = commands.add_parser(
+        "import-consents",
+        help="import consents from an earlier system (CSV), recorded with the IMPORT method",
+        description="Columns (header line required): subject_id, purpose, action (GRANT, WITHDRAW, OBJECT, "
+        "RECONFIRM, EXPIRE, GPC_OPT_OUT), occurred_at (ISO 8601 with offset); optional: topic, channel, "
+        "notice_version, source. Valid rows are imported in one transaction; rejected rows are listed "
+        "with their line numbers.",
+    )
+    importer.add_argument("file", help="the CSV file (UTF-8)")
+    importer.add_argument("--dry-run", action="store_true", help="check every row, record nothing")
+    importer.add_argument("--strict", action="store_true", help="import nothing if any row is rejected")
     return parser
+
+
+def _import_consents(settings: Settings, args: argparse.Namespace) -> int:
+    from dsr_gateway.cli_consent import import_consents
+
+    return asyncio.run(import_consents(settings.database_url, args.file, args.dry_run, args.strict))
 
 
 def _settings_message(exc: ValidationError) -> str:

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
+from dsr_gateway.db.repositories.consent import SqlConsentLedger
 from dsr_gateway.db.repositories.exports import SqlExportPackageRepository
 from dsr_gateway.db.repositories.receipts import SqlConsentReceiptRepository
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
@@ -38,6 +39,7 @@ class SqlUnitOfWork:
         self.consent_receipts = SqlConsentReceiptRepository(self.session)
         self.webhooks = SqlWebhookRepository(self.session)
         self.exports = SqlExportPackageRepository(self.session)
+        self.consents = SqlConsentLedger(self.session)
         return self
 
     async def __aexit__(

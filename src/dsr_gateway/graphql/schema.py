@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 
 from dsr_gateway.graphql.audit import AuditMutation, AuditQuery
 from dsr_gateway.graphql.catalogue import CatalogueMutation, CatalogueQuery, CatalogueSubscription
+from dsr_gateway.graphql.consent import ConsentMutation, ConsentQuery
 from dsr_gateway.graphql.errors import (
     ConflictError,
     NotFoundError,
@@ -37,12 +38,12 @@ MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
 
 
 @strawberry.type
-class Query(CatalogueQuery, SubjectQuery, AuditQuery, WebhookQuery):
+class Query(CatalogueQuery, SubjectQuery, ConsentQuery, AuditQuery, WebhookQuery):
     pass
 
 
 @strawberry.type
-class Mutation(CatalogueMutation, AuditMutation, WebhookMutation):
+class Mutation(CatalogueMutation, ConsentMutation, AuditMutation, WebhookMutation):
     pass
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService
 from dsr_gateway.services.catalogue import CatalogueService
+from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.ports import EventBus
 from dsr_gateway.services.receipts import ReceiptService
@@ -22,3 +23,4 @@ class Services:
     receipts: ReceiptService
     webhooks: WebhookService
     exports: ExportService
+    consent: ConsentService

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
+from dsr_gateway.domain.consent_feed import FeedPosition
 from dsr_gateway.domain.notices import PrivacyNotice
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.domain.subjects import Subject
@@ -86,6 +88,52 @@ class SecretCipher(Protocol):
     def decrypt(self, stored: str) -> str: ...
 
 
+class ConsentLedger(Protocol):
+    """Append-only: events are added, never changed; the projection is written beside them."""
+
+    async def lock_subject(self, external_id: str, now: datetime) -> int: ...
+    async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]: ...
+    async def notice_purposes(self, version: int) -> set[str] | None: ...
+    async def events_for_key(self, subject_id: int, idempotency_key: str) -> list[ConsentEvent]: ...
+    async def states(
+        self, subject_ids: Collection[int], purposes: Collection[str] | None = None
+    ) -> dict[int, list[ConsentRecord]]: ...
+    async def append(self, events: Sequence[tuple[int, NewConsentEvent]]) -> list[ConsentEvent]: ...
+    async def save_states(self, records: Iterable[tuple[int, ConsentRecord]]) -> None: ...
+    async def all_events(self, subject_ids: Collection[int]) -> list[ConsentEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """An event with the external id of its subject, as readers see it."""
+
+    event: ConsentEvent
+    external_id: str
+    position: FeedPosition
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentCheckRows:
+    """What one consent check read in one statement: the purpose and the records by external id."""
+
+    purpose: Purpose
+    records: dict[str, list[ConsentRecord]]
+
+
+class ConsentReader(Protocol):
+    """The read side of the ledger, on a connection of its own (no session, no transaction)."""
+
+    async def check(
+        self, purpose: str, external_ids: Sequence[str], topic: str, channel: str
+    ) -> ConsentCheckRows | None: ...
+    async def purposes(self) -> list[Purpose]: ...
+    async def states(self, external_ids: Collection[str]) -> dict[str, list[ConsentRecord]]: ...
+    async def history(
+        self, external_id: str | None, first: int, before_id: int | None
+    ) -> list[LedgerEntry]: ...
+    async def feed(self, external_id: str | None, first: int, after: FeedPosition) -> list[LedgerEntry]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: repositories share it; nothing is written until commit()."""
 
@@ -100,6 +148,8 @@ class UnitOfWork(Protocol):
     def subjects(self) -> SubjectRepository: ...
     @property
     def webhooks(self) -> WebhookRepository: ...
+    @property
+    def consents(self) -> ConsentLedger: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -15,6 +15,7 @@ SQLModel.metadata.naming_convention = {
 from dsr_gateway.db.tables.access import ApiKeyRow
 from dsr_gateway.db.tables.audit import AuditCheckpointRow, ConsentReceiptRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
+from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
 from dsr_gateway.db.tables.exports import ExportPackageRow
 from dsr_gateway.db.tables.subjects import SubjectRow
 from dsr_gateway.db.tables.webhooks import WebhookDeliveryRow, WebhookSubscriptionRow
@@ -24,7 +25,9 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiKeyRow",
     "AuditCheckpointRow",
+    "ConsentEventRow",
     "ConsentReceiptRow",
+    "ConsentStateRow",
     "ExportPackageRow",
     "NoticePurposeRow",
     "PrivacyNoticeRow",

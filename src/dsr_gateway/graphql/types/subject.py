@@ -8,6 +8,8 @@ from graphql import GraphQLError
 from dsr_gateway.domain.errors import PermissionDenied
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.types.audit import ConsentReceipt
+from dsr_gateway.graphql.types.consent import Consent
+from dsr_gateway.graphql.types.consent_loader import consent_loader
 
 
 @strawberry.type(description="A person whose permissions and requests the gateway keeps.")
@@ -23,3 +25,10 @@ class Subject:
         except PermissionDenied as exc:
             raise GraphQLError(exc.message) from exc
         return [ConsentReceipt.from_domain(r) for r in receipts]
+
+    @strawberry.field(
+        description="Every purpose with this subject's choice and what it means now, then each topic or "
+        "channel choice."
+    )
+    async def consents(self, info: Info) -> list[Consent]:
+        return await consent_loader(info).load(self.external_id)

@@ -1,0 +1,144 @@
+"""The consent ledger inside a unit of work: append events, keep the projection, lock the subject.
+
+There is deliberately no method that updates or deletes an event: the ledger is append-only in code.
+Every statement is SQLAlchemy Core run on the unit of work's session (no ORM objects on the write path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, literal_column, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dsr_gateway.db.repositories.consent_rows import (
+    event_from_row,
+    event_values,
+    record_from_row,
+    recorded,
+    state_values,
+)
+from dsr_gateway.db.tables.catalogue import NoticePurposeRow
+from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
+from dsr_gateway.db.tables.subjects import SubjectRow
+from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
+
+EVENTS = ConsentEventRow.__table__  # type: ignore[attr-defined]
+STATES = ConsentStateRow.__table__  # type: ignore[attr-defined]
+SUBJECTS = SubjectRow.__table__  # type: ignore[attr-defined]
+NOTICE_PURPOSES = NoticePurposeRow.__table__  # type: ignore[attr-defined]
+# Rows per INSERT statement; PostgreSQL takes up to 32767 bound values per statement.
+CHUNK = 1000
+# The writing transaction's id: the changes feed reads only below the oldest transaction still open.
+PG_TX_ORDER: Any = literal_column("(pg_current_xact_id()::text::bigint)")
+
+
+class SqlConsentLedger:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+
+    async def _run(self, statement: Any, params: Any = None) -> Any:
+        # Core on the session's connection: the same transaction, without the ORM's per-statement work.
+        connection = await self._session.connection()
+        return await connection.execute(statement, params)
+
+    async def lock_subject(self, external_id: str, now: datetime) -> int:
+        """The subject's id, created on first use, its row locked until commit (FOR UPDATE).
+
+        Writers of one subject queue here, so events and projection of a subject are written in turn.
+        SQLite needs no row lock: its writers hold the database lock from BEGIN IMMEDIATE.
+        """
+        query = select(SUBJECTS.c.id).where(SUBJECTS.c.external_id == external_id).with_for_update()
+        found = (await self._run(query)).scalar()
+        if found is None:
+            await self.ensure_subjects([external_id], now)
+            found = (await self._run(query)).scalar_one()
+        return int(found)
+
+    async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]:
+        """Ids of these subjects, creating the missing ones (idempotent under concurrency)."""
+        insert = pg_insert if self._postgres else sqlite_insert
+        ids: dict[str, int] = {}
+        unique = list(dict.fromkeys(external_ids))
+        for start in range(0, len(unique), CHUNK):
+            chunk = unique[start : start + CHUNK]
+            await self._run(
+                insert(SUBJECTS)
+                .values([{"external_id": e, "created_at": now} for e in chunk])
+                .on_conflict_do_nothing(index_elements=["external_id"])
+            )
+            rows = await self._run(
+                select(SUBJECTS.c.external_id, SUBJECTS.c.id).where(SUBJECTS.c.external_id.in_(chunk))
+            )
+            ids.update({r.external_id: r.id for r in rows})
+        return ids
+
+    async def notice_purposes(self, version: int) -> set[str] | None:
+        """The purposes a notice version states; None when there is no such version."""
+        rows = await self._run(
+            select(NOTICE_PURPOSES.c.purpose_key).where(NOTICE_PURPOSES.c.notice_version == version)
+        )
+        keys = set(rows.scalars())
+        return keys or None  # a published notice states at least one purpose
+
+    async def events_for_key(self, subject_id: int, idempotency_key: str) -> list[ConsentEvent]:
+        rows = await self._run(
+            select(EVENTS)
+            .where(EVENTS.c.subject_id == subject_id, EVENTS.c.idempotency_key == idempotency_key)
+            .order_by(EVENTS.c.id)
+        )
+        return [event_from_row(r._mapping) for r in rows]
+
+    async def states(
+        self, subject_ids: Collection[int], purposes: Collection[str] | None = None
+    ) -> dict[int, list[ConsentRecord]]:
+        result: dict[int, list[ConsentRecord]] = {s: [] for s in subject_ids}
+        ids = list(subject_ids)
+        for start in range(0, len(ids), CHUNK):
+            condition: ColumnElement[bool] = STATES.c.subject_id.in_(ids[start : start + CHUNK])
+            if purposes is not None:
+                condition = and_(condition, STATES.c.purpose_key.in_(list(purposes)))
+            for row in await self._run(select(STATES).where(condition)):
+                result[row.subject_id].append(record_from_row(row._mapping))
+        return result
+
+    async def append(self, events: Sequence[tuple[int, NewConsentEvent]]) -> list[ConsentEvent]:
+        """Insert events (multi-row statements), in order; return them with their ids."""
+        saved: list[ConsentEvent] = []
+        statement = EVENTS.insert().returning(EVENTS.c.id, sort_by_parameter_order=True)
+        if self._postgres:
+            statement = statement.values(tx_order=PG_TX_ORDER)
+        for start in range(0, len(events), CHUNK):
+            chunk = events[start : start + CHUNK]
+            rows = await self._run(statement, [event_values(s, e) for s, e in chunk])
+            saved.extend(recorded(i, s, e) for i, (s, e) in zip(rows.scalars(), chunk, strict=True))
+        return saved
+
+    async def save_states(self, records: Iterable[tuple[int, ConsentRecord]]) -> None:
+        """Upsert projection rows (insert, or replace the row of the same scope)."""
+        values = [state_values(s, r) for s, r in records]
+        if not values:
+            return
+        insert = pg_insert if self._postgres else sqlite_insert
+        base = insert(STATES)
+        statement = base.on_conflict_do_update(
+            index_elements=["subject_id", "purpose_key", "topic", "channel"],
+            set_={
+                c: base.excluded[c]
+                for c in ("status", "method", "notice_version", "given_at", "updated_at", "last_event_id")
+            },
+        )
+        for start in range(0, len(values), CHUNK):
+            await self._run(statement, values[start : start + CHUNK])
+
+    async def all_events(self, subject_ids: Collection[int]) -> list[ConsentEvent]:
+        """Every event of these subjects in ledger order (for checks that refold the history)."""
+        rows = await self._run(
+            select(EVENTS).where(EVENTS.c.subject_id.in_(list(subject_ids))).order_by(EVENTS.c.id)
+        )
+        return [event_from_row(r._mapping) for r in rows]

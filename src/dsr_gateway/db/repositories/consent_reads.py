@@ -1,0 +1,141 @@
+"""The read side of the consent ledger: SQLAlchemy Core on a pooled autocommit connection.
+
+No ORM session and no explicit transaction: a consent check is exactly one statement, one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from types import SimpleNamespace
+from typing import Any, cast
+
+from sqlalchemy import ARRAY, String, and_, any_, bindparam, literal_column, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dsr_gateway.db.repositories.catalogue import purpose_from_row
+from dsr_gateway.db.repositories.consent import EVENTS, STATES, SUBJECTS
+from dsr_gateway.db.repositories.consent_rows import event_from_row, record_from_row
+from dsr_gateway.db.tables.catalogue import PurposeRow
+from dsr_gateway.domain.consent import ANY, ConsentRecord
+from dsr_gateway.domain.consent_feed import FeedPosition
+from dsr_gateway.domain.purposes import Purpose
+from dsr_gateway.services.ports import ConsentCheckRows, LedgerEntry
+
+PURPOSES = PurposeRow.__table__  # type: ignore[attr-defined]
+PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "updated_at")]
+STATE_COLUMNS = [STATES.c[n] for n in ("topic", "channel", "status", "method", "notice_version")] + [
+    STATES.c[n] for n in ("given_at", "updated_at", "last_event_id")
+]
+# Events of transactions older than the oldest one still running: settled, nothing can commit before them.
+PG_SETTLED: Any = literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)")
+
+
+class SqlConsentReader:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+        self._check = self._check_statement()
+
+    def _ids_match(self, column: Any) -> Any:
+        if self._postgres:
+            # One array parameter: the statement text is the same for any count (prepared once).
+            return column == any_(bindparam("ids", type_=ARRAY(String)))
+        return column.in_(bindparam("ids", expanding=True))
+
+    def _check_statement(self) -> Any:
+        """Purpose row LEFT JOIN the subjects' records in scope: one statement, one round trip."""
+        subject_states = SUBJECTS.join(STATES, STATES.c.subject_id == SUBJECTS.c.id)
+        joined = PURPOSES.outerjoin(
+            subject_states,
+            and_(
+                STATES.c.purpose_key == PURPOSES.c.key,
+                self._ids_match(SUBJECTS.c.external_id),
+                STATES.c.topic.in_([ANY, bindparam("topic")]),
+                STATES.c.channel.in_([ANY, bindparam("channel")]),
+            ),
+        )
+        return (
+            select(*PURPOSE_COLUMNS, SUBJECTS.c.external_id, STATES.c.purpose_key, *STATE_COLUMNS)
+            .select_from(joined)
+            .where(PURPOSES.c.key == bindparam("purpose"))
+        )
+
+    async def check(
+        self, purpose: str, external_ids: Sequence[str], topic: str, channel: str
+    ) -> ConsentCheckRows | None:
+        params = {"purpose": purpose, "ids": list(external_ids), "topic": topic, "channel": channel}
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(self._check, params)).all()
+        if not rows:
+            return None
+        first = rows[0]._mapping
+        found = _purpose(first)
+        records: dict[str, list[ConsentRecord]] = {}
+        for row in rows:
+            if row.external_id is not None:
+                records.setdefault(row.external_id, []).append(record_from_row(row._mapping))
+        return ConsentCheckRows(found, records)
+
+    async def purposes(self) -> list[Purpose]:
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(select(*PURPOSE_COLUMNS).order_by(PURPOSES.c.key))
+            return [_purpose(r._mapping) for r in rows]
+
+    async def states(self, external_ids: Collection[str]) -> dict[str, list[ConsentRecord]]:
+        query = (
+            select(SUBJECTS.c.external_id, STATES)
+            .select_from(SUBJECTS.join(STATES, STATES.c.subject_id == SUBJECTS.c.id))
+            .where(self._ids_match(SUBJECTS.c.external_id))
+            .order_by(STATES.c.purpose_key, STATES.c.topic, STATES.c.channel)
+        )
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(query, {"ids": list(external_ids)})
+            result: dict[str, list[ConsentRecord]] = {e: [] for e in external_ids}
+            for row in rows:
+                result[row.external_id].append(record_from_row(row._mapping))
+        return result
+
+    def _events(self, external_id: str | None) -> Any:
+        query = select(EVENTS, SUBJECTS.c.external_id.label("subject_external_id")).select_from(
+            EVENTS.join(SUBJECTS, SUBJECTS.c.id == EVENTS.c.subject_id)
+        )
+        if external_id is not None:
+            query = query.where(SUBJECTS.c.external_id == external_id)
+        return query
+
+    async def history(self, external_id: str | None, first: int, before_id: int | None) -> list[LedgerEntry]:
+        query = self._events(external_id).order_by(EVENTS.c.id.desc()).limit(first)
+        if before_id is not None:
+            query = query.where(EVENTS.c.id < before_id)
+        return await self._entries(query)
+
+    async def feed(self, external_id: str | None, first: int, after: FeedPosition) -> list[LedgerEntry]:
+        position = tuple_(EVENTS.c.tx_order, EVENTS.c.id)
+        query = (
+            self._events(external_id)
+            .where(position > tuple_(bindparam("tx", after.tx_order), bindparam("id", after.event_id)))
+            .order_by(EVENTS.c.tx_order, EVENTS.c.id)
+            .limit(first)
+        )
+        if self._postgres:
+            query = query.where(EVENTS.c.tx_order < PG_SETTLED)
+        return await self._entries(query)
+
+    async def _entries(self, query: Any) -> list[LedgerEntry]:
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(query)
+            return [
+                LedgerEntry(
+                    event_from_row(r._mapping),
+                    r.subject_external_id,
+                    FeedPosition(r.tx_order, r.id),
+                )
+                for r in rows
+            ]
+
+
+def _purpose(row: Any) -> Purpose:
+    # The row mapping read as attributes: purpose_from_row only reads them (no ORM object is built).
+    return purpose_from_row(
+        cast(PurposeRow, SimpleNamespace(**{c.name: row[c.name] for c in PURPOSE_COLUMNS}))
+    )

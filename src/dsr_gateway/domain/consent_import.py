@@ -1,0 +1,137 @@
+"""Rows of a consent import (a CSV from an earlier system): the columns, and what makes a row valid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from dsr_gateway.domain.consent import (
+    ANY,
+    Actor,
+    ActorKind,
+    ConsentAction,
+    ConsentMethod,
+    NewConsentEvent,
+    Origin,
+    Scope,
+)
+from dsr_gateway.domain.consent_rules import scope_problems
+from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
+from dsr_gateway.domain.subjects import EXTERNAL_ID_MAX
+
+REQUIRED_COLUMNS = ("subject_id", "purpose", "action", "occurred_at")
+OPTIONAL_COLUMNS = ("topic", "channel", "notice_version", "source")
+IMPORT_ACTOR = Actor(ActorKind.SYSTEM, "import")
+# An earlier system's clock may be a little ahead; a date further in the future is a mistake.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+class RowRejected(Exception):
+    """The row cannot be imported; the message says why, for the rejected-row report."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    line: int
+    external_id: str
+    event: NewConsentEvent
+
+
+def header_problems(columns: Sequence[str] | None) -> list[str]:
+    if not columns:
+        return ["the file is empty; the first line must name the columns"]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    problems = []
+    if missing:
+        problems.append(f"missing column(s): {', '.join(missing)}")
+    if unknown:
+        problems.append(
+            f"unknown column(s): {', '.join(unknown)}; the columns are "
+            f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
+        )
+    return problems
+
+
+def parse_row(
+    line: int,
+    row: Mapping[str, str | None],
+    purposes: Mapping[str, Purpose],
+    notice_purposes: Callable[[int], Collection[str] | None],
+    now: datetime,
+) -> ImportRow:
+    """One CSV row as an event recorded with the IMPORT method; RowRejected says what is wrong."""
+
+    def cell(name: str) -> str:
+        value = row.get(name) or ""
+        return value.strip() if isinstance(value, str) else ""
+
+    if None in row:
+        raise RowRejected("the row has more cells than the header has columns")
+
+    external_id = cell("subject_id")
+    if not external_id or len(external_id) > EXTERNAL_ID_MAX:
+        raise RowRejected(f"subject_id must be 1-{EXTERNAL_ID_MAX} characters")
+    purpose = purposes.get(cell("purpose"))
+    if purpose is None:
+        raise RowRejected(f"no purpose {cell('purpose')!r}")
+    try:
+        action = ConsentAction(cell("action").upper())
+    except ValueError:
+        raise RowRejected(
+            f"action {cell('action')!r} is not one of {', '.join(a.value for a in ConsentAction)}"
+        ) from None
+    occurred_at = _instant(cell("occurred_at"), now)
+    topic, channel = cell("topic"), cell("channel").upper()
+    problems = scope_problems("", purpose, topic or ANY, channel or ANY)
+    if problems:
+        raise RowRejected("; ".join(f"{p.field}: {p.message}" for p in problems))
+    version = _notice_version(cell("notice_version"), purpose, action, notice_purposes)
+    source = cell("source") or None
+    if source is not None and len(source) > 200:
+        raise RowRejected("source must be at most 200 characters")
+    event = NewConsentEvent(
+        scope=Scope(purpose.key, topic, channel),
+        action=action,
+        method=ConsentMethod.IMPORT,
+        notice_version=version,
+        origin=Origin(app_id=source),
+        actor=IMPORT_ACTOR,
+        occurred_at=occurred_at,
+        recorded_at=now,
+    )
+    return ImportRow(line, external_id, event)
+
+
+def _instant(text: str, now: datetime) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise RowRejected(f"occurred_at {text!r} is not an ISO 8601 date-time") from None
+    if value.tzinfo is None:
+        raise RowRejected("occurred_at needs a UTC offset, e.g. 2024-03-01T10:00:00Z")
+    if value > now + FUTURE_TOLERANCE:
+        raise RowRejected("occurred_at is in the future")
+    return value
+
+
+def _notice_version(
+    text: str,
+    purpose: Purpose,
+    action: ConsentAction,
+    notice_purposes: Callable[[int], Collection[str] | None],
+) -> int | None:
+    if not text:
+        return None
+    try:
+        version = int(text)
+    except ValueError:
+        raise RowRejected(f"notice_version {text!r} is not a whole number") from None
+    stated = notice_purposes(version)
+    if stated is None:
+        raise RowRejected(f"no privacy notice version {version}")
+    granting = action in (ConsentAction.GRANT, ConsentAction.RECONFIRM)
+    if granting and purpose.mechanism is ConsentMechanism.OPT_IN and purpose.key not in stated:
+        raise RowRejected(f"notice version {version} does not state {purpose.key!r}")
+    return version

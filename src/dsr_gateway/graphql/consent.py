@@ -1,0 +1,237 @@
+"""Root fields of the consent ledger: setConsents, withdrawConsent, consentEvents, consentCheck."""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+import strawberry
+from graphql import GraphQLError
+
+from dsr_gateway.domain.consent import ANY, Origin
+from dsr_gateway.domain.consent_rules import ConsentChoice, make_origin
+from dsr_gateway.domain.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from dsr_gateway.domain.principal import PrincipalKind
+from dsr_gateway.graphql.context import Info
+from dsr_gateway.graphql.errors import (
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+    error_from_domain,
+)
+from dsr_gateway.graphql.types.catalogue import Channel
+from dsr_gateway.graphql.types.consent import (
+    Consent,
+    ConsentDecision,
+    ConsentEvent,
+    ConsentEventConnection,
+    ConsentEventEdge,
+    ConsentMethod,
+    PageInfo,
+)
+from dsr_gateway.services.consent import ConsentChange, SetConsentsRequest, WithdrawRequest
+
+
+@strawberry.input(description="One separate choice about a purpose, or one topic/channel of it.")
+class ConsentChoiceInput:
+    purpose: str
+    granted: bool = strawberry.field(description="True gives consent (or lifts an objection); false refuses.")
+    topic: str | None = None
+    channel: Channel | None = None
+    pre_selected: bool = strawberry.field(
+        default=False, description="True if the box was ticked before the subject acted: refused for grants."
+    )
+
+
+@strawberry.input(description="Where the choice was made. The IP address is stored truncated to /24 or /48.")
+class ConsentOriginInput:
+    app_id: str | None = None
+    url: str | None = None
+    user_agent: str | None = None
+    ip: str | None = None
+
+
+@strawberry.input
+class SetConsentsInput:
+    choices: list[ConsentChoiceInput]
+    subject_id: str | None = strawberry.field(default=None, description="External id; default: yourself.")
+    method: ConsentMethod | None = strawberry.field(
+        default=None,
+        description="How the subject acted (default BUTTON; API for API clients; AGENT for staff).",
+    )
+    notice_version: int | None = strawberry.field(
+        default=None, description="The privacy notice version shown; required to grant an opt-in purpose."
+    )
+    origin: ConsentOriginInput | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="A retry with the same key records nothing and returns the first result."
+    )
+
+
+@strawberry.input(
+    description="Withdraw one topic or channel of a purpose, a whole purpose, or (no purpose) all."
+)
+class WithdrawConsentInput:
+    subject_id: str | None = None
+    purpose: str | None = None
+    topic: str | None = None
+    channel: Channel | None = None
+    method: ConsentMethod | None = None
+    origin: ConsentOriginInput | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.type
+class SetConsentsSuccess:
+    subject_id: str
+    events: list[ConsentEvent] = strawberry.field(description="The events recorded by this call.")
+    consents: list[Consent] = strawberry.field(description="The subject's preferences afterwards.")
+    replayed: bool = strawberry.field(description="True when the idempotency key had been used before.")
+
+    @classmethod
+    def from_change(cls, change: ConsentChange) -> Self:
+        return cls(
+            subject_id=change.external_id,
+            events=[ConsentEvent.from_domain(e, change.external_id) for e in change.events],
+            consents=[Consent.from_domain(v) for v in change.consents],
+            replayed=change.replayed,
+        )
+
+
+@strawberry.type
+class WithdrawConsentSuccess(SetConsentsSuccess):
+    pass
+
+
+SetConsentsResult = Annotated[
+    SetConsentsSuccess | ValidationError | NotFoundError | PermissionDeniedError,
+    strawberry.union("SetConsentsResult"),
+]
+WithdrawConsentResult = Annotated[
+    WithdrawConsentSuccess | ValidationError | NotFoundError | PermissionDeniedError,
+    strawberry.union("WithdrawConsentResult"),
+]
+
+
+def _subject_id(info: Info, given: str | None) -> str:
+    principal = info.context.principal
+    if given is not None:
+        return given
+    if principal.kind is PrincipalKind.SUBJECT and principal.id is not None:
+        return principal.id
+    raise ValidationFailed.single("subjectId", "give the subject's external id")
+
+
+def _origin(info: Info, given: ConsentOriginInput | None, external_id: str) -> Origin:
+    """The origin given; a subject acting for itself from its own device fills the rest from the request."""
+    given = given or ConsentOriginInput()
+    user_agent, ip = given.user_agent, given.ip
+    if info.context.principal.is_subject(external_id):
+        request = info.context.request
+        user_agent = user_agent or request.headers.get("user-agent")
+        ip = ip or (request.client.host if request.client else None)
+    return make_origin(given.app_id, given.url, user_agent, ip)
+
+
+def _query_error(exc: DomainError) -> GraphQLError:
+    codes = {ValidationFailed: "BAD_USER_INPUT", PermissionDenied: "FORBIDDEN", NotFound: "NOT_FOUND"}
+    extensions: dict[str, object] = {"code": codes.get(type(exc), "BAD_REQUEST")}
+    if isinstance(exc, ValidationFailed):
+        extensions["fields"] = [{"field": p.field, "message": p.message} for p in exc.problems]
+    return GraphQLError(exc.message, extensions=extensions)
+
+
+@strawberry.type
+class ConsentQuery:
+    @strawberry.field(
+        description="May we process these subjects' data for the purpose? One decision per id, in order "
+        "(staff, API clients with consent:read). Up to 10,000 ids; one database round trip."
+    )
+    async def consent_check(
+        self,
+        info: Info,
+        purpose: str,
+        subject_ids: list[str],
+        channel: Channel | None = None,
+        topic: str | None = None,
+    ) -> list[ConsentDecision]:
+        try:
+            decisions = await info.context.services.consent.check(
+                info.context.principal, purpose, subject_ids, topic, channel.value if channel else None
+            )
+        except DomainError as exc:
+            raise _query_error(exc) from exc
+        return [
+            ConsentDecision(subject_id=s, allowed=d.allowed, reason=d.reason)
+            for s, d in zip(subject_ids, decisions, strict=True)
+        ]
+
+    @strawberry.field(
+        description='The consent ledger, newest first (page with `after`). With `since` ("" for the '
+        "beginning, then each endCursor) it is a changes feed in commit order that never skips or repeats "
+        "an event. Staff and consent:read clients read all; a subject reads its own."
+    )
+    async def consent_events(
+        self,
+        info: Info,
+        subject_id: str | None = None,
+        since: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> ConsentEventConnection:
+        try:
+            page = await info.context.services.consent.events(
+                info.context.principal, subject_id, since, first, after
+            )
+        except DomainError as exc:
+            raise _query_error(exc) from exc
+        return ConsentEventConnection(
+            edges=[ConsentEventEdge(cursor=c, node=ConsentEvent.from_entry(e)) for c, e in page.entries],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
+
+@strawberry.type
+class ConsentMutation:
+    @strawberry.mutation(description="Record several separate choices for one subject, all or none.")
+    async def set_consents(self, info: Info, input: SetConsentsInput) -> SetConsentsResult:
+        try:
+            external_id = _subject_id(info, input.subject_id)
+            request = SetConsentsRequest(
+                external_id=external_id,
+                choices=[
+                    ConsentChoice(
+                        purpose=c.purpose,
+                        granted=c.granted,
+                        topic=c.topic or ANY,
+                        channel=c.channel.value if c.channel else ANY,
+                        pre_selected=c.pre_selected,
+                    )
+                    for c in input.choices
+                ],
+                method=input.method,
+                notice_version=input.notice_version,
+                origin=_origin(info, input.origin, external_id),
+                idempotency_key=input.idempotency_key,
+            )
+            change = await info.context.services.consent.set_consents(info.context.principal, request)
+        except DomainError as exc:
+            return error_from_domain(exc)  # type: ignore[return-value]
+        return SetConsentsSuccess.from_change(change)
+
+    @strawberry.mutation(description="Withdraw one topic/channel, one purpose, or (without purpose) all.")
+    async def withdraw_consent(self, info: Info, input: WithdrawConsentInput) -> WithdrawConsentResult:
+        try:
+            external_id = _subject_id(info, input.subject_id)
+            request = WithdrawRequest(
+                external_id=external_id,
+                purpose=input.purpose,
+                topic=input.topic or ANY,
+                channel=input.channel.value if input.channel else ANY,
+                method=input.method,
+                origin=_origin(info, input.origin, external_id),
+                idempotency_key=input.idempotency_key,
+            )
+            change = await info.context.services.consent.withdraw(info.context.principal, request)
+        except DomainError as exc:
+            return error_from_domain(exc)  # type: ignore[return-value]
+        return WithdrawConsentSuccess.from_change(change)

@@ -1,0 +1,291 @@
+"""Use cases of the consent ledger: set choices, withdraw, read preferences and history, check in batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dsr_gateway.domain.consent import (
+    ANY,
+    ConsentEvent,
+    ConsentMethod,
+    ConsentRecord,
+    ConsentStatus,
+    ConsentView,
+    Decision,
+    NewConsentEvent,
+    Origin,
+    Scope,
+    apply,
+    decide,
+    needs_no_consent,
+    preferences,
+)
+from dsr_gateway.domain.consent_feed import (
+    feed_cursor,
+    history_cursor,
+    page_size,
+    parse_feed_cursor,
+    parse_history_cursor,
+)
+from dsr_gateway.domain.consent_rules import (
+    ConsentChoice,
+    action_for,
+    actor_for,
+    method_for,
+    require_consent_check,
+    require_consent_read,
+    require_consent_write,
+    scope_problems,
+    validate_choices,
+    validate_idempotency_key,
+)
+from dsr_gateway.domain.errors import NotFound, ValidationFailed
+from dsr_gateway.domain.principal import Principal, PrincipalKind
+from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
+from dsr_gateway.domain.subjects import validate_external_id
+from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOfWork, UnitOfWorkFactory
+
+MAX_CHECK_IDS = 10_000
+NO_ORIGIN = Origin()
+
+
+@dataclass(frozen=True, slots=True)
+class SetConsentsRequest:
+    external_id: str
+    choices: Sequence[ConsentChoice]
+    method: ConsentMethod | None = None
+    notice_version: int | None = None
+    origin: Origin = NO_ORIGIN
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawRequest:
+    """One purpose (optionally one topic and/or channel of it), or everything when purpose is None."""
+
+    external_id: str
+    purpose: str | None = None
+    topic: str = ANY
+    channel: str = ANY
+    method: ConsentMethod | None = None
+    origin: Origin = NO_ORIGIN
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    external_id: str
+    events: list[ConsentEvent]
+    consents: list[ConsentView]
+    # True when the idempotency key had been used: these are the first call's events, nothing new.
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    entries: list[tuple[str, LedgerEntry]]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+class ConsentService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, reader: ConsentReader) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._reader = reader
+
+    # --- writes ---------------------------------------------------------------------------------------
+
+    async def set_consents(self, principal: Principal, request: SetConsentsRequest) -> ConsentChange:
+        """Several separate choices for one subject, all recorded or none."""
+        external_id = validate_external_id(request.external_id, "subjectId")
+        require_consent_write(principal, external_id)
+        actor = actor_for(principal)
+        method = method_for(principal, request.method)
+        key = validate_idempotency_key(request.idempotency_key)
+        async with self._uow() as uow:
+            purposes = {p.key: p for p in await uow.purposes.list_all()}
+            version = request.notice_version
+            stated = await uow.consents.notice_purposes(version) if version is not None else None
+            planned = validate_choices(request.choices, purposes, method, version, stated)
+            subject_id = await uow.consents.lock_subject(external_id, self._clock())
+            if key is not None:
+                previous = await uow.consents.events_for_key(subject_id, key)
+                if previous:
+                    if [(e.scope, e.action) for e in previous] != planned:
+                        raise ValidationFailed.single(
+                            "idempotencyKey", "this key was used for different choices; use a new key"
+                        )
+                    return await self._replay(uow, external_id, subject_id, previous, purposes)
+            # The time is taken under the subject's lock, so a subject's events are in time order.
+            now = self._clock()
+            events = [
+                NewConsentEvent(scope, action, method, version, request.origin, actor, now, now, key)
+                for scope, action in planned
+            ]
+            return await self._record(uow, external_id, subject_id, events, purposes)
+
+    async def withdraw(self, principal: Principal, request: WithdrawRequest) -> ConsentChange:
+        """Withdraw (or object to) one topic/channel, a whole purpose, or every purpose."""
+        external_id = validate_external_id(request.external_id, "subjectId")
+        require_consent_write(principal, external_id)
+        actor = actor_for(principal)
+        method = method_for(principal, request.method)
+        key = validate_idempotency_key(request.idempotency_key)
+        if request.purpose is None and (request.topic != ANY or request.channel != ANY):
+            raise ValidationFailed.single("purpose", "name the purpose the topic or channel belongs to")
+        async with self._uow() as uow:
+            purposes = {p.key: p for p in await uow.purposes.list_all()}
+            if request.purpose is not None:
+                purpose = purposes.get(request.purpose)
+                if purpose is None:
+                    raise ValidationFailed.single("purpose", f"no purpose {request.purpose!r}")
+                problems = scope_problems("", purpose, request.topic, request.channel)
+                if problems:
+                    raise ValidationFailed(problems)
+            subject_id = await uow.consents.lock_subject(external_id, self._clock())
+            if key is not None:
+                previous = await uow.consents.events_for_key(subject_id, key)
+                if previous:
+                    return await self._replay(uow, external_id, subject_id, previous, purposes)
+            current = (await uow.consents.states([subject_id]))[subject_id]
+            now = self._clock()
+            events = [
+                NewConsentEvent(
+                    scope,
+                    action_for(purposes[scope.purpose], False),
+                    method,
+                    None,
+                    request.origin,
+                    actor,
+                    now,
+                    now,
+                    key,
+                )
+                for scope in _withdrawal_scopes(request, purposes, current)
+            ]
+            return await self._record(uow, external_id, subject_id, events, purposes, current)
+
+    async def _record(
+        self,
+        uow: UnitOfWork,
+        external_id: str,
+        subject_id: int,
+        events: list[NewConsentEvent],
+        purposes: dict[str, Purpose],
+        current: list[ConsentRecord] | None = None,
+    ) -> ConsentChange:
+        if current is None:
+            current = (await uow.consents.states([subject_id]))[subject_id]
+        saved = await uow.consents.append([(subject_id, e) for e in events])
+        state = {r.scope: r for r in current}
+        changed: dict[Scope, ConsentRecord] = {}
+        for event in saved:
+            after = apply(state.get(event.scope), event)
+            state[event.scope] = changed[event.scope] = after
+        await uow.consents.save_states([(subject_id, r) for r in changed.values()])
+        await uow.commit()
+        views = preferences(purposes.values(), state.values(), self._clock())
+        return ConsentChange(external_id, saved, views, replayed=False)
+
+    async def _replay(
+        self,
+        uow: UnitOfWork,
+        external_id: str,
+        subject_id: int,
+        previous: list[ConsentEvent],
+        purposes: dict[str, Purpose],
+    ) -> ConsentChange:
+        current = (await uow.consents.states([subject_id]))[subject_id]
+        views = preferences(purposes.values(), current, self._clock())
+        return ConsentChange(external_id, previous, views, replayed=True)
+
+    # --- reads ----------------------------------------------------------------------------------------
+
+    async def check(
+        self,
+        principal: Principal,
+        purpose: str,
+        external_ids: Sequence[str],
+        topic: str | None = None,
+        channel: str | None = None,
+    ) -> list[Decision]:
+        """One decision per id, in the order given; one database round trip whatever the count."""
+        require_consent_check(principal)
+        if len(external_ids) > MAX_CHECK_IDS:
+            raise ValidationFailed.single(
+                "subjectIds",
+                f"at most {MAX_CHECK_IDS:,} ids per call (got {len(external_ids):,}); split the batch",
+            )
+        topic, channel = topic or ANY, channel or ANY
+        rows = await self._reader.check(purpose, external_ids, topic, channel)
+        if rows is None:
+            raise NotFound("purpose", purpose)
+        problems = scope_problems("", rows.purpose, topic, channel, choosing=False)
+        if problems:
+            raise ValidationFailed(problems)
+        now = self._clock()
+        found, none = rows.records, ()
+        return [decide(rows.purpose, found.get(i, none), now, topic, channel) for i in external_ids]
+
+    async def preferences_of(self, external_ids: Sequence[str]) -> list[list[ConsentView]]:
+        """Each subject's preferences (DataLoader batch: two statements for any number of subjects)."""
+        purposes = await self._reader.purposes()
+        states = await self._reader.states(external_ids)
+        now = self._clock()
+        return [preferences(purposes, states.get(e, []), now) for e in external_ids]
+
+    async def events(
+        self,
+        principal: Principal,
+        external_id: str | None,
+        since: str | None,
+        first: int | None,
+        after: str | None,
+    ) -> EventPage:
+        """The ledger newest first, or with `since` the changes feed in commit order."""
+        if external_id is None and principal.kind is PrincipalKind.SUBJECT:
+            external_id = principal.id
+        require_consent_read(principal, external_id)
+        size = page_size(first)
+        if since is not None:
+            if after is not None:
+                raise ValidationFailed.single("after", "a changes feed continues with since=<endCursor>")
+            position = parse_feed_cursor(since)
+            entries = await self._reader.feed(external_id, size + 1, position)
+            page = [(feed_cursor(e.position), e) for e in entries[:size]]
+            end = page[-1][0] if page else feed_cursor(position)
+            return EventPage(page, len(entries) > size, end)
+        before = parse_history_cursor(after) if after is not None else None
+        entries = await self._reader.history(external_id, size + 1, before)
+        page = [(history_cursor(e.event.id), e) for e in entries[:size]]
+        return EventPage(page, len(entries) > size, page[-1][0] if page else None)
+
+
+def _withdrawal_scopes(
+    request: WithdrawRequest, purposes: dict[str, Purpose], current: list[ConsentRecord]
+) -> list[Scope]:
+    """The scopes to withdraw: the one named, and under a purpose-wide withdrawal every specific grant."""
+    if request.purpose is not None and (request.topic != ANY or request.channel != ANY):
+        return [Scope(request.purpose, request.topic, request.channel)]
+    if request.purpose is not None:
+        targets = [purposes[request.purpose]]
+    else:
+        recorded = {r.scope.purpose for r in current}
+        targets = [
+            p
+            for p in purposes.values()
+            if not needs_no_consent(p) and (p.key in recorded or p.mechanism is ConsentMechanism.OPT_OUT)
+        ]
+    scopes: list[Scope] = []
+    for purpose in targets:
+        scopes.append(Scope(purpose.key))
+        scopes.extend(
+            r.scope
+            for r in current
+            if r.scope.purpose == purpose.key
+            and not r.scope.is_purpose_wide
+            and r.status is ConsentStatus.GRANTED
+        )
+    return scopes

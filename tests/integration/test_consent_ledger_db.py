@@ -1,0 +1,121 @@
+"""The ledger under concurrency, the changes feed around open transactions, and append-only by design."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dsr_gateway.db.engine import make_engine, make_session_factory
+from dsr_gateway.db.repositories.consent import SqlConsentLedger
+from dsr_gateway.db.uow import SqlUnitOfWork
+from dsr_gateway.domain.consent import (
+    Actor,
+    ActorKind,
+    ConsentAction,
+    ConsentMethod,
+    NewConsentEvent,
+    Origin,
+    Scope,
+    fold,
+)
+from dsr_gateway.services.ports import ConsentLedger
+from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
+from tests.support.consent_factories import EVENTS, SET_CONSENTS, WITHDRAW, choice, seed_catalogue
+
+MUTATING_WORDS = ("update", "delete", "remove", "replace", "edit", "truncate", "amend")
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+def test_the_ledger_api_offers_no_way_to_change_or_delete_an_event() -> None:
+    for api in (SqlConsentLedger, ConsentLedger):
+        names = [n for n, _ in inspect.getmembers(api, inspect.isfunction) if not n.startswith("__")]
+        assert "append" in names
+        assert [n for n in names if any(w in n for w in MUTATING_WORDS)] == [], api
+
+
+async def test_concurrent_writes_leave_the_projection_equal_to_the_fold_of_events(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    await seed_catalogue(gql)
+    tokens = [subject_token(), agent_token(), client_token("consent:write")]
+
+    def call(i: int) -> asyncio.Future[dict[str, object]]:
+        token = tokens[i % 3]
+        if i % 7 == 6:
+            return asyncio.ensure_future(
+                gql(
+                    WITHDRAW,
+                    {"input": {"subjectId": "customer-1", "purpose": "marketing_email"}},
+                    token=token,
+                )
+            )
+        choices = [choice(granted=i % 2 == 0), choice(topic="promotions", granted=i % 3 == 0)]
+        method = None if token == tokens[1] else "CHECKBOX"
+        values = {"subjectId": "customer-1", "choices": choices, "noticeVersion": 1, "method": method}
+        return asyncio.ensure_future(gql(SET_CONSENTS, {"input": values}, token=token))
+
+    results = await asyncio.gather(*(call(i) for i in range(40)))
+    assert all("Success" in str(r) for r in results), results
+
+    async with SqlUnitOfWork(make_session_factory(engine)) as uow:
+        subject_id = await uow.consents.lock_subject("customer-1", datetime.now(UTC))
+        events = await uow.consents.all_events([subject_id])
+        projection = (await uow.consents.states([subject_id]))[subject_id]
+    assert len(events) > 40
+    folded = {scope: record for (_, scope), record in fold(events).items()}
+    assert {r.scope: r for r in projection} == folded
+    # Live writes take their time under the subject's lock: the last event of each scope is the state.
+    last = {e.scope: e.id for e in events}
+    assert {r.scope: r.last_event_id for r in projection} == last
+
+
+def _event(now: datetime) -> NewConsentEvent:
+    return NewConsentEvent(
+        Scope("marketing_email"),
+        ConsentAction.GRANT,
+        ConsentMethod.API,
+        1,
+        Origin(),
+        Actor(ActorKind.SYSTEM, "system"),
+        now,
+        now,
+    )
+
+
+async def test_the_feed_never_passes_an_event_still_being_written(
+    gql: GraphQLClient, engine: AsyncEngine, database_url: str
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite serialises writers: an earlier id can never commit after a later one")
+    await seed_catalogue(gql)
+    reader = client_token("consent:read")
+    slow = SqlUnitOfWork(make_session_factory(engine))
+    async with slow as uow:
+        # A transaction takes an id (and its place in the feed), then stays open ...
+        subject_id = await uow.consents.lock_subject("slow", datetime.now(UTC))
+        await uow.consents.append([(subject_id, _event(datetime.now(UTC)))])
+        # ... while a later one commits.
+        data = await gql(
+            SET_CONSENTS, {"input": {"choices": [choice()], "noticeVersion": 1}}, token=subject_token()
+        )
+        assert data["setConsents"]["__typename"] == "SetConsentsSuccess"
+        page = (await gql(EVENTS, {"since": ""}, token=reader))["consentEvents"]
+        # The committed event waits behind the open transaction rather than be skipped later.
+        assert page["edges"] == []
+        cursor = page["pageInfo"]["endCursor"]
+        await uow.commit()
+    page = (await gql(EVENTS, {"since": cursor}, token=reader))["consentEvents"]
+    assert [e["node"]["subjectId"] for e in page["edges"]] == ["slow", "customer-1"]
+    again = (await gql(EVENTS, {"since": page["pageInfo"]["endCursor"]}, token=reader))["consentEvents"]
+    assert again["edges"] == []
