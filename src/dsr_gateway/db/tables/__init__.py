@@ -15,7 +15,30 @@ SQLModel.metadata.naming_convention = {
 from dsr_gateway.db.tables.access import ApiKeyRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
 from dsr_gateway.db.tables.subjects import SubjectRow
+from dsr_gateway.db.tables.identity import SubjectIdentityRow, VerificationChallengeRow
+from dsr_gateway.db.tables.outbox import OutboxDeliveryRow, OutboxRow
+from dsr_gateway.db.tables.requests import (
+    PrivacyRequestEventRow,
+    PrivacyRequestRow,
+    RequestPauseRow,
+    SlaAlertRow,
+)
 
 metadata = SQLModel.metadata
 
-__all__ = ["ApiKeyRow", "NoticePurposeRow", "PrivacyNoticeRow", "PurposeRow", "SubjectRow", "metadata"]
+__all__ = [
+    "ApiKeyRow",
+    "NoticePurposeRow",
+    "OutboxDeliveryRow",
+    "OutboxRow",
+    "PrivacyNoticeRow",
+    "PrivacyRequestEventRow",
+    "PrivacyRequestRow",
+    "PurposeRow",
+    "RequestPauseRow",
+    "SlaAlertRow",
+    "SubjectIdentityRow",
+    "SubjectRow",
+    "VerificationChallengeRow",
+    "metadata",
+]
