@@ -10,6 +10,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
+from dsr_gateway.db.repositories.identity import SqlIdentityRepository
+from dsr_gateway.db.repositories.outbox import SqlOutboxRepository
+from dsr_gateway.db.repositories.requests import SqlPrivacyRequestRepository
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
 
 
@@ -23,6 +26,9 @@ class SqlUnitOfWork:
         self.notices = SqlNoticeRepository(self.session)
         self.api_keys = SqlApiKeyRepository(self.session)
         self.subjects = SqlSubjectRepository(self.session)
+        self.requests = SqlPrivacyRequestRepository(self.session)
+        self.identities = SqlIdentityRepository(self.session)
+        self.outbox = SqlOutboxRepository(self.session)
         return self
 
     async def __aexit__(

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.catalogue import CatalogueService
+from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import EventBus
+from dsr_gateway.services.requests import (
+    RequestActionService,
+    RequestIntakeService,
+    RequestQueryService,
+    SlaSweepService,
+)
 
 
 @dataclass(frozen=True)
@@ -14,3 +21,8 @@ class Services:
     catalogue: CatalogueService
     api_keys: ApiKeyService
     events: EventBus
+    request_intake: RequestIntakeService
+    request_actions: RequestActionService
+    request_queries: RequestQueryService
+    sla_sweep: SlaSweepService
+    outbox: OutboxService

@@ -14,7 +14,6 @@ SQLModel.metadata.naming_convention = {
 # ruff: noqa: E402
 from dsr_gateway.db.tables.access import ApiKeyRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
-from dsr_gateway.db.tables.subjects import SubjectRow
 from dsr_gateway.db.tables.identity import SubjectIdentityRow, VerificationChallengeRow
 from dsr_gateway.db.tables.outbox import OutboxDeliveryRow, OutboxRow
 from dsr_gateway.db.tables.requests import (
@@ -23,6 +22,7 @@ from dsr_gateway.db.tables.requests import (
     RequestPauseRow,
     SlaAlertRow,
 )
+from dsr_gateway.db.tables.subjects import SubjectRow
 
 metadata = SQLModel.metadata
 

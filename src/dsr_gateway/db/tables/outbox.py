@@ -1,4 +1,4 @@
-"""Messages to send, written in the same transaction as the change that caused them, and their delivery log."""
+"""Messages to send, written in the same transaction as what caused them, and their delivery log."""
 
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ from alembic import op
 
 import dsr_gateway.db.types
 
-
 revision: str = "0004_requests"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
