@@ -28,6 +28,7 @@ from dsr_gateway.graphql.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from dsr_gateway.graphql.requests import RequestMutation, RequestQuery, RequestSubscription
 from dsr_gateway.graphql.subjects import SubjectQuery
 
 logger = logging.getLogger("dsr_gateway.graphql")
@@ -35,17 +36,17 @@ MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
 
 
 @strawberry.type
-class Query(CatalogueQuery, SubjectQuery):
+class Query(CatalogueQuery, SubjectQuery, RequestQuery):
     pass
 
 
 @strawberry.type
-class Mutation(CatalogueMutation):
+class Mutation(CatalogueMutation, RequestMutation):
     pass
 
 
 @strawberry.type
-class Subscription(CatalogueSubscription):
+class Subscription(CatalogueSubscription, RequestSubscription):
     pass
 
 

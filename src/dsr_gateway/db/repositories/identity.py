@@ -34,7 +34,7 @@ class SqlIdentityRepository:
 
     async def find_by_email_hash(self, email_hash: str) -> IdentityRecord | None:
         rows = (
-            await self._session.execute(
+            await (await self._session.connection()).execute(
                 select(IDENT).where(IDENT.c.email_hash == email_hash).order_by(IDENT.c.id).limit(1)
             )
         ).mappings()
@@ -49,7 +49,7 @@ class SqlIdentityRepository:
         now: datetime,
     ) -> int:
         """`email` and `phone` are (ciphertext, lookup hash) pairs."""
-        result = await self._session.execute(
+        result = await (await self._session.connection()).execute(
             IDENT.insert()
             .values(
                 subject_id=subject_id,
@@ -67,13 +67,21 @@ class SqlIdentityRepository:
         if not identity_ids:
             return {}
         rows = (
-            await self._session.execute(select(IDENT).where(IDENT.c.id.in_(list(identity_ids))))
+            await (await self._session.connection()).execute(
+                select(IDENT).where(IDENT.c.id.in_(list(identity_ids)))
+            )
         ).mappings()
         return {r["id"]: _identity(r) for r in rows}
 
     async def challenge(self, request_id: str) -> Challenge | None:
         row = (
-            (await self._session.execute(select(CH).where(CH.c.request_id == request_id))).mappings().first()
+            (
+                await (await self._session.connection()).execute(
+                    select(CH).where(CH.c.request_id == request_id)
+                )
+            )
+            .mappings()
+            .first()
         )
         if row is None:
             return None
@@ -99,10 +107,10 @@ class SqlIdentityRepository:
             "resend_available_at": challenge.resend_available_at,
             "verified_at": challenge.verified_at,
         }
-        result = await self._session.execute(
+        result = await (await self._session.connection()).execute(
             update(CH).where(CH.c.request_id == challenge.request_id).values(**values)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            await self._session.execute(
+            await (await self._session.connection()).execute(
                 CH.insert().values(request_id=challenge.request_id, created_at=challenge.created_at, **values)
             )

@@ -47,7 +47,7 @@ class SqlOutboxRepository:
         self._session = session
 
     async def add(self, message: NewMessage, now: datetime) -> int:
-        result = await self._session.execute(
+        result = await (await self._session.connection()).execute(
             O.insert()
             .values(
                 kind=message.kind,
@@ -77,18 +77,22 @@ class SqlOutboxRepository:
         )
         if self._session.bind.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        ids = list((await self._session.execute(query)).scalars())
+        ids = list((await (await self._session.connection()).execute(query)).scalars())
         if not ids:
             return []
-        await self._session.execute(
+        await (await self._session.connection()).execute(
             update(O).where(O.c.id.in_(ids)).values(next_attempt_at=lease_until, attempts=O.c.attempts + 1)
         )
-        rows = (await self._session.execute(select(O).where(O.c.id.in_(ids)).order_by(O.c.id))).mappings()
+        rows = (
+            await (await self._session.connection()).execute(
+                select(O).where(O.c.id.in_(ids)).order_by(O.c.id)
+            )
+        ).mappings()
         return [_stored(r) for r in rows]
 
     async def unlogged(self, limit: int) -> Sequence[StoredMessage]:
         rows = (
-            await self._session.execute(
+            await (await self._session.connection()).execute(
                 select(O)
                 .where(O.c.status == OutboxStatus.PENDING.value, O.c.logged_at.is_(None))
                 .order_by(O.c.id)
@@ -99,7 +103,9 @@ class SqlOutboxRepository:
 
     async def mark_logged(self, ids: Collection[int], now: datetime) -> None:
         if ids:
-            await self._session.execute(update(O).where(O.c.id.in_(list(ids))).values(logged_at=now))
+            await (await self._session.connection()).execute(
+                update(O).where(O.c.id.in_(list(ids))).values(logged_at=now)
+            )
 
     async def record_attempt(
         self,
@@ -109,7 +115,7 @@ class SqlOutboxRepository:
         next_attempt_at: datetime,
         sent_at: datetime | None,
     ) -> None:
-        await self._session.execute(
+        await (await self._session.connection()).execute(
             D.insert().values(
                 outbox_id=message_id,
                 attempt=attempt.attempt,
@@ -124,7 +130,9 @@ class SqlOutboxRepository:
             "sent_at": sent_at,
             "last_error": None if attempt.succeeded else attempt.detail,
         }
-        await self._session.execute(update(O).where(O.c.id == message_id).values(**values))
+        await (await self._session.connection()).execute(
+            update(O).where(O.c.id == message_id).values(**values)
+        )
 
     async def listing(
         self, request_id: str | None, first: int, before_id: int | None
@@ -134,13 +142,13 @@ class SqlOutboxRepository:
             query = query.where(O.c.request_id == request_id)
         if before_id is not None:
             query = query.where(O.c.id < before_id)
-        return [_message(r) for r in (await self._session.execute(query)).mappings()]
+        return [_message(r) for r in (await (await self._session.connection()).execute(query)).mappings()]
 
     async def deliveries(self, outbox_ids: Collection[int]) -> dict[int, list[DeliveryRecord]]:
         found: dict[int, list[DeliveryRecord]] = defaultdict(list)
         if outbox_ids:
             rows = (
-                await self._session.execute(
+                await (await self._session.connection()).execute(
                     select(D).where(D.c.outbox_id.in_(list(outbox_ids))).order_by(D.c.outbox_id, D.c.id)
                 )
             ).mappings()

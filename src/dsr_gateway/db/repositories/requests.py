@@ -104,13 +104,13 @@ class SqlPrivacyRequestRepository:
         self._session = session
 
     async def _rows(self, statement: Select[Any]) -> list[RowMapping]:
-        return list((await self._session.execute(statement)).mappings())
+        return list((await (await self._session.connection()).execute(statement)).mappings())
 
     async def add(self, request: PrivacyRequest) -> None:
         names = list(PrivacyRequestRow.model_fields)
         try:
             async with self._session.begin_nested():
-                await self._session.execute(R.insert().values(**_values(request, names)))
+                await (await self._session.connection()).execute(R.insert().values(**_values(request, names)))
         except IntegrityError as exc:
             # The only unique column a caller chooses is the idempotency key.
             raise Conflict("A request with this idempotency key is being submitted right now.") from exc
@@ -152,19 +152,21 @@ class SqlPrivacyRequestRepository:
 
     async def save(self, request: PrivacyRequest, expected_version: int) -> PrivacyRequest:
         """Write the changed fields if nobody else did since `expected_version`; the version goes up."""
-        result = await self._session.execute(
+        result = await (await self._session.connection()).execute(
             update(R)
             .where(R.c.id == request.id, R.c.version == expected_version)
             .values(**_values(request, _MUTABLE), version=expected_version + 1)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            actual = await self._session.scalar(select(R.c.version).where(R.c.id == request.id))
+            actual = await (await self._session.connection()).scalar(
+                select(R.c.version).where(R.c.id == request.id)
+            )
             raise StaleVersion("privacy request", request.id, expected_version, actual or 0)
         return request.evolve(version=expected_version + 1)
 
     async def set_sla_status(self, request_id: str, sla_status: str, now: datetime) -> None:
         # The sweep's bookkeeping: not an edit of the request, so it leaves the version alone.
-        await self._session.execute(
+        await (await self._session.connection()).execute(
             update(R).where(R.c.id == request_id).values(sla_status=sla_status, updated_at=now)
         )
 
@@ -217,7 +219,7 @@ class SqlPrivacyRequestRepository:
         return found
 
     async def add_event(self, event: RequestEvent) -> None:
-        await self._session.execute(
+        await (await self._session.connection()).execute(
             E.insert().values(
                 request_id=event.request_id,
                 action=event.action.value,
@@ -261,16 +263,18 @@ class SqlPrivacyRequestRepository:
     async def open_pauses(self, request_ids: Collection[str]) -> set[str]:
         if not request_ids:
             return set()
-        rows = await self._session.execute(
+        rows = await (await self._session.connection()).execute(
             select(P.c.request_id).where(P.c.request_id.in_(list(request_ids)), P.c.ended_at.is_(None))
         )
         return set(rows.scalars())
 
     async def add_pause(self, request_id: str, start: datetime) -> None:
-        await self._session.execute(P.insert().values(request_id=request_id, started_at=start))
+        await (await self._session.connection()).execute(
+            P.insert().values(request_id=request_id, started_at=start)
+        )
 
     async def end_pause(self, request_id: str, end: datetime) -> None:
-        await self._session.execute(
+        await (await self._session.connection()).execute(
             update(P).where(P.c.request_id == request_id, P.c.ended_at.is_(None)).values(ended_at=end)
         )
 
@@ -288,7 +292,7 @@ class SqlPrivacyRequestRepository:
     async def add_alert(self, request_id: str, kind: str, due_at: datetime, now: datetime) -> bool:
         """Record an alert once per request and kind; False when it was already raised."""
         insert = pg_insert if self._session.bind.dialect.name == "postgresql" else sqlite_insert
-        result = await self._session.execute(
+        result = await (await self._session.connection()).execute(
             insert(ALERT)
             .values(request_id=request_id, kind=kind, due_at=due_at, raised_at=now)
             .on_conflict_do_nothing(index_elements=["request_id", "kind"])
@@ -296,5 +300,7 @@ class SqlPrivacyRequestRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def count_open(self) -> int:
-        value = await self._session.scalar(select(func.count()).where(R.c.status.in_(OPEN_STATUSES)))
+        value = await (await self._session.connection()).scalar(
+            select(func.count()).where(R.c.status.in_(OPEN_STATUSES))
+        )
         return int(value or 0)

@@ -107,8 +107,29 @@ class RequestQueryService:
                 masked[request_id] = mask_email(self._cipher.decrypt(identity.email_encrypted))
         return masked
 
+    async def present(self, principal: Principal, request: PrivacyRequest) -> RequestView:
+        """The view of a request the caller just submitted or acted on (an anonymous submitter included)."""
+        async with self._uow() as uow:
+            paused = bool(await uow.requests.open_pauses([request.id]))
+        return self._view(principal, request, paused)
+
+    async def histories_by_id(
+        self, principal: Principal, ids: Sequence[str]
+    ) -> dict[str, list[RequestEvent]]:
+        async with self._uow() as uow:
+            found = await uow.requests.many(ids)
+            visible = [i for i, r in found.items() if may_see(principal, r)]
+            return dict(await uow.requests.events_for(visible))
+
+    async def contacts_by_id(self, principal: Principal, ids: Sequence[str]) -> dict[str, str]:
+        if not principal.is_staff:
+            return {}
+        async with self._uow() as uow:
+            found = await uow.requests.many(ids)
+        return await self.contacts(principal, list(found.values()))
+
     def _view(self, principal: Principal, request: PrivacyRequest, paused: bool) -> RequestView:
-        role = actor_role(principal, request)
-        return RequestView(
-            request, self._sla.view(request, self._clock(), paused), allowed_actions(request.status, role)
-        )
+        actions: tuple[Action, ...] = ()
+        if principal.is_staff or may_see(principal, request):
+            actions = allowed_actions(request.status, actor_role(principal, request))
+        return RequestView(request, self._sla.view(request, self._clock(), paused), actions)
