@@ -33,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": _migrate,
         "apikey": _apikey,
         "dev-tokens": _dev_tokens,
+        "worker": _worker,
+        "sweep": _sweep,
     }[args.command]
     return handler(settings, args)
 
@@ -59,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     tokens = commands.add_parser("dev-tokens", help="print working tokens for a subject, an agent, an admin")
     tokens.add_argument("--subject", default="customer-1", help="the subject's external id")
     tokens.add_argument("--hours", type=int, default=12)
+    worker = commands.add_parser("worker", help="run the outbox sender and the SLA sweep until stopped")
+    worker.add_argument("--once", action="store_true", help="one pass of each loop, then exit")
+    commands.add_parser("sweep", help="run the SLA sweep once (at-risk and overdue alerts)")
     return parser
 
 
@@ -184,6 +189,59 @@ def _dev_tokens(settings: Settings, args: argparse.Namespace) -> int:
     print(f"SUBJECT_TOKEN={mint_token(secret, args.subject, **common)}")  # type: ignore[arg-type]
     print(f"AGENT_TOKEN={mint_token(secret, 'agent-1', roles=['agent'], **common)}")  # type: ignore[arg-type]
     print(f"ADMIN_TOKEN={mint_token(secret, 'admin-1', roles=['admin'], **common)}")  # type: ignore[arg-type]
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_worker_async(settings, once=args.once))
+
+
+def _sweep(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_worker_async(settings, once=True, sweep_only=True))
+
+
+async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = False) -> int:
+    import signal
+
+    from dsr_gateway.app import (
+        build_event_bus,
+        build_mailer,
+        build_request_services,
+        worker_config,
+    )
+    from dsr_gateway.connectors.pg_events import PostgresEventBus
+    from dsr_gateway.db.engine import make_engine, make_session_factory
+    from dsr_gateway.db.migrate import upgrade
+    from dsr_gateway.db.uow import SqlUnitOfWork
+    from dsr_gateway.worker.loops import run_worker
+
+    settings = settings.with_development_secrets()
+    engine = make_engine(settings.database_url)
+    events = build_event_bus(settings)
+    try:
+        await upgrade(engine)
+        factory = make_session_factory(engine)
+        if isinstance(events, PostgresEventBus):
+            await events.start()
+        services = build_request_services(settings, lambda: SqlUnitOfWork(factory), events)
+        mailer = build_mailer(settings)
+        if once:
+            result = await services["sla_sweep"].sweep()
+            print(f"SLA sweep: {result.examined} examined, {result.changed} changed, {result.alerts} alerts.")
+            if not sweep_only:
+                run = await services["outbox"].deliver_due(mailer)
+                print(f"Outbox: {run.sent} sent, {run.failed} failed, {run.held} held (no SMTP host).")
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        logging.getLogger("dsr_gateway").info("worker started: outbox sender and SLA sweep")
+        await run_worker(services["outbox"], services["sla_sweep"], mailer, worker_config(settings), stop)
+    finally:
+        if isinstance(events, PostgresEventBus):
+            await events.close()
+        await engine.dispose()
     return 0
 
 

@@ -73,7 +73,14 @@ async def test_an_illegal_action_is_a_conflict_naming_status_and_allowed_actions
     refused = await act(gql, COMPLETE, request["id"])
     assert refused["__typename"] == "ConflictError"
     assert refused["currentStatus"] == "SUBMITTED"
-    assert refused["allowedActions"] == ["APPROVE", "REJECT", "REQUEST_INFORMATION", "CANCEL", "EXTEND", "ASSIGN"]
+    assert refused["allowedActions"] == [
+        "APPROVE",
+        "REJECT",
+        "REQUEST_INFORMATION",
+        "CANCEL",
+        "EXTEND",
+        "ASSIGN",
+    ]
     assert "Cannot COMPLETE a request that is SUBMITTED" in refused["message"]
 
 
@@ -85,7 +92,9 @@ async def test_a_stale_version_is_refused(gql: GraphQLClient) -> None:
     assert stale["currentVersion"] == 2
 
 
-async def test_two_agents_approving_at_once_one_wins_and_the_other_gets_a_conflict(gql: GraphQLClient) -> None:
+async def test_two_agents_approving_at_once_one_wins_and_the_other_gets_a_conflict(
+    gql: GraphQLClient,
+) -> None:
     request = await create_request(gql)
     results = await asyncio.gather(
         act(gql, APPROVE, request["id"], token=agent_token("agent-1"), expectedVersion=1),
@@ -156,7 +165,9 @@ async def test_an_agent_logs_a_postal_request_with_its_real_received_at(gql: Gra
     assert request["submittedBy"] == "staff:agent-1"
     assert request["slaRule"]["inputs"]["received_at"] == received.isoformat()
     assert request["slaRule"]["inputs"]["period"] == "30 CALENDAR_DAYS"
-    refused = await gql(SUBMIT, {"input": request_input(receivedAt=received.isoformat())}, token=subject_token())
+    refused = await gql(
+        SUBMIT, {"input": request_input(receivedAt=received.isoformat())}, token=subject_token()
+    )
     assert refused["submitPrivacyRequest"]["fields"][0]["field"] == "receivedAt"
 
 
@@ -167,9 +178,13 @@ async def test_an_agent_logs_a_postal_request_with_its_real_received_at(gql: Gra
         ({"purposes": []}, "details.purposes"),
     ],
 )
-async def test_details_are_validated_per_type(gql: GraphQLClient, details: dict[str, object], field: str) -> None:
+async def test_details_are_validated_per_type(
+    gql: GraphQLClient, details: dict[str, object], field: str
+) -> None:
     request_type = "ERASURE" if "all" in details else "OBJECTION"
-    data = await gql(SUBMIT, {"input": request_input(type=request_type, details=details)}, token=subject_token())
+    data = await gql(
+        SUBMIT, {"input": request_input(type=request_type, details=details)}, token=subject_token()
+    )
     result = data["submitPrivacyRequest"]
     assert result["__typename"] == "ValidationError"
     assert [f["field"] for f in result["fields"]] == [field]
@@ -185,7 +200,9 @@ async def test_extension_once_before_the_deadline_queues_the_notice(gql: GraphQL
     after = extended["request"]
     assert after["extended"] is True
     assert after["originalDueAt"] == request["originalDueAt"]
-    assert datetime.fromisoformat(after["dueAt"]) - datetime.fromisoformat(request["dueAt"]) == timedelta(days=45)
+    assert datetime.fromisoformat(after["dueAt"]) - datetime.fromisoformat(request["dueAt"]) == timedelta(
+        days=45
+    )
     assert after["history"][-1]["action"] == "EXTEND"
     twice = await act(gql, EXTEND, request["id"], reason="Still more")
     assert twice["__typename"] == "ConflictError"

@@ -66,7 +66,9 @@ CANCEL = action_mutation("cancelPrivacyRequest", ", reason: $reason", ", $reason
 ASSIGN = action_mutation("assignPrivacyRequest", ", assignee: $assignee", ", $assignee: String")
 EXTEND = action_mutation("extendPrivacyRequest", ", reason: $reason", ", $reason: String!")
 REJECT = action_mutation(
-    "rejectPrivacyRequest", ", reason: $reason, message: $message", ", $reason: RejectionReason!, $message: String!"
+    "rejectPrivacyRequest",
+    ", reason: $reason, message: $message",
+    ", $reason: RejectionReason!, $message: String!",
 )
 REQUEST_INFO = action_mutation("requestInformation", ", question: $question", ", $question: String!")
 PROVIDE_INFO = action_mutation("provideInformation", ", answer: $answer", ", $answer: String!")
