@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -195,7 +196,7 @@ class Challenge:
         if self.sent_count >= MAX_SENDS:
             return f"A code was already sent {MAX_SENDS} times; submit a new request."
         if now < self.resend_available_at:
-            seconds = int((self.resend_available_at - now).total_seconds()) + 1
+            seconds = math.ceil((self.resend_available_at - now).total_seconds())
             return f"Wait {seconds} seconds before asking for another code."
         return None
 
