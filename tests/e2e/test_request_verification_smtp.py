@@ -30,11 +30,10 @@ async def mailing_gql(database_url: str, smtp_inbox: Inbox) -> AsyncIterator[Gra
         sla_sweep_seconds=3600,
     )
     application = create_app(settings)
-    async with LifespanManager(application) as manager:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://t"
-        ) as http:
-            yield GraphQLClient(http, application)
+    async with LifespanManager(application) as manager, httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=manager.app), base_url="http://t"
+    ) as http:
+        yield GraphQLClient(http, application)
 
 
 async def test_anonymous_request_verified_with_the_code_from_the_email(

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -279,10 +279,16 @@ class SqlPrivacyRequestRepository:
         )
 
     async def sweep_candidates(self, due_before: datetime, limit: int) -> Sequence[PrivacyRequest]:
-        """Open requests whose stored status may be stale: on track or at risk, due before the horizon."""
+        """Open requests whose stored status may be stale or whose alert is not raised yet: on track or
+        at risk, or overdue without an OVERDUE alert (logged late), due before the horizon."""
+        overdue_unalerted = and_(
+            R.c.sla_status == "OVERDUE",
+            ~exists().where(ALERT.c.request_id == R.c.id, ALERT.c.kind == "OVERDUE"),
+        )
         rows = await self._rows(
             _select()
-            .where(R.c.sla_status.in_(["ON_TRACK", "AT_RISK"]), R.c.due_at < due_before)
+            .where(or_(R.c.sla_status.in_(["ON_TRACK", "AT_RISK"]), overdue_unalerted))
+            .where(R.c.due_at < due_before)
             .where(R.c.closed_at.is_(None))
             .order_by(R.c.sla_status, R.c.due_at)
             .limit(limit)

@@ -42,12 +42,12 @@ class SlaSweepService:
             changed = 0
             for request in candidates:
                 view = self._sla.view(request, now, request.id in paused)
-                if view.sla_status.value == request.sla_status:
-                    continue
-                changed += 1
-                await uow.requests.set_sla_status(request.id, view.sla_status.value, now)
-                moved = request.evolve(sla_status=view.sla_status.value)
-                updates.append(event_payload(moved, "SLA_STATUS", now))
+                if view.sla_status.value != request.sla_status:
+                    changed += 1
+                    await uow.requests.set_sla_status(request.id, view.sla_status.value, now)
+                    moved = request.evolve(sla_status=view.sla_status.value)
+                    updates.append(event_payload(moved, "SLA_STATUS", now))
+                # Alerts are recorded once per kind, also for a request that arrived already at risk.
                 if view.sla_status in ALERTING and await uow.requests.add_alert(
                     request.id, view.sla_status.value, request.due_at, now
                 ):
