@@ -33,7 +33,7 @@ async def server(database_url: str) -> AsyncIterator[str]:
     instance = uvicorn.Server(config)
     task = asyncio.create_task(instance.serve())
     async with asyncio.timeout(20):
-        while not instance.started:
+        while not instance.started:  # noqa: ASYNC110 (uvicorn exposes only a flag)
             await asyncio.sleep(0.02)
     try:
         yield f"127.0.0.1:{port}"
@@ -87,7 +87,9 @@ class Subscription:
 
 
 UPDATED = """
-subscription($id: ID) { privacyRequestUpdated(id: $id) { requestId action status request { id status version } } }
+subscription($id: ID) {
+  privacyRequestUpdated(id: $id) { requestId action status request { id status version } }
+}
 """
 ALERTS = "subscription { slaAlerts { requestId kind dueAt jurisdiction } }"
 

@@ -30,9 +30,10 @@ async def mailing_gql(database_url: str, smtp_inbox: Inbox) -> AsyncIterator[Gra
         sla_sweep_seconds=3600,
     )
     application = create_app(settings)
-    async with LifespanManager(application) as manager, httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=manager.app), base_url="http://t"
-    ) as http:
+    async with (
+        LifespanManager(application) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
+    ):
         yield GraphQLClient(http, application)
 
 

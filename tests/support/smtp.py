@@ -37,9 +37,10 @@ class Inbox:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 Message accepted"
 
-    async def wait_for(self, count: int, timeout: float = 15.0) -> list[Message]:
-        async with asyncio.timeout(timeout):
-            while len(self.messages) < count:
+    async def wait_for(self, count: int, within: float = 15.0) -> list[Message]:
+        async with asyncio.timeout(within):
+            # The server runs in its own thread and loop: poll rather than share an asyncio.Event.
+            while len(self.messages) < count:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         return self.messages
 

@@ -110,7 +110,7 @@ class SqlIdentityRepository:
         result = await (await self._session.connection()).execute(
             update(CH).where(CH.c.request_id == challenge.request_id).values(**values)
         )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        if result.rowcount == 0:
             await (await self._session.connection()).execute(
                 CH.insert().values(request_id=challenge.request_id, created_at=challenge.created_at, **values)
             )

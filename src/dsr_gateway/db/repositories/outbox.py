@@ -75,7 +75,7 @@ class SqlOutboxRepository:
             .order_by(O.c.next_attempt_at, O.c.id)
             .limit(limit)
         )
-        if self._session.bind.dialect.name == "postgresql":
+        if (await self._session.connection()).dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         ids = list((await (await self._session.connection()).execute(query)).scalars())
         if not ids:

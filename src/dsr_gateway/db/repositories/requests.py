@@ -157,7 +157,7 @@ class SqlPrivacyRequestRepository:
             .where(R.c.id == request.id, R.c.version == expected_version)
             .values(**_values(request, _MUTABLE), version=expected_version + 1)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if result.rowcount != 1:
             actual = await (await self._session.connection()).scalar(
                 select(R.c.version).where(R.c.id == request.id)
             )
@@ -297,13 +297,15 @@ class SqlPrivacyRequestRepository:
 
     async def add_alert(self, request_id: str, kind: str, due_at: datetime, now: datetime) -> bool:
         """Record an alert once per request and kind; False when it was already raised."""
-        insert = pg_insert if self._session.bind.dialect.name == "postgresql" else sqlite_insert
+        insert = (
+            pg_insert if (await self._session.connection()).dialect.name == "postgresql" else sqlite_insert
+        )
         result = await (await self._session.connection()).execute(
             insert(ALERT)
             .values(request_id=request_id, kind=kind, due_at=due_at, raised_at=now)
             .on_conflict_do_nothing(index_elements=["request_id", "kind"])
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     async def count_open(self) -> int:
         value = await (await self._session.connection()).scalar(

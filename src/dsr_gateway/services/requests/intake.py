@@ -287,7 +287,7 @@ class RequestIntakeService:
                 sla_inputs=dict(deadline.inputs),
                 clock_started_at=now,
             )
-        identity = (await uow.identities.many([request.identity_id])).get(request.identity_id or -1)
+        identity = (await uow.identities.many([request.identity_id or -1])).get(request.identity_id or -1)
         duplicate = await uow.requests.find_open_duplicate(
             request.type.value, request.subject_id, identity.email_hash if identity else None
         )

@@ -102,7 +102,7 @@ class RequestQueryService:
             identities = await uow.identities.many(set(wanted.values()))
         masked: dict[str, str] = {}
         for request_id, identity_id in wanted.items():
-            identity = identities.get(identity_id)  # type: ignore[arg-type]
+            identity = identities.get(identity_id)
             if identity is not None and identity.email_encrypted is not None:
                 masked[request_id] = mask_email(self._cipher.decrypt(identity.email_encrypted))
         return masked
