@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from dsr_gateway.domain import privacy_requests as pr
@@ -165,7 +166,13 @@ class RequestQuery:
         after: str | None = None,
     ) -> PrivacyRequestConnection:
         where = filter.to_domain() if filter else pr.QueueFilter()
-        page = await info.context.services.request_queries.page(info.context.principal, where, first, after)
+        try:
+            page = await info.context.services.request_queries.page(
+                info.context.principal, where, first, after
+            )
+        except DomainError as exc:
+            # A list has no union to carry the failure: a client's bad cursor is shown, not masked.
+            raise GraphQLError(exc.message, extensions={"code": "BAD_USER_INPUT"}) from exc
         edges = [
             PrivacyRequestEdge(
                 cursor=pr.QueueCursor(v.request.due_at, v.request.received_at, v.request.id).encode(),
