@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -17,13 +18,17 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from dsr_gateway.connectors.certificate_signer import CertificateSigner
+from dsr_gateway.connectors.crypto import AesGcmCipher
 from dsr_gateway.connectors.events import InProcessEventBus
 from dsr_gateway.connectors.export_package import ZipPackageWriter
 from dsr_gateway.connectors.export_storage import LocalDirectoryStorage
+from dsr_gateway.connectors.holiday_calendar import build_working_calendar
 from dsr_gateway.connectors.link_signing import LinkSigner, UnsubscribeLinks
+from dsr_gateway.connectors.pg_events import PostgresEventBus, asyncpg_dsn
 from dsr_gateway.connectors.registry import build_connectors, close_connectors
 from dsr_gateway.connectors.secret_box import SecretBox
 from dsr_gateway.connectors.signing import Ed25519Signer, load_signing_key
+from dsr_gateway.connectors.smtp_mailer import SmtpConfig, SmtpMailer
 from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
 from dsr_gateway.connectors.templates import MessageTemplates
 from dsr_gateway.db.engine import make_engine, make_session_factory
@@ -32,6 +37,7 @@ from dsr_gateway.db.repositories.audit import SqlCheckpointStore
 from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.domain.receipts import Controller
+from dsr_gateway.domain.sla_rules import Jurisdiction
 from dsr_gateway.graphql.schema import build_schema
 from dsr_gateway.http import exports, health, unsubscribe, wellknown
 from dsr_gateway.http.auth import Authenticator, JwksKeys, JwtConfig
@@ -47,9 +53,19 @@ from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.container import Services
 from dsr_gateway.services.exports import ExportService
+from dsr_gateway.services.outbox import OutboxService
+from dsr_gateway.services.ports import EventBus, UnitOfWorkFactory
 from dsr_gateway.services.receipts import ReceiptService
+from dsr_gateway.services.requests import (
+    RequestActionService,
+    RequestIntakeService,
+    RequestQueryService,
+    SlaClock,
+    SlaSweepService,
+)
 from dsr_gateway.services.webhooks import WebhookService
 from dsr_gateway.settings import Settings
+from dsr_gateway.worker.loops import WorkerConfig, run_worker
 
 
 def utc_now() -> datetime:
@@ -96,6 +112,59 @@ def controller_from(settings: Settings) -> Controller:
     )
 
 
+def build_sla_clock(settings: Settings) -> SlaClock:
+    """One working calendar per regime from DSR_SLA_<REGIME>_TZ / _HOLIDAYS (validated by Settings)."""
+    calendars = {
+        Jurisdiction(regime): build_working_calendar(tz, code)
+        for regime, (tz, code) in settings.sla_calendar_settings().items()
+    }
+    return SlaClock(calendars, gdpr_pauses=settings.sla_gdpr_pauses)
+
+
+def build_cipher(settings: Settings) -> AesGcmCipher:
+    if settings.encryption_key is None or settings.hmac_key is None:
+        raise ValueError("DSR_ENCRYPTION_KEY and DSR_HMAC_KEY are needed to store contact details")
+    return AesGcmCipher(settings.encryption_key.get_secret_value(), settings.hmac_key.get_secret_value())
+
+
+def build_mailer(settings: Settings) -> SmtpMailer:
+    return SmtpMailer(
+        SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            starttls=settings.smtp_starttls,
+            use_tls=settings.smtp_tls,
+            sender=settings.smtp_from,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    )
+
+
+def build_event_bus(settings: Settings) -> InProcessEventBus | PostgresEventBus:
+    """LISTEN/NOTIFY on PostgreSQL so that every process sees every event; in-process on SQLite."""
+    if settings.is_sqlite:
+        return InProcessEventBus()
+    return PostgresEventBus(asyncpg_dsn(settings.database_url))
+
+
+def build_request_services(settings: Settings, uow: UnitOfWorkFactory, events: EventBus) -> dict[str, Any]:
+    """The request use cases, shared by the app, `dsr-gateway worker` and `dsr-gateway sweep`."""
+    sla, cipher = build_sla_clock(settings), build_cipher(settings)
+    return {
+        "request_intake": RequestIntakeService(uow, utc_now, events, cipher, sla),
+        "request_actions": RequestActionService(uow, utc_now, events, cipher, sla),
+        "request_queries": RequestQueryService(uow, utc_now, cipher, sla),
+        "sla_sweep": SlaSweepService(uow, utc_now, events, sla),
+        "outbox": OutboxService(uow, utc_now, cipher, log_bodies=settings.is_development),
+    }
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(settings.outbox_poll_seconds, settings.sla_sweep_seconds)
+
+
 def create_app(settings: Settings) -> Starlette:
     settings = settings.with_development_secrets()
     registry = CollectorRegistry()
@@ -123,7 +192,6 @@ def create_app(settings: Settings) -> Starlette:
         def uow() -> SqlUnitOfWork:
             return SqlUnitOfWork(session_factory)
 
-        events = InProcessEventBus()
         if settings.encryption_key is None:  # filled in development, required in production
             raise RuntimeError("DSR_ENCRYPTION_KEY is required")
         secret_box = SecretBox(settings.encryption_key.get_secret_value())
@@ -142,6 +210,9 @@ def create_app(settings: Settings) -> Starlette:
         connectors = build_connectors(
             systems, os.environ, http_client, hmac_key, f"{settings.public_url}/callbacks/fulfilment"
         )
+        events = build_event_bus(settings)
+        if isinstance(events, PostgresEventBus):
+            await events.start()
         services = Services(
             catalogue=CatalogueService(uow, utc_now, events),
             api_keys=ApiKeyService(uow, utc_now),
@@ -151,6 +222,22 @@ def create_app(settings: Settings) -> Starlette:
             webhooks=WebhookService(uow, utc_now, secret_box, allow_plain_http=settings.is_development),
             exports=export_service,
             consent=ConsentService(uow, utc_now, SqlConsentReader(read_engine)),
+            **build_request_services(settings, uow, events),
+        )
+        # On the embedded default one command is enough: `serve` runs the worker's loops itself.
+        stop_worker = asyncio.Event()
+        worker_task = (
+            asyncio.create_task(
+                run_worker(
+                    services.outbox,
+                    services.sla_sweep,
+                    build_mailer(settings),
+                    worker_config(settings),
+                    stop_worker,
+                )
+            )
+            if settings.runs_worker_in_process
+            else None
         )
         jwt_config = JwtConfig(
             secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
@@ -201,6 +288,11 @@ def create_app(settings: Settings) -> Starlette:
             }
         finally:
             await close_connectors(connectors)
+            stop_worker.set()
+            if worker_task is not None:
+                await worker_task
+            if isinstance(events, PostgresEventBus):
+                await events.close()
             await http_client.aclose()
             await engine.dispose()
             await read_engine.dispose()

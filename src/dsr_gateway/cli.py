@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dev-tokens": _dev_tokens,
         "audit": _audit,
         "import-consents": _import_consents,
+        "worker": _worker,
+        "sweep": _sweep,
     }[args.command]
     return handler(settings, args)
 
@@ -76,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     importer.add_argument("file", help="the CSV file (UTF-8)")
     importer.add_argument("--dry-run", action="store_true", help="check every row, record nothing")
     importer.add_argument("--strict", action="store_true", help="import nothing if any row is rejected")
+    worker = commands.add_parser("worker", help="run the outbox sender and the SLA sweep until stopped")
+    worker.add_argument("--once", action="store_true", help="one pass of each loop, then exit")
+    commands.add_parser("sweep", help="run the SLA sweep once (at-risk and overdue alerts)")
     return parser
 
 
@@ -265,6 +270,59 @@ async def _audit_async(settings: Settings, args: argparse.Namespace) -> int:
         print("OK: every chain and checkpoint verifies.")
         return 0
     return 1
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_worker_async(settings, once=args.once))
+
+
+def _sweep(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_worker_async(settings, once=True, sweep_only=True))
+
+
+async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = False) -> int:
+    import signal
+
+    from dsr_gateway.app import (
+        build_event_bus,
+        build_mailer,
+        build_request_services,
+        worker_config,
+    )
+    from dsr_gateway.connectors.pg_events import PostgresEventBus
+    from dsr_gateway.db.engine import make_engine, make_session_factory
+    from dsr_gateway.db.migrate import upgrade
+    from dsr_gateway.db.uow import SqlUnitOfWork
+    from dsr_gateway.worker.loops import run_worker
+
+    settings = settings.with_development_secrets()
+    engine = make_engine(settings.database_url)
+    events = build_event_bus(settings)
+    try:
+        await upgrade(engine)
+        factory = make_session_factory(engine)
+        if isinstance(events, PostgresEventBus):
+            await events.start()
+        services = build_request_services(settings, lambda: SqlUnitOfWork(factory), events)
+        mailer = build_mailer(settings)
+        if once:
+            result = await services["sla_sweep"].sweep()
+            print(f"SLA sweep: {result.examined} examined, {result.changed} changed, {result.alerts} alerts.")
+            if not sweep_only:
+                run = await services["outbox"].deliver_due(mailer)
+                print(f"Outbox: {run.sent} sent, {run.failed} failed, {run.held} held (no SMTP host).")
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        logging.getLogger("dsr_gateway").info("worker started: outbox sender and SLA sweep")
+        await run_worker(services["outbox"], services["sla_sweep"], mailer, worker_config(settings), stop)
+    finally:
+        if isinstance(events, PostgresEventBus):
+            await events.close()
+        await engine.dispose()
+    return 0
 
 
 if __name__ == "__main__":

@@ -76,6 +76,36 @@ class Settings(BaseSettings):
     systems_file: Path | None = None
     export_dir: Path = Path("./exports")
     export_link_days: int = Field(default=7, ge=1, le=90)
+    # SLA calendars per regime (api.md): IANA time zone and a `holidays` code ("" = weekends only).
+    sla_gdpr_tz: str = "Europe/Brussels"
+    sla_gdpr_holidays: str = ""
+    sla_uk_gdpr_tz: str = "Europe/London"
+    sla_uk_gdpr_holidays: str = "GB-ENG"
+    sla_ccpa_tz: str = "America/Los_Angeles"
+    sla_ccpa_holidays: str = "US-CA"
+    sla_vcdpa_tz: str = "America/New_York"
+    sla_vcdpa_holidays: str = "US-VA"
+    sla_lgpd_tz: str = "America/Sao_Paulo"
+    sla_lgpd_holidays: str = "BR"
+    sla_pipeda_tz: str = "America/Toronto"
+    sla_pipeda_holidays: str = "CA-ON"
+    # GDPR lets the clock stop only where the operator opts in (legal-clocks.md: default no).
+    sla_gdpr_pauses: bool = False
+
+    # Outbound email (the outbox sender). No host: messages stay in the outbox and go to the log.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_tls: bool = False
+    smtp_from: str = "privacy@localhost"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # Background loops. None = in-process with `serve` on SQLite, separate `dsr-gateway worker` otherwise.
+    worker_in_process: bool | None = None
+    outbox_poll_seconds: float = Field(default=5.0, gt=0)
+    sla_sweep_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -94,6 +124,32 @@ class Settings(BaseSettings):
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
         return value.upper()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_sla_calendar(cls, value: Any, info: Any) -> Any:
+        name = info.field_name or ""
+        if name.startswith("sla_") and name.endswith("_tz"):
+            from dsr_gateway.connectors.holiday_calendar import load_zone
+
+            load_zone(value)
+        elif name.startswith("sla_") and name.endswith("_holidays"):
+            from dsr_gateway.connectors.holiday_calendar import parse_holiday_code
+
+            parse_holiday_code(value)
+        return value
+
+    def sla_calendar_settings(self) -> dict[str, tuple[str, str]]:
+        """(time zone, holiday code) per regime name, e.g. {"UK_GDPR": ("Europe/London", "GB-ENG")}."""
+        regimes = ("GDPR", "UK_GDPR", "CCPA", "VCDPA", "LGPD", "PIPEDA")
+        return {
+            r: (getattr(self, f"sla_{r.lower()}_tz"), getattr(self, f"sla_{r.lower()}_holidays"))
+            for r in regimes
+        }
+
+    @property
+    def runs_worker_in_process(self) -> bool:
+        return self.is_sqlite if self.worker_in_process is None else self.worker_in_process
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

@@ -38,6 +38,8 @@ class WatchedBus(InProcessEventBus):
 async def server(monkeypatch: pytest.MonkeyPatch, database_url: str) -> AsyncIterator[LiveServer]:
     WatchedBus.instances.clear()
     monkeypatch.setattr("dsr_gateway.app.InProcessEventBus", WatchedBus)
+    # On PostgreSQL the LISTEN/NOTIFY bus fans out through an in-process bus of its own.
+    monkeypatch.setattr("dsr_gateway.connectors.pg_events.InProcessEventBus", WatchedBus)
     async with live_server(make_settings(database_url)) as running:
         yield running
 

@@ -28,6 +28,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "hmac_key": "test-hmac-key-0123456789abcdef0123456789abcdef",
         "signing_key": TEST_SIGNING_KEY,
         "public_url": "http://testserver",
+        # Tests drive the outbox and the sweep themselves; one test starts the loops on purpose.
+        "worker_in_process": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

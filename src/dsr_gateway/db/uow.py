@@ -12,7 +12,10 @@ from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
 from dsr_gateway.db.repositories.consent import SqlConsentLedger
 from dsr_gateway.db.repositories.exports import SqlExportPackageRepository
+from dsr_gateway.db.repositories.identity import SqlIdentityRepository
+from dsr_gateway.db.repositories.outbox import SqlOutboxRepository
 from dsr_gateway.db.repositories.receipts import SqlConsentReceiptRepository
+from dsr_gateway.db.repositories.requests import SqlPrivacyRequestRepository
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
 from dsr_gateway.db.repositories.webhooks import SqlWebhookRepository
 
@@ -40,6 +43,9 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(self.session)
         self.exports = SqlExportPackageRepository(self.session)
         self.consents = SqlConsentLedger(self.session)
+        self.requests = SqlPrivacyRequestRepository(self.session)
+        self.identities = SqlIdentityRepository(self.session)
+        self.outbox = SqlOutboxRepository(self.session)
         return self
 
     async def __aexit__(

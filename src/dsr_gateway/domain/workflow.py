@@ -75,8 +75,9 @@ def _keep(status: S) -> Rule:
 # - Only staff approve, reject, ask for information, assign and extend. The subject may cancel while
 #   nothing is running and answer our questions. Once fulfilment runs (IN_PROGRESS, FAILED) only staff may
 #   cancel: half an erasure needs a person to decide what to do with it.
-# - COMPLETE and FAIL are the worker's (SYSTEM): a request is complete when every system has answered,
-#   which only the worker knows. A person fixes a FAILED request by RETRY, CANCEL or REJECT.
+# - FAIL is the worker's (SYSTEM). COMPLETE is the worker's when every system has answered, and staff's
+#   too: until a fulfilment worker exists (and for requests fulfilled by hand) an agent or admin closes
+#   an IN_PROGRESS request. A person fixes a FAILED request by RETRY, CANCEL or REJECT.
 # - AWAITING_VERIFICATION allows no ASSIGN/EXTEND: nothing about an unverified request is shown to staff
 #   work queues and no deadline is owed yet. SYSTEM may cancel (code expired) or reject
 #   (IDENTITY_NOT_VERIFIED after too many attempts) there.
@@ -104,7 +105,7 @@ TRANSITIONS: Mapping[tuple[S, Action], Rule] = MappingProxyType(
         (S.AWAITING_SUBJECT, A.ASSIGN): _keep(S.AWAITING_SUBJECT),
         (S.AWAITING_SUBJECT, A.EXTEND): _keep(S.AWAITING_SUBJECT),
         (S.IN_PROGRESS, A.START): Rule(S.IN_PROGRESS, frozenset({SYSTEM})),
-        (S.IN_PROGRESS, A.COMPLETE): Rule(S.COMPLETED, frozenset({SYSTEM})),
+        (S.IN_PROGRESS, A.COMPLETE): Rule(S.COMPLETED, STAFF | {SYSTEM}),
         (S.IN_PROGRESS, A.FAIL): Rule(S.FAILED, frozenset({SYSTEM})),
         (S.IN_PROGRESS, A.CANCEL): Rule(S.CANCELLED, STAFF),
         (S.IN_PROGRESS, A.ASSIGN): _keep(S.IN_PROGRESS),

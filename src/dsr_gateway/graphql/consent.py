@@ -26,8 +26,8 @@ from dsr_gateway.graphql.types.consent import (
     ConsentEventConnection,
     ConsentEventEdge,
     ConsentMethod,
-    PageInfo,
 )
+from dsr_gateway.graphql.types.pagination import PageInfo
 from dsr_gateway.services.consent import ConsentChange, SetConsentsRequest, WithdrawRequest
 
 

@@ -9,8 +9,15 @@ from dsr_gateway.services.audit import AuditService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.exports import ExportService
+from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import EventBus
 from dsr_gateway.services.receipts import ReceiptService
+from dsr_gateway.services.requests import (
+    RequestActionService,
+    RequestIntakeService,
+    RequestQueryService,
+    SlaSweepService,
+)
 from dsr_gateway.services.webhooks import WebhookService
 
 
@@ -24,3 +31,8 @@ class Services:
     webhooks: WebhookService
     exports: ExportService
     consent: ConsentService
+    request_intake: RequestIntakeService
+    request_actions: RequestActionService
+    request_queries: RequestQueryService
+    sla_sweep: SlaSweepService
+    outbox: OutboxService

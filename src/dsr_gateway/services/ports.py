@@ -11,9 +11,20 @@ from typing import Any, Protocol, Self
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.consent_feed import FeedPosition
 from dsr_gateway.domain.notices import PrivacyNotice
+from dsr_gateway.domain.privacy_requests import (
+    Challenge,
+    OutboxMessage,
+    OutboxStatus,
+    PrivacyRequest,
+    QueueCursor,
+    QueueFilter,
+    QueuePage,
+)
 from dsr_gateway.domain.purposes import Purpose
+from dsr_gateway.domain.sla import Pause
 from dsr_gateway.domain.subjects import Subject
 from dsr_gateway.domain.webhooks import DeliveryPage, WebhookDelivery, WebhookEventType, WebhookSubscription
+from dsr_gateway.domain.workflow import RequestEvent
 
 Clock = Callable[[], datetime]
 
@@ -134,6 +145,101 @@ class ConsentReader(Protocol):
     async def feed(self, external_id: str | None, first: int, after: FeedPosition) -> list[LedgerEntry]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class IdentityRecord:
+    """A requester's contact details as stored: encrypted, with keyed lookup hashes."""
+
+    id: int
+    subject_id: int | None
+    email_encrypted: str | None
+    email_hash: str | None
+    phone_encrypted: str | None
+
+
+class PrivacyRequestRepository(Protocol):
+    async def add(self, request: PrivacyRequest) -> None: ...
+    async def get(self, request_id: str) -> PrivacyRequest | None: ...
+    async def many(self, request_ids: Collection[str]) -> dict[str, PrivacyRequest]: ...
+    async def find_by_idempotency_key(self, key: str) -> PrivacyRequest | None: ...
+    async def find_open_duplicate(
+        self, request_type: str, subject_id: int | None, email_hash: str | None
+    ) -> PrivacyRequest | None: ...
+    async def save(self, request: PrivacyRequest, expected_version: int) -> PrivacyRequest: ...
+    async def set_sla_status(self, request_id: str, sla_status: str, now: datetime) -> None: ...
+    async def page(self, where: QueueFilter, after: QueueCursor | None, first: int) -> QueuePage: ...
+    async def by_subjects(self, subject_ids: Collection[int]) -> dict[int, list[PrivacyRequest]]: ...
+    async def add_event(self, event: RequestEvent) -> None: ...
+    async def events_for(self, request_ids: Collection[str]) -> dict[str, list[RequestEvent]]: ...
+    async def pauses(self, request_id: str) -> tuple[Pause, ...]: ...
+    async def open_pauses(self, request_ids: Collection[str]) -> set[str]: ...
+    async def add_pause(self, request_id: str, start: datetime) -> None: ...
+    async def end_pause(self, request_id: str, end: datetime) -> None: ...
+    async def sweep_candidates(self, due_before: datetime, limit: int) -> Sequence[PrivacyRequest]: ...
+    async def add_alert(self, request_id: str, kind: str, due_at: datetime, now: datetime) -> bool: ...
+
+
+class IdentityRepository(Protocol):
+    async def find_by_email_hash(self, email_hash: str) -> IdentityRecord | None: ...
+    async def add(
+        self,
+        subject_id: int | None,
+        email: tuple[str, str] | None,
+        phone: tuple[str, str] | None,
+        now: datetime,
+    ) -> int: ...
+    async def many(self, identity_ids: Collection[int]) -> dict[int, IdentityRecord]: ...
+    async def challenge(self, request_id: str) -> Challenge | None: ...
+    async def save_challenge(self, challenge: Challenge) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    kind: str
+    request_id: str | None
+    recipient_encrypted: str | None
+    recipient_hint: str | None
+    subject_line: str
+    body: str
+    template_data: dict[str, object]
+    status: OutboxStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    message: OutboxMessage
+    recipient_encrypted: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    outbox_id: int
+    attempt: int
+    attempted_at: datetime
+    succeeded: bool
+    detail: str | None
+
+
+class OutboxRepository(Protocol):
+    async def add(self, message: NewMessage, now: datetime) -> int: ...
+    async def claim_due(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> Sequence[StoredMessage]: ...
+    async def unlogged(self, limit: int) -> Sequence[StoredMessage]: ...
+    async def mark_logged(self, ids: Collection[int], now: datetime) -> None: ...
+    async def record_attempt(
+        self,
+        message_id: int,
+        attempt: DeliveryRecord,
+        status: OutboxStatus,
+        next_attempt_at: datetime,
+        sent_at: datetime | None,
+    ) -> None: ...
+    async def listing(
+        self, request_id: str | None, first: int, before_id: int | None
+    ) -> Sequence[OutboxMessage]: ...
+    async def deliveries(self, outbox_ids: Collection[int]) -> dict[int, list[DeliveryRecord]]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: repositories share it; nothing is written until commit()."""
 
@@ -150,6 +256,12 @@ class UnitOfWork(Protocol):
     def webhooks(self) -> WebhookRepository: ...
     @property
     def consents(self) -> ConsentLedger: ...
+    @property
+    def requests(self) -> PrivacyRequestRepository: ...
+    @property
+    def identities(self) -> IdentityRepository: ...
+    @property
+    def outbox(self) -> OutboxRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -167,3 +279,27 @@ class EventBus(Protocol):
 
     async def publish(self, channel: str, payload: dict[str, object]) -> None: ...
     def subscribe(self, channel: str) -> AsyncIterator[dict[str, object]]: ...
+
+
+class Cipher(Protocol):
+    """Encryption at rest of contact details, and keyed lookup hashes (never a plain hash of an email)."""
+
+    def encrypt(self, plaintext: str) -> str: ...
+    def decrypt(self, token: str) -> str: ...
+    def lookup_hash(self, value: str) -> str: ...
+
+
+class DeliveryFailed(Exception):
+    """A message could not be delivered; `permanent` ones are not retried (e.g. the address is refused)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Mailer(Protocol):
+    """Sends one email; returns the server's answer for the delivery log, raises DeliveryFailed."""
+
+    @property
+    def configured(self) -> bool: ...
+    async def send(self, to: str, subject: str, body: str) -> str: ...

@@ -17,6 +17,14 @@ from dsr_gateway.db.tables.audit import AuditCheckpointRow, ConsentReceiptRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
 from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
 from dsr_gateway.db.tables.exports import ExportPackageRow
+from dsr_gateway.db.tables.identity import SubjectIdentityRow, VerificationChallengeRow
+from dsr_gateway.db.tables.outbox import OutboxDeliveryRow, OutboxRow
+from dsr_gateway.db.tables.requests import (
+    PrivacyRequestEventRow,
+    PrivacyRequestRow,
+    RequestPauseRow,
+    SlaAlertRow,
+)
 from dsr_gateway.db.tables.subjects import SubjectRow
 from dsr_gateway.db.tables.webhooks import WebhookDeliveryRow, WebhookSubscriptionRow
 
@@ -30,9 +38,17 @@ __all__ = [
     "ConsentStateRow",
     "ExportPackageRow",
     "NoticePurposeRow",
+    "OutboxDeliveryRow",
+    "OutboxRow",
     "PrivacyNoticeRow",
+    "PrivacyRequestEventRow",
+    "PrivacyRequestRow",
     "PurposeRow",
+    "RequestPauseRow",
+    "SlaAlertRow",
+    "SubjectIdentityRow",
     "SubjectRow",
+    "VerificationChallengeRow",
     "WebhookDeliveryRow",
     "WebhookSubscriptionRow",
     "metadata",

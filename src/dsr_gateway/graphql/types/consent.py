@@ -10,6 +10,7 @@ import strawberry
 
 from dsr_gateway.domain import consent
 from dsr_gateway.graphql.types.catalogue import Channel
+from dsr_gateway.graphql.types.pagination import PageInfo
 from dsr_gateway.services.ports import LedgerEntry
 
 # Domain enums are served as they are; their names and values are the public contract.
@@ -121,14 +122,6 @@ class ConsentEvent:
 class ConsentEventEdge:
     cursor: str
     node: ConsentEvent
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None = strawberry.field(
-        description="Pass as `after` for the next page; in a changes feed, pass as `since` on the next poll."
-    )
 
 
 @strawberry.type

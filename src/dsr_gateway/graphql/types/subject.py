@@ -10,6 +10,7 @@ from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.types.audit import ConsentReceipt
 from dsr_gateway.graphql.types.consent import Consent
 from dsr_gateway.graphql.types.consent_loader import consent_loader
+from dsr_gateway.graphql.types.request import PrivacyRequest, subject_privacy_requests
 
 
 @strawberry.type(description="A person whose permissions and requests the gateway keeps.")
@@ -32,3 +33,7 @@ class Subject:
     )
     async def consents(self, info: Info) -> list[Consent]:
         return await consent_loader(info).load(self.external_id)
+
+    privacy_requests: list[PrivacyRequest] = strawberry.field(
+        resolver=subject_privacy_requests, description="Their privacy requests, newest first."
+    )

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from dsr_gateway.domain import webhooks
+from dsr_gateway.graphql.types.pagination import PageInfo
 
 # Served by member name (CONSENT_CHANGED ...); the value (consent.changed ...) is the X-DSR-Event header.
 strawberry.enum(webhooks.WebhookEventType, description="An event other systems can subscribe to.")
@@ -93,12 +94,6 @@ class WebhookDelivery:
 
 
 @strawberry.type
-class WebhookDeliveryPageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type
 class WebhookDeliveryEdge:
     cursor: str
     node: WebhookDelivery
@@ -107,7 +102,7 @@ class WebhookDeliveryEdge:
 @strawberry.type(description="A subscription's deliveries, newest first.")
 class WebhookDeliveryConnection:
     edges: list[WebhookDeliveryEdge]
-    page_info: WebhookDeliveryPageInfo
+    page_info: PageInfo
 
     @classmethod
     def from_domain(cls, page: webhooks.DeliveryPage) -> WebhookDeliveryConnection:
@@ -117,7 +112,7 @@ class WebhookDeliveryConnection:
         ]
         return cls(
             edges=edges,
-            page_info=WebhookDeliveryPageInfo(
+            page_info=PageInfo(
                 has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None
             ),
         )

@@ -1,0 +1,59 @@
+"""Email over SMTP with aiosmtplib: the `Mailer` port. A refused recipient is a permanent failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import aiosmtplib
+
+from dsr_gateway.services.ports import DeliveryFailed
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str | None
+    port: int = 587
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = True
+    use_tls: bool = False
+    sender: str = "privacy@localhost"
+    timeout: float = 30.0
+
+
+class SmtpMailer:
+    def __init__(self, config: SmtpConfig) -> None:
+        self._config = config
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._config.host)
+
+    async def send(self, to: str, subject: str, body: str) -> str:
+        config = self._config
+        message = EmailMessage()
+        message["From"] = config.sender
+        message["To"] = to
+        message["Subject"] = subject
+        message["Message-ID"] = make_msgid(domain=config.sender.partition("@")[2] or None)
+        message.set_content(body)
+        try:
+            errors, response = await aiosmtplib.send(
+                message,
+                hostname=config.host,
+                port=config.port,
+                username=config.username,
+                password=config.password,
+                start_tls=config.starttls and not config.use_tls,
+                use_tls=config.use_tls,
+                timeout=config.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryFailed(f"recipient refused: {exc}", permanent=True) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        if errors:
+            raise DeliveryFailed(f"recipient refused: {errors}", permanent=True)
+        return response

@@ -1,0 +1,76 @@
+"""An anonymous request verified with the code read from a real SMTP server, sent by the worker loop."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from dsr_gateway.app import create_app
+from tests.support.app import GraphQLClient, agent_token, make_settings
+from tests.support.request_factories import GET, OUTBOX, VERIFY, submit
+from tests.support.smtp import Inbox, smtp_inbox
+
+__all__ = ["smtp_inbox"]
+
+
+@pytest.fixture
+async def mailing_gql(database_url: str, smtp_inbox: Inbox) -> AsyncIterator[GraphQLClient]:
+    settings = make_settings(
+        database_url,
+        smtp_host=smtp_inbox.host,
+        smtp_port=smtp_inbox.port,
+        smtp_starttls=False,
+        smtp_from="privacy@shop.example",
+        worker_in_process=True,
+        outbox_poll_seconds=0.05,
+        sla_sweep_seconds=3600,
+    )
+    application = create_app(settings)
+    async with (
+        LifespanManager(application) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
+    ):
+        yield GraphQLClient(http, application)
+
+
+async def test_anonymous_request_verified_with_the_code_from_the_email(
+    mailing_gql: GraphQLClient, smtp_inbox: Inbox
+) -> None:
+    gql = mailing_gql
+    submitted = await submit(gql, None, email="Zoe@Example.com", jurisdiction="CCPA")
+    request = submitted["request"]
+    assert submitted["verificationRequired"] is True
+    assert request["status"] == "AWAITING_VERIFICATION"
+    assert request["subject"] is None
+
+    [message] = await smtp_inbox.wait_for(1)
+    assert message["To"] == "zoe@example.com"
+    assert message["From"] == "privacy@shop.example"
+    code = re.search(r"\b(\d{6})\b", message.get_payload(decode=True).decode()).group(1)  # type: ignore[union-attr]
+
+    wrong = "000000" if code != "000000" else "111111"
+    refused = (await gql(VERIFY, {"id": request["id"], "code": wrong}))["verifyPrivacyRequest"]
+    assert refused["__typename"] == "ValidationError"
+    assert "4 attempts left" in refused["message"]
+    verified = (await gql(VERIFY, {"id": request["id"], "code": code}))["verifyPrivacyRequest"]
+    assert verified["__typename"] == "PrivacyRequestSuccess", verified
+    assert verified["request"]["status"] == "SUBMITTED"
+
+    staff_view = (await gql(GET, {"id": request["id"]}, token=agent_token()))["privacyRequest"]
+    assert staff_view["contact"] == "z***@e***.com"
+    assert [(h["action"], h["toStatus"]) for h in staff_view["history"]] == [("VERIFY", "SUBMITTED")]
+    # CCPA: the clock started at receipt regardless of verification.
+    assert staff_view["dueAt"] == request["dueAt"]
+    outbox = (await gql(OUTBOX, {"requestId": request["id"]}, token=agent_token()))["outboxMessages"]
+    assert outbox[0]["status"] == "SENT"
+    assert outbox[0]["deliveries"][0]["succeeded"] is True
+    assert "zoe@example.com" not in str(outbox)
+
+
+async def test_the_outbox_is_staff_only(mailing_gql: GraphQLClient) -> None:
+    response = await mailing_gql.post(OUTBOX, {})
+    assert response.json()["errors"][0]["message"].startswith("Only staff")
