@@ -256,6 +256,8 @@ def server_env(database_url: str) -> dict[str, str]:
         "DSR_JWT_SECRET": SECRET,
         "DSR_ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef0123456789",
         "DSR_HMAC_KEY": "bench-hmac-key-0123456789abcdef0123456789abcdef",
+        # A fixed raw Ed25519 key (32 bytes, base64): production requires one.
+        "DSR_SIGNING_KEY": "YmVuY2gtc2lnbmluZy1rZXktMDEyMzQ1Njc4OWFiY2Q=",
         "DSR_LOG_LEVEL": "WARNING",
     }
 

@@ -256,12 +256,13 @@ async def test_jwks_tokens_are_verified_and_the_keys_cached(idp: IdentityProvide
 
 async def test_the_cache_expires(idp: IdentityProvider) -> None:
     auth = idp.authenticator(cache_seconds=600)
-    await auth.authenticate(f"Bearer {idp.token('rsa-1')}")
+    # Distinct tokens (`jti`): a token verified once is remembered and needs no key at all.
+    await auth.authenticate(f"Bearer {idp.token('rsa-1', {'jti': '1'})}")
     idp.now += 599
-    await auth.authenticate(f"Bearer {idp.token('rsa-1')}")
+    await auth.authenticate(f"Bearer {idp.token('rsa-1', {'jti': '2'})}")
     assert idp.fetches == 1
     idp.now += 2
-    await auth.authenticate(f"Bearer {idp.token('rsa-1')}")
+    await auth.authenticate(f"Bearer {idp.token('rsa-1', {'jti': '3'})}")
     assert idp.fetches == 2
 
 
@@ -375,3 +376,32 @@ async def test_an_unknown_api_key_is_refused() -> None:
     assert await refused(auth, "Bearer dsr_nope") == "The API key is unknown or has been revoked."
     assert await refused(auth, "Bearer dsr_nope") == "The API key is unknown or has been revoked."
     assert store.lookups == 1
+
+
+# --- the cache of verified tokens ----------------------------------------------------------------
+
+
+async def test_a_verified_token_is_remembered_but_never_past_its_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = authenticator()
+    verified: list[str] = []
+    verify = auth._verify_jwt
+
+    async def counting(token: str) -> dict[str, Any]:
+        verified.append(token)
+        return await verify(token)
+
+    monkeypatch.setattr(auth, "_verify_jwt", counting)
+    expiry = int(time.time()) + 300
+    token = hs256({"exp": expiry})
+    first = await auth.authenticate(f"Bearer {token}")
+    assert await auth.authenticate(f"Bearer {token}") == first
+    assert len(verified) == 1
+    # Past `exp` the cached principal is not served: the token is checked again.
+    monkeypatch.setattr("dsr_gateway.http.auth.time.time", lambda: expiry + 1.0)
+    await auth.authenticate(f"Bearer {token}")
+    assert len(verified) == 2
+    # A bad token is never remembered.
+    forged = hs256({}, secret="another-secret-that-is-long-enough-0123456789")
+    assert "signature" in await refused(auth, f"Bearer {forged}")

@@ -19,4 +19,6 @@ def make_read_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, isolation_level="AUTOCOMMIT")
+    # A fixed pool: overflow connections are closed as soon as they are returned, so under a burst
+    # every read would pay a new connection (and re-prepare its statements); callers queue instead.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=0, isolation_level="AUTOCOMMIT")

@@ -8,16 +8,7 @@ from collections.abc import Callable
 import strawberry
 from graphql import GraphQLError
 from strawberry.exceptions import StrawberryGraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -30,6 +21,7 @@ from dsr_gateway.graphql.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from dsr_gateway.graphql.pipeline import BoundedCache, RequestPipeline, validation_rules
 from dsr_gateway.graphql.requests import RequestMutation, RequestQuery, RequestSubscription
 from dsr_gateway.graphql.subjects import SubjectQuery
 from dsr_gateway.graphql.webhooks import WebhookMutation, WebhookQuery
@@ -76,17 +68,21 @@ def build_schema(
     max_aliases: int = 30,
     max_tokens: int = 5000,
 ) -> strawberry.Schema:
-    # Factories, so each request gets fresh extension state; the caches live at module level.
-    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
-        lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
-        lambda: MaskErrors(should_mask_error=lambda e: not _is_expected(e), error_message=MASKED_MESSAGE),
-    ]
-    if production:
-        extensions.append(DisableIntrospection)
+    # One extension made per request (fresh state); its rule classes and caches are made once, here.
+    rules = validation_rules(max_depth=max_depth, max_aliases=max_aliases, introspection=not production)
+    documents, validations = BoundedCache(), BoundedCache()
+
+    def pipeline() -> SchemaExtension:
+        return RequestPipeline(
+            rules=rules,
+            max_tokens=max_tokens,
+            documents=documents,
+            validations=validations,
+            should_mask_error=lambda e: not _is_expected(e),
+            error_message=MASKED_MESSAGE,
+        )
+
+    extensions: list[Callable[[], SchemaExtension]] = [pipeline]
     return GatewaySchema(
         query=Query,
         mutation=Mutation,

@@ -16,6 +16,10 @@ from dsr_gateway.domain.principal import Principal, PrincipalKind, Role
 
 ApiKeyLookup = Callable[[str], Awaitable[Principal | None]]
 API_KEY_CACHE_SECONDS = 30.0
+# A verified token is remembered (never past its `exp`), so a client's every request skips the signature
+# check; JWKS key rotation takes effect within this time.
+JWT_CACHE_SECONDS = 60.0
+CACHE_ENTRIES = 10_000
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
 UNKNOWN_KID_REFRESH_SECONDS = 60.0
 
@@ -91,6 +95,7 @@ class Authenticator:
         self._api_keys = api_keys
         self._jwks = jwks
         self._key_cache: dict[str, tuple[float, Principal | None]] = {}
+        self._jwt_cache: dict[str, tuple[float, float, Principal]] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -101,7 +106,19 @@ class Authenticator:
         token = token.strip()
         if token.startswith("dsr_"):
             return await self._api_key(token)
-        return principal_from_claims(await self._verify_jwt(token))
+        return await self._jwt(token)
+
+    async def _jwt(self, token: str) -> Principal:
+        now = time.monotonic()
+        cached = self._jwt_cache.get(token)
+        if cached is not None and now < cached[0] and time.time() < cached[1]:
+            return cached[2]
+        claims = await self._verify_jwt(token)
+        principal = principal_from_claims(claims)
+        if len(self._jwt_cache) >= CACHE_ENTRIES:
+            self._jwt_cache.clear()
+        self._jwt_cache[token] = (now + JWT_CACHE_SECONDS, float(claims["exp"]), principal)
+        return principal
 
     async def _api_key(self, key: str) -> Principal:
         # A short cache keeps the hot path off the database; revocation takes effect within it.
@@ -109,7 +126,7 @@ class Authenticator:
         cached = self._key_cache.get(key)
         if cached is None or now - cached[0] > API_KEY_CACHE_SECONDS:
             cached = (now, await self._api_keys(key))
-            if len(self._key_cache) > 10_000:
+            if len(self._key_cache) > CACHE_ENTRIES:
                 self._key_cache.clear()
             self._key_cache[key] = cached
         if cached[1] is None:

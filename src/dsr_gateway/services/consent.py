@@ -105,9 +105,9 @@ class ConsentService:
         method = method_for(principal, request.method)
         key = validate_idempotency_key(request.idempotency_key)
         async with self._uow() as uow:
-            purposes = {p.key: p for p in await uow.purposes.list_all()}
             version = request.notice_version
-            stated = await uow.consents.notice_purposes(version) if version is not None else None
+            listed, stated = await uow.consents.purposes_and_notice(version)
+            purposes = {p.key: p for p in listed}
             planned = validate_choices(request.choices, purposes, method, version, stated)
             subject_id = await uow.consents.lock_subject(external_id, self._clock())
             if key is not None:

@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, literal_column, select
+from sqlalchemy import ColumnElement, and_, bindparam, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,19 +18,23 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from dsr_gateway.db.repositories.consent_rows import (
     event_from_row,
     event_values,
+    purpose_from_mapping,
     record_from_row,
     recorded,
     state_values,
 )
-from dsr_gateway.db.tables.catalogue import NoticePurposeRow
+from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PurposeRow
 from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
 from dsr_gateway.db.tables.subjects import SubjectRow
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
+from dsr_gateway.domain.purposes import Purpose
 
 EVENTS = ConsentEventRow.__table__  # type: ignore[attr-defined]
 STATES = ConsentStateRow.__table__  # type: ignore[attr-defined]
 SUBJECTS = SubjectRow.__table__  # type: ignore[attr-defined]
 NOTICE_PURPOSES = NoticePurposeRow.__table__  # type: ignore[attr-defined]
+PURPOSES = PurposeRow.__table__  # type: ignore[attr-defined]
+PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "updated_at")]
 # Rows per INSERT statement; PostgreSQL takes up to 32767 bound values per statement.
 CHUNK = 1000
 # The writing transaction's id: the changes feed reads only below the oldest transaction still open.
@@ -77,6 +81,24 @@ class SqlConsentLedger:
             )
             ids.update({r.external_id: r.id for r in rows})
         return ids
+
+    async def purposes_and_notice(self, version: int | None) -> tuple[list[Purpose], set[str] | None]:
+        """Every purpose (by key) and, for a notice version, the purposes it states (None: no such
+        version): one statement, Core on the transaction's connection (no ORM objects)."""
+        stated = NOTICE_PURPOSES.c.purpose_key.isnot(None)  # no version asked (NULL): nothing stated
+        joined = PURPOSES.outerjoin(
+            NOTICE_PURPOSES,
+            and_(
+                NOTICE_PURPOSES.c.purpose_key == PURPOSES.c.key,
+                NOTICE_PURPOSES.c.notice_version == bindparam("version"),
+            ),
+        )
+        query = select(*PURPOSE_COLUMNS, stated.label("stated")).select_from(joined).order_by(PURPOSES.c.key)
+        rows = (await self._run(query, {"version": version})).all()
+        purposes = [purpose_from_mapping(r._mapping) for r in rows]
+        keys = {r.key for r in rows if r.stated} if version is not None else set()
+        # A published notice states at least one purpose: none stated means there is no such version.
+        return purposes, (keys or None)
 
     async def notice_purposes(self, version: int) -> set[str] | None:
         """The purposes a notice version states; None when there is no such version."""

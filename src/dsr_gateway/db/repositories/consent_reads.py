@@ -9,14 +9,14 @@ from collections.abc import Collection, Sequence
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, String, and_, any_, bindparam, literal_column, select, tuple_
+from sqlalchemy import ARRAY, String, any_, bindparam, literal_column, null, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dsr_gateway.db.repositories.catalogue import purpose_from_row
 from dsr_gateway.db.repositories.consent import EVENTS, STATES, SUBJECTS
 from dsr_gateway.db.repositories.consent_rows import event_from_row, record_from_row
 from dsr_gateway.db.tables.catalogue import PurposeRow
-from dsr_gateway.domain.consent import ANY, ConsentRecord
+from dsr_gateway.domain.consent import ANY, ConsentMethod, ConsentRecord, ConsentStatus, Scope
 from dsr_gateway.domain.consent_feed import FeedPosition
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.services.ports import ConsentCheckRows, LedgerEntry
@@ -26,6 +26,20 @@ PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "
 STATE_COLUMNS = [STATES.c[n] for n in ("topic", "channel", "status", "method", "notice_version")] + [
     STATES.c[n] for n in ("given_at", "updated_at", "last_event_id")
 ]
+# The record columns a check reads (the purpose is known), in the order `check` unpacks them.
+_CHECKED = (
+    "topic",
+    "channel",
+    "status",
+    "method",
+    "notice_version",
+    "given_at",
+    "updated_at",
+    "last_event_id",
+)
+CHECK_STATE_COLUMNS = [SUBJECTS.c.external_id, *(STATES.c[n] for n in _CHECKED)]
+_STATUSES = {s.value: s for s in ConsentStatus}
+_METHODS = {m.value: m for m in ConsentMethod}
 # Events of transactions older than the oldest one still running: settled, nothing can commit before them.
 PG_SETTLED: Any = literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)")
 
@@ -43,22 +57,25 @@ class SqlConsentReader:
         return column.in_(bindparam("ids", expanding=True))
 
     def _check_statement(self) -> Any:
-        """Purpose row LEFT JOIN the subjects' records in scope: one statement, one round trip."""
-        subject_states = SUBJECTS.join(STATES, STATES.c.subject_id == SUBJECTS.c.id)
-        joined = PURPOSES.outerjoin(
-            subject_states,
-            and_(
-                STATES.c.purpose_key == PURPOSES.c.key,
+        """The purpose row, then the subjects' records in scope: one statement, one round trip.
+
+        UNION ALL, so the purpose's columns (JSON lists among them) come once, not on every record row.
+        The purpose row is the one whose external_id is NULL.
+        """
+        purpose_row = select(
+            *PURPOSE_COLUMNS, *(null().cast(c.type).label(f"s_{c.name}") for c in CHECK_STATE_COLUMNS)
+        ).where(PURPOSES.c.key == bindparam("purpose"))
+        state_rows = (
+            select(*(null().cast(c.type) for c in PURPOSE_COLUMNS), *CHECK_STATE_COLUMNS)
+            .select_from(SUBJECTS.join(STATES, STATES.c.subject_id == SUBJECTS.c.id))
+            .where(
+                STATES.c.purpose_key == bindparam("purpose"),
                 self._ids_match(SUBJECTS.c.external_id),
                 STATES.c.topic.in_([ANY, bindparam("topic")]),
                 STATES.c.channel.in_([ANY, bindparam("channel")]),
-            ),
+            )
         )
-        return (
-            select(*PURPOSE_COLUMNS, SUBJECTS.c.external_id, STATES.c.purpose_key, *STATE_COLUMNS)
-            .select_from(joined)
-            .where(PURPOSES.c.key == bindparam("purpose"))
-        )
+        return union_all(purpose_row, state_rows)
 
     async def check(
         self, purpose: str, external_ids: Sequence[str], topic: str, channel: str
@@ -66,15 +83,34 @@ class SqlConsentReader:
         params = {"purpose": purpose, "ids": list(external_ids), "topic": topic, "channel": channel}
         async with self._engine.connect() as connection:
             rows = (await connection.execute(self._check, params)).all()
-        if not rows:
-            return None
-        first = rows[0]._mapping
-        found = _purpose(first)
+        found: Purpose | None = None
         records: dict[str, list[ConsentRecord]] = {}
+        width = len(PURPOSE_COLUMNS)
+        statuses, methods = _STATUSES, _METHODS
+        scopes: dict[tuple[str, str], Scope] = {}  # a handful of (topic, channel): one Scope each
         for row in rows:
-            if row.external_id is not None:
-                records.setdefault(row.external_id, []).append(record_from_row(row._mapping))
-        return ConsentCheckRows(found, records)
+            external_id, row_topic, row_channel, status, method, version, given, updated, last = row[width:]
+            if external_id is None:
+                found = _purpose(row._mapping)
+                continue
+            scope = scopes.get((row_topic, row_channel))
+            if scope is None:
+                scope = scopes[row_topic, row_channel] = Scope(purpose, row_topic, row_channel)
+            record = ConsentRecord(
+                scope,
+                statuses[status],
+                methods[method],
+                version,
+                given,
+                updated,
+                last,
+            )
+            mine = records.get(external_id)
+            if mine is None:
+                records[external_id] = [record]
+            else:
+                mine.append(record)
+        return None if found is None else ConsentCheckRows(found, records)
 
     async def purposes(self) -> list[Purpose]:
         async with self._engine.connect() as connection:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+from dsr_gateway.db.repositories.catalogue import purpose_from_row
+from dsr_gateway.db.tables.catalogue import PurposeRow
 from dsr_gateway.domain.consent import (
     Actor,
     ActorKind,
@@ -17,6 +20,18 @@ from dsr_gateway.domain.consent import (
     Origin,
     Scope,
 )
+from dsr_gateway.domain.purposes import Purpose
+
+PURPOSE_FIELDS = [
+    c.name
+    for c in PurposeRow.__table__.c  # type: ignore[attr-defined]
+    if c.name not in ("id", "created_at", "updated_at")
+]
+
+
+def purpose_from_mapping(row: Mapping[str, Any]) -> Purpose:
+    """A purpose from a Core row mapping of the purpose table's columns (no ORM object is built)."""
+    return purpose_from_row(cast(PurposeRow, SimpleNamespace(**{k: row[k] for k in PURPOSE_FIELDS})))
 
 
 def event_values(subject_id: int, event: NewConsentEvent) -> dict[str, Any]:
