@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from dsr_gateway.connectors.crypto import AesGcmCipher
 from dsr_gateway.connectors.events import InProcessEventBus
 from dsr_gateway.connectors.export_package import ZipPackageWriter
 from dsr_gateway.connectors.export_storage import LocalDirectoryStorage
+from dsr_gateway.connectors.gateway_records import gateway_connectors
 from dsr_gateway.connectors.holiday_calendar import build_working_calendar
 from dsr_gateway.connectors.link_signing import LinkSigner, UnsubscribeLinks
 from dsr_gateway.connectors.pg_events import PostgresEventBus, asyncpg_dsn
@@ -36,10 +37,11 @@ from dsr_gateway.db.read_engine import make_read_engine
 from dsr_gateway.db.repositories.audit import SqlCheckpointStore
 from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
 from dsr_gateway.db.uow import SqlUnitOfWork
+from dsr_gateway.domain.fulfilment import RetryPolicy, SystemInfo
 from dsr_gateway.domain.receipts import Controller
 from dsr_gateway.domain.sla_rules import Jurisdiction
 from dsr_gateway.graphql.schema import build_schema
-from dsr_gateway.http import exports, health, unsubscribe, wellknown
+from dsr_gateway.http import callbacks, exports, health, unsubscribe, wellknown
 from dsr_gateway.http.auth import Authenticator, JwksKeys, JwtConfig
 from dsr_gateway.http.graphql_app import make_graphql_app
 from dsr_gateway.http.middleware.authentication import AuthenticationMiddleware
@@ -53,6 +55,11 @@ from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.container import Services
 from dsr_gateway.services.exports import ExportService
+from dsr_gateway.services.fulfilment.phases import PhaseRunner
+from dsr_gateway.services.fulfilment.planner import FulfilmentPlanner, LegalHoldService
+from dsr_gateway.services.fulfilment.queries import FulfilmentQueryService
+from dsr_gateway.services.fulfilment.runner import FulfilmentRunner, RunnerConfig
+from dsr_gateway.services.fulfilment_ports import Connector
 from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import EventBus, UnitOfWorkFactory
 from dsr_gateway.services.receipts import ReceiptService
@@ -149,12 +156,17 @@ def build_event_bus(settings: Settings) -> InProcessEventBus | PostgresEventBus:
     return PostgresEventBus(asyncpg_dsn(settings.database_url))
 
 
-def build_request_services(settings: Settings, uow: UnitOfWorkFactory, events: EventBus) -> dict[str, Any]:
+def build_request_services(
+    settings: Settings,
+    uow: UnitOfWorkFactory,
+    events: EventBus,
+    fulfilment_hooks: FulfilmentPlanner | None = None,
+) -> dict[str, Any]:
     """The request use cases, shared by the app, `dsr-gateway worker` and `dsr-gateway sweep`."""
     sla, cipher = build_sla_clock(settings), build_cipher(settings)
     return {
         "request_intake": RequestIntakeService(uow, utc_now, events, cipher, sla),
-        "request_actions": RequestActionService(uow, utc_now, events, cipher, sla),
+        "request_actions": RequestActionService(uow, utc_now, events, cipher, sla, fulfilment_hooks),
         "request_queries": RequestQueryService(uow, utc_now, cipher, sla),
         "sla_sweep": SlaSweepService(uow, utc_now, events, sla),
         "outbox": OutboxService(uow, utc_now, cipher, log_bodies=settings.is_development),
@@ -162,10 +174,84 @@ def build_request_services(settings: Settings, uow: UnitOfWorkFactory, events: E
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
-    return WorkerConfig(settings.outbox_poll_seconds, settings.sla_sweep_seconds)
+    return WorkerConfig(
+        settings.outbox_poll_seconds, settings.sla_sweep_seconds, settings.fulfilment_poll_seconds
+    )
 
 
-def create_app(settings: Settings) -> Starlette:
+def systems_info(systems: SystemsConfig) -> list[SystemInfo]:
+    return [
+        SystemInfo(d.name, d.kind, d.purposes, d.data_categories, d.recipients) for d in systems.describe()
+    ]
+
+
+def build_export_service(settings: Settings, uow: Callable[[], SqlUnitOfWork]) -> ExportService:
+    assert settings.hmac_key is not None  # required in production, generated in development
+    storage = LocalDirectoryStorage(settings.export_dir)
+    return ExportService(
+        uow,
+        ZipPackageWriter(storage, utc_now),
+        storage,
+        utc_now,
+        settings.hmac_key.get_secret_value().encode(),
+        settings.public_url,
+        timedelta(days=settings.export_link_days),
+    )
+
+
+def build_connectors_for(
+    settings: Settings, systems: SystemsConfig, http_client: httpx.AsyncClient, engine: AsyncEngine
+) -> dict[str, Connector]:
+    """A connector per SQL/HTTP system, and the gateway's own records for `kind = "gateway"`."""
+    assert settings.hmac_key is not None
+    connectors = build_connectors(
+        systems,
+        os.environ,
+        http_client,
+        settings.hmac_key.get_secret_value().encode(),
+        f"{settings.public_url}/callbacks/fulfilment",
+    )
+    kinds = {name: system.kind for name, system in systems.systems.items()}
+    connectors.update(gateway_connectors(kinds, engine))
+    return connectors
+
+
+def build_fulfilment(
+    settings: Settings,
+    systems: SystemsConfig,
+    connectors: dict[str, Connector],
+    uow: UnitOfWorkFactory,
+    request_actions: RequestActionService,
+    exports: ExportService,
+    consent: ConsentService,
+) -> dict[str, Any]:
+    """The step runner (worker), its reads (GraphQL) and agents' legal holds."""
+    assert settings.signing_key is not None  # generated in development, required in production
+    signer = CertificateSigner(load_signing_key(settings.signing_key.get_secret_value()))
+    phases = PhaseRunner(
+        connectors, systems.describe(), exports, consent, signer, settings.public_url, utc_now
+    )
+    config = RunnerConfig(
+        lease=timedelta(seconds=settings.fulfilment_lease_seconds),
+        retry=RetryPolicy(
+            max_attempts=settings.fulfilment_max_attempts,
+            base_seconds=settings.fulfilment_retry_base_seconds,
+            cap_seconds=settings.fulfilment_retry_cap_seconds,
+        ),
+        callback_wait=timedelta(seconds=settings.fulfilment_callback_wait_seconds),
+    )
+    runner = FulfilmentRunner(
+        uow, utc_now, request_actions, phases, exports, build_cipher(settings), config, systems.holds()
+    )
+    return {
+        "fulfilment": runner,
+        "fulfilment_queries": FulfilmentQueryService(uow, exports, systems.describe()),
+        "legal_holds": LegalHoldService(uow, utc_now, systems_info(systems)),
+    }
+
+
+def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """`http_transport` replaces the network for outgoing calls (tests give an httpx.MockTransport)."""
     settings = settings.with_development_secrets()
     registry = CollectorRegistry()
     schema = build_schema(
@@ -187,7 +273,7 @@ def create_app(settings: Settings) -> Starlette:
         engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
         session_factory = make_session_factory(engine)
         read_engine = make_read_engine(settings.database_url, pool_size=settings.database_pool_size)
-        http_client = httpx.AsyncClient(timeout=10.0)
+        http_client = httpx.AsyncClient(timeout=10.0, transport=http_transport)
 
         def uow() -> SqlUnitOfWork:
             return SqlUnitOfWork(session_factory)
@@ -195,24 +281,14 @@ def create_app(settings: Settings) -> Starlette:
         if settings.encryption_key is None:  # filled in development, required in production
             raise RuntimeError("DSR_ENCRYPTION_KEY is required")
         secret_box = SecretBox(settings.encryption_key.get_secret_value())
-        assert settings.hmac_key is not None  # required in production, generated in development
-        hmac_key = settings.hmac_key.get_secret_value().encode()
-        export_storage = LocalDirectoryStorage(settings.export_dir)
-        export_service = ExportService(
-            uow,
-            ZipPackageWriter(export_storage, utc_now),
-            export_storage,
-            utc_now,
-            hmac_key,
-            settings.public_url,
-            timedelta(days=settings.export_link_days),
-        )
-        connectors = build_connectors(
-            systems, os.environ, http_client, hmac_key, f"{settings.public_url}/callbacks/fulfilment"
-        )
+        export_service = build_export_service(settings, uow)
+        connectors = build_connectors_for(settings, systems, http_client, engine)
+        planner = FulfilmentPlanner(systems_info(systems))
         events = build_event_bus(settings)
         if isinstance(events, PostgresEventBus):
             await events.start()
+        consent = ConsentService(uow, utc_now, SqlConsentReader(read_engine))
+        request_services = build_request_services(settings, uow, events, planner)
         services = Services(
             catalogue=CatalogueService(uow, utc_now, events),
             api_keys=ApiKeyService(uow, utc_now),
@@ -221,8 +297,17 @@ def create_app(settings: Settings) -> Starlette:
             receipts=ReceiptService(uow, signer, controller_from(settings), utc_now),
             webhooks=WebhookService(uow, utc_now, secret_box, allow_plain_http=settings.is_development),
             exports=export_service,
-            consent=ConsentService(uow, utc_now, SqlConsentReader(read_engine)),
-            **build_request_services(settings, uow, events),
+            consent=consent,
+            **request_services,
+            **build_fulfilment(
+                settings,
+                systems,
+                connectors,
+                uow,
+                request_services["request_actions"],
+                export_service,
+                consent,
+            ),
         )
         # On the embedded default one command is enough: `serve` runs the worker's loops itself.
         stop_worker = asyncio.Event()
@@ -234,6 +319,7 @@ def create_app(settings: Settings) -> Starlette:
                     build_mailer(settings),
                     worker_config(settings),
                     stop_worker,
+                    services.fulfilment,
                 )
             )
             if settings.runs_worker_in_process
@@ -310,6 +396,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", health.metrics, methods=["GET"]),
         Route("/.well-known/jwks.json", wellknown.jwks, methods=["GET"]),
         Route("/exports/{token}", exports.download, methods=["GET"]),
+        Route("/callbacks/fulfilment/{request_id}/{step}", callbacks.fulfilment_callback, methods=["POST"]),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", unsubscribe.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.unsubscribe_post, methods=["POST"]),

@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     importer.add_argument("file", help="the CSV file (UTF-8)")
     importer.add_argument("--dry-run", action="store_true", help="check every row, record nothing")
     importer.add_argument("--strict", action="store_true", help="import nothing if any row is rejected")
-    worker = commands.add_parser("worker", help="run the outbox sender and the SLA sweep until stopped")
+    worker = commands.add_parser(
+        "worker", help="run the outbox sender, the SLA sweep and the fulfilment steps until stopped"
+    )
     worker.add_argument("--once", action="store_true", help="one pass of each loop, then exit")
     commands.add_parser("sweep", help="run the SLA sweep once (at-risk and overdue alerts)")
     return parser
@@ -283,32 +285,70 @@ def _sweep(settings: Settings, args: argparse.Namespace) -> int:
 async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = False) -> int:
     import signal
 
+    import httpx
+
     from dsr_gateway.app import (
+        build_connectors_for,
         build_event_bus,
+        build_export_service,
+        build_fulfilment,
         build_mailer,
         build_request_services,
+        systems_info,
+        utc_now,
         worker_config,
     )
     from dsr_gateway.connectors.pg_events import PostgresEventBus
+    from dsr_gateway.connectors.registry import close_connectors
+    from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
     from dsr_gateway.db.engine import make_engine, make_session_factory
     from dsr_gateway.db.migrate import upgrade
+    from dsr_gateway.db.read_engine import make_read_engine
+    from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
     from dsr_gateway.db.uow import SqlUnitOfWork
+    from dsr_gateway.services.consent import ConsentService
+    from dsr_gateway.services.fulfilment.planner import FulfilmentPlanner
     from dsr_gateway.worker.loops import run_worker
 
     settings = settings.with_development_secrets()
+    systems = load_systems(settings.systems_file) if settings.systems_file else SystemsConfig()
     engine = make_engine(settings.database_url)
+    read_engine = make_read_engine(settings.database_url)
+    http_client = httpx.AsyncClient(timeout=10.0)
     events = build_event_bus(settings)
+    connectors = {}
     try:
         await upgrade(engine)
         factory = make_session_factory(engine)
         if isinstance(events, PostgresEventBus):
             await events.start()
-        services = build_request_services(settings, lambda: SqlUnitOfWork(factory), events)
+
+        def uow() -> SqlUnitOfWork:
+            return SqlUnitOfWork(factory)
+
+        planner = FulfilmentPlanner(systems_info(systems))
+        services = build_request_services(settings, uow, events, planner)
+        connectors = build_connectors_for(settings, systems, http_client, engine)
+        consent = ConsentService(uow, utc_now, SqlConsentReader(read_engine))
+        fulfilment = build_fulfilment(
+            settings,
+            systems,
+            connectors,
+            uow,
+            services["request_actions"],
+            build_export_service(settings, uow),
+            consent,
+        )["fulfilment"]
         mailer = build_mailer(settings)
         if once:
             result = await services["sla_sweep"].sweep()
             print(f"SLA sweep: {result.examined} examined, {result.changed} changed, {result.alerts} alerts.")
             if not sweep_only:
+                steps = await fulfilment.run_due()
+                print(
+                    f"Fulfilment: {steps.done} steps done, {steps.retrying} to retry, {steps.failed} failed, "
+                    f"{steps.waiting} waiting for a callback, {steps.settled} requests settled."
+                )
                 run = await services["outbox"].deliver_due(mailer)
                 print(f"Outbox: {run.sent} sent, {run.failed} failed, {run.held} held (no SMTP host).")
             return 0
@@ -316,12 +356,17 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        logging.getLogger("dsr_gateway").info("worker started: outbox sender and SLA sweep")
-        await run_worker(services["outbox"], services["sla_sweep"], mailer, worker_config(settings), stop)
+        logging.getLogger("dsr_gateway").info("worker started: outbox sender, SLA sweep, fulfilment steps")
+        await run_worker(
+            services["outbox"], services["sla_sweep"], mailer, worker_config(settings), stop, fulfilment
+        )
     finally:
+        await close_connectors(connectors)
         if isinstance(events, PostgresEventBus):
             await events.close()
+        await http_client.aclose()
         await engine.dispose()
+        await read_engine.dispose()
     return 0
 
 

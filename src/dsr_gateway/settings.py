@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     worker_in_process: bool | None = None
     outbox_poll_seconds: float = Field(default=5.0, gt=0)
     sla_sweep_seconds: float = Field(default=300.0, gt=0)
+    # Fulfilment steps (docs/fulfilment.md): how often the worker looks for due steps, how long a claim
+    # lasts without a heartbeat, and the retry budget with exponential backoff (capped, with jitter).
+    fulfilment_poll_seconds: float = Field(default=2.0, gt=0)
+    fulfilment_lease_seconds: float = Field(default=300.0, gt=0)
+    fulfilment_max_attempts: int = Field(default=6, ge=1, le=100)
+    fulfilment_retry_base_seconds: float = Field(default=30.0, ge=0)
+    fulfilment_retry_cap_seconds: float = Field(default=3600.0, ge=0)
+    fulfilment_callback_wait_seconds: float = Field(default=86400.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

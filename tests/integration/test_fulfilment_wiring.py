@@ -8,6 +8,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from dsr_gateway.app import create_app
+from dsr_gateway.connectors.gateway_records import GatewayRecordsConnector
 from dsr_gateway.connectors.http_connector import HttpConnector
 from dsr_gateway.connectors.sql_connector import SqlConnector
 from dsr_gateway.connectors.systems_config import SystemsConfigError
@@ -35,7 +36,7 @@ async def test_the_example_file_gives_a_connector_per_system(
         state = manager._state  # the lifespan state every request sees
         assert isinstance(state["connectors"]["shop"], SqlConnector)
         assert isinstance(state["connectors"]["crm"], HttpConnector)
-        assert "gateway" not in state["connectors"]
+        assert isinstance(state["connectors"]["gateway"], GatewayRecordsConnector)
         assert state["certificate_signer"].verify(state["certificate_signer"].sign({"iat": 1})) == {"iat": 1}
 
 

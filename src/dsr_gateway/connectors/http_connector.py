@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from dsr_gateway.connectors.http_signing import signature_headers
+from dsr_gateway.connectors.http_signing import signature_headers, verify_signature
 from dsr_gateway.connectors.systems_config import HttpSystem
 from dsr_gateway.services.fulfilment_ports import (
     ConsentChange,
@@ -100,6 +100,10 @@ class HttpConnector:
         body = await self._call(path, {"subject": _subject(subject), "changes": dict(changes)}, step)
         if body.get("accepted") and "results" not in body:
             return RectifyResult(self._name, (), pending=True)
+        return self.parse_rectification(body, changes)
+
+    def parse_rectification(self, body: Mapping[str, Any], changes: Mapping[str, object]) -> RectifyResult:
+        """A rectification answer (synchronous, or posted to the callback) as a result."""
         sensitive = set(self._config.sensitive_fields)
         results = []
         for item in self._results(body):
@@ -136,6 +140,10 @@ class HttpConnector:
         body = await self._call(path, payload, step)
         if body.get("accepted") and "results" not in body:
             return ErasureResult(self._name, (), pending=True)
+        return self.parse_erasure(body)
+
+    def parse_erasure(self, body: Mapping[str, Any]) -> ErasureResult:
+        """An erasure answer (synchronous, or posted to the callback) as a result."""
         items = []
         for item in self._results(body):
             try:
@@ -171,6 +179,15 @@ class HttpConnector:
         return ConsentNotification(
             self._name, tuple(purposes), change, True, str(body.get("detail", "")), pending=pending
         )
+
+    def parse_consent(
+        self, body: Mapping[str, Any], purposes: Sequence[str], change: ConsentChange
+    ) -> ConsentNotification:
+        return ConsentNotification(self._name, tuple(purposes), change, True, str(body.get("detail", "")))
+
+    def verify_callback(self, body: bytes, timestamp: str | None, signature: str | None) -> None:
+        """A callback is signed like our calls, with the same shared secret; raises InvalidSignature."""
+        verify_signature(self._secret, body, timestamp, signature, self._clock())
 
     # -- the wire ---------------------------------------------------------------------------------------
 
@@ -216,7 +233,7 @@ class HttpConnector:
             answer.setdefault("accepted", True)
         return answer
 
-    def _results(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+    def _results(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         results = body.get("results")
         if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
             raise self._contract("the answer has no 'results' list of objects")

@@ -12,6 +12,7 @@ from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
 from dsr_gateway.db.repositories.consent import SqlConsentLedger
 from dsr_gateway.db.repositories.exports import SqlExportPackageRepository
+from dsr_gateway.db.repositories.fulfilment_steps import SqlFulfilmentStepRepository
 from dsr_gateway.db.repositories.identity import SqlIdentityRepository
 from dsr_gateway.db.repositories.outbox import SqlOutboxRepository
 from dsr_gateway.db.repositories.receipts import SqlConsentReceiptRepository
@@ -46,6 +47,7 @@ class SqlUnitOfWork:
         self.requests = SqlPrivacyRequestRepository(self.session)
         self.identities = SqlIdentityRepository(self.session)
         self.outbox = SqlOutboxRepository(self.session)
+        self.fulfilment = SqlFulfilmentStepRepository(self.session)
         return self
 
     async def __aexit__(

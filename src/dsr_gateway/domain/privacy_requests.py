@@ -217,6 +217,7 @@ class Challenge:
 class MessageKind(StrEnum):
     VERIFICATION_CODE = "VERIFICATION_CODE"
     EXTENSION_NOTICE = "EXTENSION_NOTICE"
+    REQUEST_COMPLETED = "REQUEST_COMPLETED"
 
 
 class OutboxStatus(StrEnum):

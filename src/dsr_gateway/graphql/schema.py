@@ -21,6 +21,7 @@ from dsr_gateway.graphql.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from dsr_gateway.graphql.fulfilment import FulfilmentMutation, FulfilmentQuery
 from dsr_gateway.graphql.pipeline import BoundedCache, RequestPipeline, validation_rules
 from dsr_gateway.graphql.requests import RequestMutation, RequestQuery, RequestSubscription
 from dsr_gateway.graphql.subjects import SubjectQuery
@@ -31,12 +32,16 @@ MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
 
 
 @strawberry.type
-class Query(CatalogueQuery, SubjectQuery, ConsentQuery, RequestQuery, AuditQuery, WebhookQuery):
+class Query(
+    CatalogueQuery, SubjectQuery, ConsentQuery, RequestQuery, AuditQuery, WebhookQuery, FulfilmentQuery
+):
     pass
 
 
 @strawberry.type
-class Mutation(CatalogueMutation, ConsentMutation, RequestMutation, AuditMutation, WebhookMutation):
+class Mutation(
+    CatalogueMutation, ConsentMutation, RequestMutation, AuditMutation, WebhookMutation, FulfilmentMutation
+):
     pass
 
 

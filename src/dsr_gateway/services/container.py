@@ -9,6 +9,9 @@ from dsr_gateway.services.audit import AuditService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.exports import ExportService
+from dsr_gateway.services.fulfilment.planner import LegalHoldService
+from dsr_gateway.services.fulfilment.queries import FulfilmentQueryService
+from dsr_gateway.services.fulfilment.runner import FulfilmentRunner
 from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import EventBus
 from dsr_gateway.services.receipts import ReceiptService
@@ -36,3 +39,6 @@ class Services:
     request_queries: RequestQueryService
     sla_sweep: SlaSweepService
     outbox: OutboxService
+    fulfilment: FulfilmentRunner
+    fulfilment_queries: FulfilmentQueryService
+    legal_holds: LegalHoldService

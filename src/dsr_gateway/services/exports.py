@@ -83,6 +83,10 @@ class ExportService:
             await uow.commit()
         return self.link_for(record)
 
+    async def record(self, export_id: str) -> ExportRecord | None:
+        async with self._uow() as uow:
+            return await uow.exports.get(export_id)
+
     def link_for(self, record: ExportRecord) -> ExportLink:
         token = sign_export_token(self._link_key, record.id, record.expires_at)
         return ExportLink(

@@ -25,6 +25,7 @@ from dsr_gateway.domain.sla import Pause
 from dsr_gateway.domain.subjects import Subject
 from dsr_gateway.domain.webhooks import DeliveryPage, WebhookDelivery, WebhookEventType, WebhookSubscription
 from dsr_gateway.domain.workflow import RequestEvent
+from dsr_gateway.services.fulfilment.ports import FulfilmentStepRepository
 
 Clock = Callable[[], datetime]
 
@@ -263,6 +264,8 @@ class UnitOfWork(Protocol):
     def identities(self) -> IdentityRepository: ...
     @property
     def outbox(self) -> OutboxRepository: ...
+    @property
+    def fulfilment(self) -> FulfilmentStepRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

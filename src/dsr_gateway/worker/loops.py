@@ -1,4 +1,5 @@
-"""The background loops: the outbox sender and the SLA sweep, each a periodic task that survives errors."""
+"""The background loops: the outbox sender, the SLA sweep and the fulfilment steps, each a periodic task
+that survives errors."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from dsr_gateway.services.fulfilment.runner import FulfilmentRunner
 from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import Mailer
 from dsr_gateway.services.requests import SlaSweepService
@@ -19,6 +21,7 @@ logger = logging.getLogger("dsr_gateway.worker")
 class WorkerConfig:
     outbox_poll_seconds: float = 5.0
     sla_sweep_seconds: float = 300.0
+    fulfilment_poll_seconds: float = 2.0
 
 
 async def run_periodically(
@@ -40,6 +43,7 @@ async def run_worker(
     mailer: Mailer,
     config: WorkerConfig,
     stop: asyncio.Event,
+    fulfilment: FulfilmentRunner | None = None,
 ) -> None:
     if not mailer.configured:
         logger.warning("no SMTP host configured (DSR_SMTP_HOST): messages stay in the outbox and the log")
@@ -48,3 +52,7 @@ async def run_worker(
             run_periodically("outbox", lambda: outbox.deliver_due(mailer), config.outbox_poll_seconds, stop)
         )
         group.create_task(run_periodically("sla-sweep", sweep.sweep, config.sla_sweep_seconds, stop))
+        if fulfilment is not None:
+            group.create_task(
+                run_periodically("fulfilment", fulfilment.run_due, config.fulfilment_poll_seconds, stop)
+            )

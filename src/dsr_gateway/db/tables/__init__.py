@@ -17,6 +17,7 @@ from dsr_gateway.db.tables.audit import AuditCheckpointRow, ConsentReceiptRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
 from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
 from dsr_gateway.db.tables.exports import ExportPackageRow
+from dsr_gateway.db.tables.fulfilment_steps import FulfilmentStepRow, RequestLegalHoldRow
 from dsr_gateway.db.tables.identity import SubjectIdentityRow, VerificationChallengeRow
 from dsr_gateway.db.tables.outbox import OutboxDeliveryRow, OutboxRow
 from dsr_gateway.db.tables.requests import (
@@ -37,6 +38,7 @@ __all__ = [
     "ConsentReceiptRow",
     "ConsentStateRow",
     "ExportPackageRow",
+    "FulfilmentStepRow",
     "NoticePurposeRow",
     "OutboxDeliveryRow",
     "OutboxRow",
@@ -44,6 +46,7 @@ __all__ = [
     "PrivacyRequestEventRow",
     "PrivacyRequestRow",
     "PurposeRow",
+    "RequestLegalHoldRow",
     "RequestPauseRow",
     "SlaAlertRow",
     "SubjectIdentityRow",

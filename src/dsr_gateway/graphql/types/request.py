@@ -18,6 +18,13 @@ from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.types.pagination import PageInfo
 
 if TYPE_CHECKING:
+    from dsr_gateway.graphql.types.fulfilment import (
+        ErasureCertificate,
+        ExportPackage,
+        FulfilmentStep,
+        LegalHold,
+        RecipientNotification,
+    )
     from dsr_gateway.graphql.types.subject import Subject
     from dsr_gateway.services.requests import RequestView
 
@@ -131,6 +138,46 @@ class PrivacyRequest:
     @strawberry.field(description="Every transition, extension and assignment, oldest first.")
     async def history(self, info: Info) -> list[RequestEvent]:
         return [RequestEvent.from_domain(e) for e in await history_loader(info).load(str(self.id))]
+
+    @strawberry.field(description="Its fulfilment steps, one per system per phase (staff; empty for others).")
+    async def fulfilment(
+        self, info: Info
+    ) -> list[Annotated[FulfilmentStep, strawberry.lazy("dsr_gateway.graphql.types.fulfilment")]]:
+        from dsr_gateway.graphql.types.fulfilment import request_fulfilment
+
+        return await request_fulfilment(info, str(self.id))
+
+    @strawberry.field(description="Legal holds agents placed on it (staff).")
+    async def legal_holds(
+        self, info: Info
+    ) -> list[Annotated[LegalHold, strawberry.lazy("dsr_gateway.graphql.types.fulfilment")]]:
+        from dsr_gateway.graphql.types.fulfilment import request_legal_holds
+
+        return await request_legal_holds(info, str(self.id))
+
+    @strawberry.field(description="Which systems and recipients were told of the consent change, and when.")
+    async def recipients_notified(
+        self, info: Info
+    ) -> list[Annotated[RecipientNotification, strawberry.lazy("dsr_gateway.graphql.types.fulfilment")]]:
+        from dsr_gateway.graphql.types.fulfilment import request_recipients
+
+        return await request_recipients(info, str(self.id))
+
+    @strawberry.field(description="The signed erasure certificate, once issued (staff and the subject).")
+    async def erasure_certificate(
+        self, info: Info
+    ) -> Annotated[ErasureCertificate, strawberry.lazy("dsr_gateway.graphql.types.fulfilment")] | None:
+        from dsr_gateway.graphql.types.fulfilment import request_certificate
+
+        return await request_certificate(info, str(self.id))
+
+    @strawberry.field(description="The access package (staff, export:read clients, and the subject).")
+    async def export_package(
+        self, info: Info
+    ) -> Annotated[ExportPackage, strawberry.lazy("dsr_gateway.graphql.types.fulfilment")] | None:
+        from dsr_gateway.graphql.types.fulfilment import request_export
+
+        return await request_export(info, str(self.id))
 
     @classmethod
     def from_view(cls, view: RequestView) -> PrivacyRequest:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from dsr_gateway.domain.errors import StaleVersion, ValidationFailed
+from dsr_gateway.domain.errors import Conflict, StaleVersion, ValidationFailed
 from dsr_gateway.domain.principal import Principal
 from dsr_gateway.domain.privacy_requests import PrivacyRequest
 from dsr_gateway.domain.requests import RejectionReason, validate_note
@@ -16,7 +16,7 @@ from dsr_gateway.domain.workflow import Action, RequestEvent, Transition, apply
 from dsr_gateway.services.ports import Cipher, Clock, EventBus, UnitOfWork, UnitOfWorkFactory
 from dsr_gateway.services.requests.clock import SlaClock
 from dsr_gateway.services.requests.common import actor_role, not_found, publish_event
-from dsr_gateway.services.requests.messages import extension_notice
+from dsr_gateway.services.requests.messages import completion_notice, extension_notice
 
 ASSIGNEE_MAX = 255
 
@@ -33,21 +33,51 @@ class _Change:
 Hook = Callable[[UnitOfWork, PrivacyRequest, Transition, datetime], Awaitable[_Change]]
 
 
+class FulfilmentHooks(Protocol):
+    """What approval and retry do to a request's fulfilment steps, in the same transaction
+    (services/fulfilment/planner.py). Without it, requests are fulfilled by hand."""
+
+    async def plan(self, uow: UnitOfWork, request: PrivacyRequest, now: datetime) -> dict[str, Any]: ...
+    async def reset_failed(self, uow: UnitOfWork, request: PrivacyRequest, now: datetime) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionLink:
+    url: str
+    expires_at: datetime
+
+
 class RequestActionService:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, events: EventBus, cipher: Cipher, sla: SlaClock
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        events: EventBus,
+        cipher: Cipher,
+        sla: SlaClock,
+        fulfilment: FulfilmentHooks | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._events = events
         self._cipher = cipher
         self._sla = sla
+        self._fulfilment = fulfilment
 
     # --- the named actions ---------------------------------------------------------------------------
 
     async def approve(self, principal: Principal, request_id: str, expected_version: int | None = None,
                       note: str | None = None) -> PrivacyRequest:  # fmt: skip
-        return await self._act(principal, request_id, Action.APPROVE, expected_version, _noted(note))
+        noted = _noted(note)
+        fulfilment = self._fulfilment
+
+        async def hook(uow: UnitOfWork, req: PrivacyRequest, t: Transition, now: datetime) -> _Change:
+            change = await noted(uow, req, t, now)
+            if fulfilment is not None:  # the steps are planned with the approval, or not at all
+                change.data.update(await fulfilment.plan(uow, req, now))
+            return change
+
+        return await self._act(principal, request_id, Action.APPROVE, expected_version, hook)
 
     async def reject(
         self,
@@ -159,7 +189,41 @@ class RequestActionService:
 
     async def retry(self, principal: Principal, request_id: str, note: str | None = None,
                     expected_version: int | None = None) -> PrivacyRequest:  # fmt: skip
-        return await self._act(principal, request_id, Action.RETRY, expected_version, _noted(note))
+        noted = _noted(note)
+        fulfilment = self._fulfilment
+
+        async def hook(uow: UnitOfWork, req: PrivacyRequest, t: Transition, now: datetime) -> _Change:
+            change = await noted(uow, req, t, now)
+            if fulfilment is not None:  # only the failed steps run again
+                change.data["stepsRetried"] = await fulfilment.reset_failed(uow, req, now)
+            return change
+
+        return await self._act(principal, request_id, Action.RETRY, expected_version, hook)
+
+    async def complete_fulfilled(
+        self,
+        principal: Principal,
+        request_id: str,
+        is_finished: Callable[[UnitOfWork, PrivacyRequest], Awaitable[bool]],
+        data: Mapping[str, Any],
+        link: CompletionLink | None = None,
+    ) -> PrivacyRequest:
+        """The worker's COMPLETE once every step is DONE; the completion message is queued with it.
+
+        `is_finished` is asked again inside the transaction, so a retry or a cancel that won the race
+        is not overtaken (the action is then refused as a Conflict)."""
+
+        async def hook(uow: UnitOfWork, req: PrivacyRequest, t: Transition, now: datetime) -> _Change:
+            if not await is_finished(uow, req):
+                raise Conflict("The request's fulfilment steps are not all done.")
+            email = await self._email_of(uow, req)
+            message = completion_notice(
+                self._cipher, req, email, link.url if link else None, link.expires_at if link else None
+            )
+            await uow.outbox.add(message, now)
+            return _Change(data=dict(data))
+
+        return await self._act(principal, request_id, Action.COMPLETE, None, hook)
 
     # --- the one way a request changes ------------------------------------------------------------------
 

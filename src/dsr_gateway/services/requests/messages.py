@@ -52,3 +52,36 @@ def extension_notice(
         template_data={"requestId": request.id, "dueAt": new_due.isoformat(), "reason": reason},
         status=OutboxStatus.PENDING if email else OutboxStatus.NO_ADDRESS,
     )
+
+
+def completion_notice(
+    cipher: Cipher,
+    request: PrivacyRequest,
+    email: str | None,
+    download_url: str | None = None,
+    link_expires_at: datetime | None = None,
+) -> NewMessage:
+    """The subject is told the request is done; an access or portability answer carries its link."""
+    kind = request.type.value.lower().replace("_", " ")
+    body = f"Your {kind} request (reference {request.id}) is complete.\n"
+    data: dict[str, object] = {"requestId": request.id, "type": request.type.value}
+    if download_url:
+        until = f" until {link_expires_at:%d %B %Y}" if link_expires_at else ""
+        body += f"\nDownload your data{until}:\n{download_url}\n"
+        data["downloadUrl"] = download_url
+        if link_expires_at:
+            data["linkExpiresAt"] = link_expires_at.isoformat()
+    body += (
+        "\nIf something is missing or wrong, reply to this message. "
+        "You may complain to your data protection authority."
+    )
+    return NewMessage(
+        kind=MessageKind.REQUEST_COMPLETED.value,
+        request_id=request.id,
+        recipient_encrypted=cipher.encrypt(email) if email else None,
+        recipient_hint=mask_email(email) if email else None,
+        subject_line="Your privacy request is complete",
+        body=body,
+        template_data=data,
+        status=OutboxStatus.PENDING if email else OutboxStatus.NO_ADDRESS,
+    )

@@ -1,0 +1,1 @@
+"""Fulfilment of approved requests: planning steps, the worker's step runner, the phases, the reads."""
