@@ -34,10 +34,14 @@ from dsr_gateway.connectors.templates import MessageTemplates
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.read_engine import make_read_engine
 from dsr_gateway.db.repositories.audit import SqlCheckpointStore
+from dsr_gateway.db.repositories.audit_trail import SqlAuditTrail
 from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
+from dsr_gateway.db.repositories.operational import SqlOperationalQueries
+from dsr_gateway.db.repositories.reports import SqlReportQueries
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.domain.receipts import Controller
 from dsr_gateway.domain.sla_rules import Jurisdiction
+from dsr_gateway.graphql.observability import GraphQLMetrics
 from dsr_gateway.graphql.schema import build_schema
 from dsr_gateway.http import exports, health, unsubscribe, wellknown
 from dsr_gateway.http.auth import Authenticator, JwksKeys, JwtConfig
@@ -47,8 +51,10 @@ from dsr_gateway.http.middleware.body_limit import BodySizeLimitMiddleware
 from dsr_gateway.http.middleware.gpc import GpcMiddleware
 from dsr_gateway.http.middleware.metrics import HttpMetrics, MetricsMiddleware
 from dsr_gateway.http.middleware.request_id import RequestIdMiddleware
+from dsr_gateway.http.operational_metrics import OperationalGauges
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService, ChainRegistry
+from dsr_gateway.services.audit_trail import AccessBatcher, AuditTrailService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.container import Services
@@ -56,6 +62,7 @@ from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import EventBus, UnitOfWorkFactory
 from dsr_gateway.services.receipts import ReceiptService
+from dsr_gateway.services.reports import ReportService
 from dsr_gateway.services.requests import (
     RequestActionService,
     RequestIntakeService,
@@ -66,6 +73,7 @@ from dsr_gateway.services.requests import (
 from dsr_gateway.services.webhooks import WebhookService
 from dsr_gateway.settings import Settings
 from dsr_gateway.worker.loops import WorkerConfig, run_worker
+from dsr_gateway.worker.metrics import WorkerMetrics
 
 
 def utc_now() -> datetime:
@@ -168,6 +176,8 @@ def worker_config(settings: Settings) -> WorkerConfig:
 def create_app(settings: Settings) -> Starlette:
     settings = settings.with_development_secrets()
     registry = CollectorRegistry()
+    graphql_metrics = GraphQLMetrics(registry)
+    worker_metrics = WorkerMetrics(registry)
     schema = build_schema(
         production=not settings.is_development,
         max_depth=settings.max_query_depth,
@@ -223,7 +233,14 @@ def create_app(settings: Settings) -> Starlette:
             exports=export_service,
             consent=ConsentService(uow, utc_now, SqlConsentReader(read_engine)),
             **build_request_services(settings, uow, events),
+            reports=ReportService(uow, SqlReportQueries(engine), utc_now),
+            audit_trail=AuditTrailService(SqlAuditTrail(engine), utc_now),
         )
+        # consentCheck reads are recorded in the background, in batches (docs/audit.md).
+        access_batcher = AccessBatcher(SqlAuditTrail(engine))
+        stop_batcher = asyncio.Event()
+        batcher_task = asyncio.create_task(access_batcher.run(stop_batcher))
+        gauges = OperationalGauges(registry, SqlOperationalQueries(engine))
         # On the embedded default one command is enough: `serve` runs the worker's loops itself.
         stop_worker = asyncio.Event()
         worker_task = (
@@ -234,6 +251,7 @@ def create_app(settings: Settings) -> Starlette:
                     build_mailer(settings),
                     worker_config(settings),
                     stop_worker,
+                    worker_metrics,
                 )
             )
             if settings.runs_worker_in_process
@@ -275,6 +293,9 @@ def create_app(settings: Settings) -> Starlette:
                 "authenticator": Authenticator(jwt_config, services.api_keys.authenticate, jwks),
                 "database_ping": database_ping,
                 "metrics_registry": registry,
+                "metrics_refresh": gauges.refresh,
+                "graphql_metrics": graphql_metrics,
+                "access_batcher": access_batcher,
                 "signing_jwks": signer.jwks(),
                 # Communication (docs/communication.md). Still to wire after merging: "unsubscribe_withdraw"
                 # (http/unsubscribe.py) and "record_gpc" (http/middleware/gpc.py), from the consent service.
@@ -288,6 +309,8 @@ def create_app(settings: Settings) -> Starlette:
             }
         finally:
             await close_connectors(connectors)
+            stop_batcher.set()
+            await batcher_task
             stop_worker.set()
             if worker_task is not None:
                 await worker_task

@@ -7,11 +7,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from dsr_gateway import __version__
 from dsr_gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from dsr_gateway.worker.metrics import WorkerMetrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -305,6 +309,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
             await events.start()
         services = build_request_services(settings, lambda: SqlUnitOfWork(factory), events)
         mailer = build_mailer(settings)
+        metrics = _worker_metrics(settings)
         if once:
             result = await services["sla_sweep"].sweep()
             print(f"SLA sweep: {result.examined} examined, {result.changed} changed, {result.alerts} alerts.")
@@ -317,12 +322,27 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         logging.getLogger("dsr_gateway").info("worker started: outbox sender and SLA sweep")
-        await run_worker(services["outbox"], services["sla_sweep"], mailer, worker_config(settings), stop)
+        await run_worker(
+            services["outbox"], services["sla_sweep"], mailer, worker_config(settings), stop, metrics
+        )
     finally:
         if isinstance(events, PostgresEventBus):
             await events.close()
         await engine.dispose()
     return 0
+
+
+def _worker_metrics(settings: Settings) -> WorkerMetrics:
+    """The worker's counters; served on DSR_WORKER_METRICS_PORT when set (the app serves its own)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from dsr_gateway.worker.metrics import WorkerMetrics
+
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, registry=registry)
+    return metrics
 
 
 if __name__ == "__main__":

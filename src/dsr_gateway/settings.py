@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     worker_in_process: bool | None = None
     outbox_poll_seconds: float = Field(default=5.0, gt=0)
     sla_sweep_seconds: float = Field(default=300.0, gt=0)
+    # Signed checkpoints of every chain head by the worker; 0 turns the schedule off (docs/audit.md).
+    checkpoint_seconds: float = Field(default=3600.0, ge=0)
+    # `dsr-gateway worker` serves its own /metrics on this port (its counters); None = not served.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("database_url")
     @classmethod

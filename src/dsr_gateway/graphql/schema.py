@@ -22,6 +22,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from dsr_gateway.graphql.audit import AuditMutation, AuditQuery
+from dsr_gateway.graphql.audit_trail import AuditTrailQuery
 from dsr_gateway.graphql.catalogue import CatalogueMutation, CatalogueQuery, CatalogueSubscription
 from dsr_gateway.graphql.consent import ConsentMutation, ConsentQuery
 from dsr_gateway.graphql.errors import (
@@ -30,6 +31,8 @@ from dsr_gateway.graphql.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from dsr_gateway.graphql.observability import ObservabilityExtension
+from dsr_gateway.graphql.reports import ReportQuery
 from dsr_gateway.graphql.requests import RequestMutation, RequestQuery, RequestSubscription
 from dsr_gateway.graphql.subjects import SubjectQuery
 from dsr_gateway.graphql.webhooks import WebhookMutation, WebhookQuery
@@ -39,7 +42,16 @@ MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
 
 
 @strawberry.type
-class Query(CatalogueQuery, SubjectQuery, ConsentQuery, RequestQuery, AuditQuery, WebhookQuery):
+class Query(
+    CatalogueQuery,
+    SubjectQuery,
+    ConsentQuery,
+    RequestQuery,
+    AuditQuery,
+    WebhookQuery,
+    ReportQuery,
+    AuditTrailQuery,
+):
     pass
 
 
@@ -84,6 +96,7 @@ def build_schema(
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         lambda: MaskErrors(should_mask_error=lambda e: not _is_expected(e), error_message=MASKED_MESSAGE),
+        ObservabilityExtension,
     ]
     if production:
         extensions.append(DisableIntrospection)

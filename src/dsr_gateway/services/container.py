@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService
+from dsr_gateway.services.audit_trail import AuditTrailService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import EventBus
 from dsr_gateway.services.receipts import ReceiptService
+from dsr_gateway.services.reports import ReportService
 from dsr_gateway.services.requests import (
     RequestActionService,
     RequestIntakeService,
@@ -36,3 +38,5 @@ class Services:
     request_queries: RequestQueryService
     sla_sweep: SlaSweepService
     outbox: OutboxService
+    reports: ReportService
+    audit_trail: AuditTrailService
