@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import-consents": _import_consents,
         "worker": _worker,
         "sweep": _sweep,
+        "report": _report,
     }[args.command]
     return handler(settings, args)
 
@@ -85,7 +86,24 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run the outbox sender and the SLA sweep until stopped")
     worker.add_argument("--once", action="store_true", help="one pass of each loop, then exit")
     commands.add_parser("sweep", help="run the SLA sweep once (at-risk and overdue alerts)")
+    report = commands.add_parser(
+        "report",
+        help="the compliance report over [--from, --to) as CSV (one section per table) or JSON",
+        description="Consents by purpose and state, consent activity per month, consents due for review, "
+        "requests by type, jurisdiction and outcome, timeliness. Dates are UTC; --to is exclusive.",
+    )
+    report.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD or an ISO 8601 date-time")
+    report.add_argument(
+        "--to", dest="end", required=True, help="YYYY-MM-DD or an ISO 8601 date-time (exclusive)"
+    )
+    report.add_argument("--format", choices=["csv", "json"], default="csv")
     return parser
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from dsr_gateway.cli_report import report
+
+    return asyncio.run(report(settings.database_url, args.start, args.end, args.format))
 
 
 def _import_consents(settings: Settings, args: argparse.Namespace) -> int:

@@ -13,7 +13,6 @@ from alembic import op
 
 import dsr_gateway.db.types
 
-
 revision: str = "0010_audit_wiring"
 down_revision: str | None = "0004_requests"
 branch_labels: str | Sequence[str] | None = None
