@@ -295,6 +295,7 @@ def create_app(settings: Settings) -> Starlette:
                 "metrics_registry": registry,
                 "metrics_refresh": gauges.refresh,
                 "graphql_metrics": graphql_metrics,
+                "worker_metrics": worker_metrics,
                 "access_batcher": access_batcher,
                 "signing_jwks": signer.jwks(),
                 # Communication (docs/communication.md). Still to wire after merging: "unsubscribe_withdraw"

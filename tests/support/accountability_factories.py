@@ -6,8 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from dsr_gateway.app import build_cipher, build_sla_clock
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from dsr_gateway.app import build_cipher, build_sla_clock, create_app
 from dsr_gateway.connectors.events import InProcessEventBus
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.read_engine import make_read_engine
@@ -18,7 +23,7 @@ from dsr_gateway.domain.principal import Principal, PrincipalKind, Role
 from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.reports import ReportService
 from dsr_gateway.services.requests import RequestActionService, RequestIntakeService
-from tests.support.app import make_settings
+from tests.support.app import GraphQLClient, make_settings
 
 AGENT = Principal(PrincipalKind.STAFF, id="agent-1", roles=frozenset({Role.AGENT}))
 
@@ -62,3 +67,23 @@ async def workbench(database_url: str) -> AsyncIterator[Workbench]:
     finally:
         await engine.dispose()
         await read_engine.dispose()
+
+
+@dataclass
+class Live:
+    """The app with its lifespan state (the access batcher, the worker's counters ...)."""
+
+    gql: GraphQLClient
+    state: dict[str, Any]
+
+
+@pytest.fixture
+async def live(database_url: str) -> AsyncIterator[Live]:
+    application = create_app(make_settings(database_url))
+    async with (
+        LifespanManager(application) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+        ) as http,
+    ):
+        yield Live(GraphQLClient(http, manager.app), manager._state)  # type: ignore[arg-type]
