@@ -33,8 +33,14 @@ from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
 from dsr_gateway.connectors.templates import MessageTemplates
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.read_engine import make_read_engine
-from dsr_gateway.db.repositories.audit import SqlCheckpointStore
+from dsr_gateway.db.repositories.audit import SqlChainSource, SqlCheckpointStore
 from dsr_gateway.db.repositories.audit_trail import SqlAuditTrail
+from dsr_gateway.db.repositories.chain_sealing import (
+    CONSENT_EVENTS,
+    CONSENT_LAYOUT,
+    REQUEST_EVENTS,
+    REQUEST_LAYOUT,
+)
 from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
 from dsr_gateway.db.repositories.operational import SqlOperationalQueries
 from dsr_gateway.db.repositories.reports import SqlReportQueries
@@ -57,6 +63,7 @@ from dsr_gateway.services.audit import AuditService, ChainRegistry
 from dsr_gateway.services.audit_trail import AccessBatcher, AuditTrailService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_receipts import ConsentReceipts
 from dsr_gateway.services.container import Services
 from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.outbox import OutboxService
@@ -94,6 +101,8 @@ def chain_registry(engine: AsyncEngine) -> ChainRegistry:
     chains.register(SqlChainSource(engine, ConsentEventRow.__table__, "consent", "subject_id"))
     """
     chains = ChainRegistry()
+    chains.register(SqlChainSource(engine, CONSENT_EVENTS, "consent", "subject_id", CONSENT_LAYOUT))
+    chains.register(SqlChainSource(engine, REQUEST_EVENTS, "request", "request_id", REQUEST_LAYOUT))
     return chains
 
 
@@ -170,7 +179,7 @@ def build_request_services(settings: Settings, uow: UnitOfWorkFactory, events: E
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
-    return WorkerConfig(settings.outbox_poll_seconds, settings.sla_sweep_seconds)
+    return WorkerConfig(settings.outbox_poll_seconds, settings.sla_sweep_seconds, settings.checkpoint_seconds)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -223,15 +232,21 @@ def create_app(settings: Settings) -> Starlette:
         events = build_event_bus(settings)
         if isinstance(events, PostgresEventBus):
             await events.start()
+        receipts = ReceiptService(uow, signer, controller_from(settings), utc_now)
         services = Services(
             catalogue=CatalogueService(uow, utc_now, events),
             api_keys=ApiKeyService(uow, utc_now),
             events=events,
             audit=audit_service(engine, settings),
-            receipts=ReceiptService(uow, signer, controller_from(settings), utc_now),
+            receipts=receipts,
             webhooks=WebhookService(uow, utc_now, secret_box, allow_plain_http=settings.is_development),
             exports=export_service,
-            consent=ConsentService(uow, utc_now, SqlConsentReader(read_engine)),
+            consent=ConsentService(
+                uow,
+                utc_now,
+                SqlConsentReader(read_engine),
+                ConsentReceipts(receipts, settings.receipt_jurisdiction),
+            ),
             **build_request_services(settings, uow, events),
             reports=ReportService(uow, SqlReportQueries(engine), utc_now),
             audit_trail=AuditTrailService(SqlAuditTrail(engine), utc_now),
@@ -252,6 +267,7 @@ def create_app(settings: Settings) -> Starlette:
                     worker_config(settings),
                     stop_worker,
                     worker_metrics,
+                    services.audit.scheduled_checkpoint,
                 )
             )
             if settings.runs_worker_in_process

@@ -306,6 +306,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
     import signal
 
     from dsr_gateway.app import (
+        audit_service,
         build_event_bus,
         build_mailer,
         build_request_services,
@@ -340,8 +341,15 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         logging.getLogger("dsr_gateway").info("worker started: outbox sender and SLA sweep")
+        audit = audit_service(engine, settings)
         await run_worker(
-            services["outbox"], services["sla_sweep"], mailer, worker_config(settings), stop, metrics
+            services["outbox"],
+            services["sla_sweep"],
+            mailer,
+            worker_config(settings),
+            stop,
+            metrics,
+            audit.scheduled_checkpoint,
         )
     finally:
         if isinstance(events, PostgresEventBus):

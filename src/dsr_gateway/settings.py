@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     controller_address: str | None = None  # e.g. "1 Main Street, Brussels"
     controller_country: str | None = None  # ISO 3166-1 alpha-2
     controller_url: str | None = None
+    # The `jurisdiction` member of consent receipts (Kantara CR v1.1), e.g. "EU", "UK", "US-CA".
+    receipt_jurisdiction: str = "EU"
 
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

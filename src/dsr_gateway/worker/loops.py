@@ -20,6 +20,7 @@ logger = logging.getLogger("dsr_gateway.worker")
 class WorkerConfig:
     outbox_poll_seconds: float = 5.0
     sla_sweep_seconds: float = 300.0
+    checkpoint_seconds: float = 0.0  # 0: no scheduled checkpoints
 
 
 async def run_periodically(
@@ -53,6 +54,7 @@ async def run_worker(
     config: WorkerConfig,
     stop: asyncio.Event,
     metrics: WorkerMetrics | None = None,
+    checkpoint: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     if not mailer.configured:
         logger.warning("no SMTP host configured (DSR_SMTP_HOST): messages stay in the outbox and the log")
@@ -63,6 +65,11 @@ async def run_worker(
             )
         )
         group.create_task(run_periodically("sla-sweep", sweep.sweep, config.sla_sweep_seconds, stop, metrics))
+        if checkpoint is not None and config.checkpoint_seconds > 0:
+            # Signs the chain heads when they changed since the last checkpoint (docs/audit.md).
+            group.create_task(
+                run_periodically("checkpoint", checkpoint, config.checkpoint_seconds, stop, metrics)
+            )
 
 
 async def deliver(outbox: OutboxService, mailer: Mailer, metrics: WorkerMetrics | None) -> object:
