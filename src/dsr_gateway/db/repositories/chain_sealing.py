@@ -80,7 +80,8 @@ class ChainSealer:
             chain = row[self._chain.name]
             fields = seal(heads.get(chain), self.document(row), self._layout)
             sequence, digest = fields[self._layout.sequence_field], fields[self._layout.hash_field]
-            assert isinstance(sequence, int) and isinstance(digest, str)
+            assert isinstance(sequence, int)
+            assert isinstance(digest, str)
             heads[chain] = ChainHead(sequence, digest)
             sealed.append({**row, **fields})
         return sealed
