@@ -9,7 +9,7 @@ import pytest
 
 from tests.support import databases
 
-pytest_plugins = ["tests.support.app"]
+pytest_plugins = ["tests.support.app", "tests.support.accountability_factories"]
 
 
 @pytest.fixture(scope="session")

@@ -34,12 +34,22 @@ from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
 from dsr_gateway.connectors.templates import MessageTemplates
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.read_engine import make_read_engine
-from dsr_gateway.db.repositories.audit import SqlCheckpointStore
+from dsr_gateway.db.repositories.audit import SqlChainSource, SqlCheckpointStore
+from dsr_gateway.db.repositories.audit_trail import SqlAuditTrail
+from dsr_gateway.db.repositories.chain_sealing import (
+    CONSENT_EVENTS,
+    CONSENT_LAYOUT,
+    REQUEST_EVENTS,
+    REQUEST_LAYOUT,
+)
 from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
+from dsr_gateway.db.repositories.operational import SqlOperationalQueries
+from dsr_gateway.db.repositories.reports import SqlReportQueries
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.domain.fulfilment import RetryPolicy, SystemInfo
 from dsr_gateway.domain.receipts import Controller
 from dsr_gateway.domain.sla_rules import Jurisdiction
+from dsr_gateway.graphql.observability import GraphQLMetrics
 from dsr_gateway.graphql.schema import build_schema
 from dsr_gateway.http import callbacks, exports, health, unsubscribe, wellknown
 from dsr_gateway.http.auth import Authenticator, JwksKeys, JwtConfig
@@ -49,10 +59,13 @@ from dsr_gateway.http.middleware.body_limit import BodySizeLimitMiddleware
 from dsr_gateway.http.middleware.gpc import GpcMiddleware
 from dsr_gateway.http.middleware.metrics import HttpMetrics, MetricsMiddleware
 from dsr_gateway.http.middleware.request_id import RequestIdMiddleware
+from dsr_gateway.http.operational_metrics import OperationalGauges
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService, ChainRegistry
+from dsr_gateway.services.audit_trail import AccessBatcher, AuditTrailService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_receipts import ConsentReceipts
 from dsr_gateway.services.container import Services
 from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.fulfilment.phases import PhaseRunner
@@ -63,6 +76,7 @@ from dsr_gateway.services.fulfilment_ports import Connector
 from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import EventBus, UnitOfWorkFactory
 from dsr_gateway.services.receipts import ReceiptService
+from dsr_gateway.services.reports import ReportService
 from dsr_gateway.services.requests import (
     RequestActionService,
     RequestIntakeService,
@@ -73,6 +87,7 @@ from dsr_gateway.services.requests import (
 from dsr_gateway.services.webhooks import WebhookService
 from dsr_gateway.settings import Settings
 from dsr_gateway.worker.loops import WorkerConfig, run_worker
+from dsr_gateway.worker.metrics import WorkerMetrics
 
 
 def utc_now() -> datetime:
@@ -93,6 +108,8 @@ def chain_registry(engine: AsyncEngine) -> ChainRegistry:
     chains.register(SqlChainSource(engine, ConsentEventRow.__table__, "consent", "subject_id"))
     """
     chains = ChainRegistry()
+    chains.register(SqlChainSource(engine, CONSENT_EVENTS, "consent", "subject_id", CONSENT_LAYOUT))
+    chains.register(SqlChainSource(engine, REQUEST_EVENTS, "request", "request_id", REQUEST_LAYOUT))
     return chains
 
 
@@ -116,6 +133,23 @@ def controller_from(settings: Settings) -> Controller:
         address=address,
         phone=settings.controller_phone,
         url=settings.controller_url,
+    )
+
+
+def build_consent_service(
+    settings: Settings,
+    uow: Callable[[], SqlUnitOfWork],
+    read_engine: AsyncEngine,
+    receipts: ReceiptService | None = None,
+) -> ConsentService:
+    """The consent use cases, issuing a signed receipt with every change (the app and the worker alike)."""
+    if receipts is None:
+        receipts = ReceiptService(uow, signer_from(settings), controller_from(settings), utc_now)
+    return ConsentService(
+        uow,
+        utc_now,
+        SqlConsentReader(read_engine),
+        ConsentReceipts(receipts, settings.receipt_jurisdiction),
     )
 
 
@@ -175,7 +209,10 @@ def build_request_services(
 
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
-        settings.outbox_poll_seconds, settings.sla_sweep_seconds, settings.fulfilment_poll_seconds
+        settings.outbox_poll_seconds,
+        settings.sla_sweep_seconds,
+        settings.fulfilment_poll_seconds,
+        settings.checkpoint_seconds,
     )
 
 
@@ -254,6 +291,8 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
     """`http_transport` replaces the network for outgoing calls (tests give an httpx.MockTransport)."""
     settings = settings.with_development_secrets()
     registry = CollectorRegistry()
+    graphql_metrics = GraphQLMetrics(registry)
+    worker_metrics = WorkerMetrics(registry)
     schema = build_schema(
         production=not settings.is_development,
         max_depth=settings.max_query_depth,
@@ -287,14 +326,15 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
         events = build_event_bus(settings)
         if isinstance(events, PostgresEventBus):
             await events.start()
-        consent = ConsentService(uow, utc_now, SqlConsentReader(read_engine))
+        receipts = ReceiptService(uow, signer, controller_from(settings), utc_now)
+        consent = build_consent_service(settings, uow, read_engine, receipts)
         request_services = build_request_services(settings, uow, events, planner)
         services = Services(
             catalogue=CatalogueService(uow, utc_now, events),
             api_keys=ApiKeyService(uow, utc_now),
             events=events,
             audit=audit_service(engine, settings),
-            receipts=ReceiptService(uow, signer, controller_from(settings), utc_now),
+            receipts=receipts,
             webhooks=WebhookService(uow, utc_now, secret_box, allow_plain_http=settings.is_development),
             exports=export_service,
             consent=consent,
@@ -308,7 +348,14 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                 export_service,
                 consent,
             ),
+            reports=ReportService(uow, SqlReportQueries(engine), utc_now),
+            audit_trail=AuditTrailService(SqlAuditTrail(engine), utc_now),
         )
+        # consentCheck reads are recorded in the background, in batches (docs/audit.md).
+        access_batcher = AccessBatcher(SqlAuditTrail(engine))
+        stop_batcher = asyncio.Event()
+        batcher_task = asyncio.create_task(access_batcher.run(stop_batcher))
+        gauges = OperationalGauges(registry, SqlOperationalQueries(engine))
         # On the embedded default one command is enough: `serve` runs the worker's loops itself.
         stop_worker = asyncio.Event()
         worker_task = (
@@ -319,7 +366,9 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                     build_mailer(settings),
                     worker_config(settings),
                     stop_worker,
-                    services.fulfilment,
+                    fulfilment=services.fulfilment,
+                    metrics=worker_metrics,
+                    checkpoint=services.audit.scheduled_checkpoint,
                 )
             )
             if settings.runs_worker_in_process
@@ -361,6 +410,10 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                 "authenticator": Authenticator(jwt_config, services.api_keys.authenticate, jwks),
                 "database_ping": database_ping,
                 "metrics_registry": registry,
+                "metrics_refresh": gauges.refresh,
+                "graphql_metrics": graphql_metrics,
+                "worker_metrics": worker_metrics,
+                "access_batcher": access_batcher,
                 "signing_jwks": signer.jwks(),
                 # Communication (docs/communication.md). Still to wire after merging: "unsubscribe_withdraw"
                 # (http/unsubscribe.py) and "record_gpc" (http/middleware/gpc.py), from the consent service.
@@ -374,6 +427,8 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             }
         finally:
             await close_connectors(connectors)
+            stop_batcher.set()
+            await batcher_task
             stop_worker.set()
             if worker_task is not None:
                 await worker_task

@@ -7,11 +7,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from dsr_gateway import __version__
 from dsr_gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from dsr_gateway.worker.metrics import WorkerMetrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import-consents": _import_consents,
         "worker": _worker,
         "sweep": _sweep,
+        "report": _report,
     }[args.command]
     return handler(settings, args)
 
@@ -83,7 +88,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--once", action="store_true", help="one pass of each loop, then exit")
     commands.add_parser("sweep", help="run the SLA sweep once (at-risk and overdue alerts)")
+    report = commands.add_parser(
+        "report",
+        help="the compliance report over [--from, --to) as CSV (one section per table) or JSON",
+        description="Consents by purpose and state, consent activity per month, consents due for review, "
+        "requests by type, jurisdiction and outcome, timeliness. Dates are UTC; --to is exclusive.",
+    )
+    report.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD or an ISO 8601 date-time")
+    report.add_argument(
+        "--to", dest="end", required=True, help="YYYY-MM-DD or an ISO 8601 date-time (exclusive)"
+    )
+    report.add_argument("--format", choices=["csv", "json"], default="csv")
     return parser
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from dsr_gateway.cli_report import report
+
+    return asyncio.run(report(settings.database_url, args.start, args.end, args.format))
 
 
 def _import_consents(settings: Settings, args: argparse.Namespace) -> int:
@@ -288,14 +310,15 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
     import httpx
 
     from dsr_gateway.app import (
+        audit_service,
         build_connectors_for,
+        build_consent_service,
         build_event_bus,
         build_export_service,
         build_fulfilment,
         build_mailer,
         build_request_services,
         systems_info,
-        utc_now,
         worker_config,
     )
     from dsr_gateway.connectors.pg_events import PostgresEventBus
@@ -304,9 +327,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
     from dsr_gateway.db.engine import make_engine, make_session_factory
     from dsr_gateway.db.migrate import upgrade
     from dsr_gateway.db.read_engine import make_read_engine
-    from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
     from dsr_gateway.db.uow import SqlUnitOfWork
-    from dsr_gateway.services.consent import ConsentService
     from dsr_gateway.services.fulfilment.planner import FulfilmentPlanner
     from dsr_gateway.worker.loops import run_worker
 
@@ -329,7 +350,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         planner = FulfilmentPlanner(systems_info(systems))
         services = build_request_services(settings, uow, events, planner)
         connectors = build_connectors_for(settings, systems, http_client, engine)
-        consent = ConsentService(uow, utc_now, SqlConsentReader(read_engine))
+        consent = build_consent_service(settings, uow, read_engine)
         fulfilment = build_fulfilment(
             settings,
             systems,
@@ -340,6 +361,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
             consent,
         )["fulfilment"]
         mailer = build_mailer(settings)
+        metrics = _worker_metrics(settings)
         if once:
             result = await services["sla_sweep"].sweep()
             print(f"SLA sweep: {result.examined} examined, {result.changed} changed, {result.alerts} alerts.")
@@ -356,9 +378,19 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        logging.getLogger("dsr_gateway").info("worker started: outbox sender, SLA sweep, fulfilment steps")
+        logging.getLogger("dsr_gateway").info(
+            "worker started: outbox sender, SLA sweep, fulfilment steps, checkpoints"
+        )
+        audit = audit_service(engine, settings)
         await run_worker(
-            services["outbox"], services["sla_sweep"], mailer, worker_config(settings), stop, fulfilment
+            services["outbox"],
+            services["sla_sweep"],
+            mailer,
+            worker_config(settings),
+            stop,
+            fulfilment=fulfilment,
+            metrics=metrics,
+            checkpoint=audit.scheduled_checkpoint,
         )
     finally:
         await close_connectors(connectors)
@@ -368,6 +400,19 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         await engine.dispose()
         await read_engine.dispose()
     return 0
+
+
+def _worker_metrics(settings: Settings) -> WorkerMetrics:
+    """The worker's counters; served on DSR_WORKER_METRICS_PORT when set (the app serves its own)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from dsr_gateway.worker.metrics import WorkerMetrics
+
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, registry=registry)
+    return metrics
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     controller_address: str | None = None  # e.g. "1 Main Street, Brussels"
     controller_country: str | None = None  # ISO 3166-1 alpha-2
     controller_url: str | None = None
+    # The `jurisdiction` member of consent receipts (Kantara CR v1.1), e.g. "EU", "UK", "US-CA".
+    receipt_jurisdiction: str = "EU"
 
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -114,6 +116,10 @@ class Settings(BaseSettings):
     fulfilment_retry_base_seconds: float = Field(default=30.0, ge=0)
     fulfilment_retry_cap_seconds: float = Field(default=3600.0, ge=0)
     fulfilment_callback_wait_seconds: float = Field(default=86400.0, gt=0)
+    # Signed checkpoints of every chain head by the worker; 0 turns the schedule off (docs/audit.md).
+    checkpoint_seconds: float = Field(default=3600.0, ge=0)
+    # `dsr-gateway worker` serves its own /metrics on this port (its counters); None = not served.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("database_url")
     @classmethod

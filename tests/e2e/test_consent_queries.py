@@ -85,7 +85,9 @@ def statements() -> Iterator[list[str]]:
     seen: list[str] = []
 
     def record(*args: Any) -> None:
-        seen.append(args[2])
+        # The access log's background batch insert (docs/audit.md) runs on its own schedule.
+        if "personal_data_access" not in args[2]:
+            seen.append(args[2])
 
     event.listen(Engine, "before_cursor_execute", record)
     yield seen

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Annotated
 
 import strawberry
@@ -9,6 +11,7 @@ import strawberry
 from dsr_gateway.domain.errors import DomainError
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.errors import ConflictError, PermissionDeniedError, error_from_domain
+from dsr_gateway.graphql.observability import note_access
 from dsr_gateway.graphql.permissions import IsStaff
 from dsr_gateway.graphql.types.audit import AuditCheckpoint, AuditVerification, ConsentReceipt
 
@@ -42,7 +45,18 @@ class AuditQuery:
             receipt = await info.context.services.receipts.get(info.context.principal, receipt_id)
         except DomainError:
             return None
+        note_access(info, "consentReceipt", _principal_of(receipt.jws))
         return ConsentReceipt.from_domain(receipt)
+
+
+def _principal_of(jws: str) -> str | None:
+    """The receipt's piiPrincipalId (the subject's external id), from the payload we signed."""
+    try:
+        payload = jws.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims["piiPrincipalId"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
 
 
 @strawberry.type

@@ -18,6 +18,7 @@ from dsr_gateway.graphql.errors import (
     ValidationError,
     error_from_domain,
 )
+from dsr_gateway.graphql.observability import note_access, note_checks
 from dsr_gateway.graphql.types.catalogue import Channel
 from dsr_gateway.graphql.types.consent import (
     Consent,
@@ -160,6 +161,7 @@ class ConsentQuery:
             )
         except DomainError as exc:
             raise _query_error(exc) from exc
+        note_checks(info, f"consentCheck:{purpose}", subject_ids)
         return [
             ConsentDecision(subject_id=s, allowed=d.allowed, reason=d.reason)
             for s, d in zip(subject_ids, decisions, strict=True)
@@ -184,6 +186,8 @@ class ConsentQuery:
             )
         except DomainError as exc:
             raise _query_error(exc) from exc
+        for external_id in dict.fromkeys(e.external_id for _, e in page.entries):
+            note_access(info, "consentEvents", external_id)
         return ConsentEventConnection(
             edges=[ConsentEventEdge(cursor=c, node=ConsentEvent.from_entry(e)) for c, e in page.entries],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),

@@ -22,6 +22,7 @@ from dsr_gateway.graphql.errors import (
     ValidationError,
     error_from_domain,
 )
+from dsr_gateway.graphql.observability import note_access
 from dsr_gateway.graphql.permissions import IsStaff
 from dsr_gateway.graphql.types.pagination import PageInfo
 from dsr_gateway.graphql.types.request import (
@@ -153,6 +154,8 @@ class RequestQuery:
     @strawberry.field(description="One request: staff see any, a subject their own; otherwise null.")
     async def privacy_request(self, info: Info, id: strawberry.ID) -> PrivacyRequest | None:
         view = await info.context.services.request_queries.get(info.context.principal, str(id))
+        if view is not None:
+            note_access(info, "privacyRequest", view.request.subject_external_id, view.request.id)
         return PrivacyRequest.from_view(view) if view else None
 
     @strawberry.field(
@@ -173,6 +176,8 @@ class RequestQuery:
         except DomainError as exc:
             # A list has no union to carry the failure: a client's bad cursor is shown, not masked.
             raise GraphQLError(exc.message, extensions={"code": "BAD_USER_INPUT"}) from exc
+        for v in page.items:
+            note_access(info, "privacyRequests", v.request.subject_external_id, v.request.id)
         edges = [
             PrivacyRequestEdge(
                 cursor=pr.QueueCursor(v.request.due_at, v.request.received_at, v.request.id).encode(),
@@ -194,6 +199,8 @@ class RequestQuery:
         messages = await info.context.services.outbox.listing(
             info.context.principal, str(request_id) if request_id else None, first, before
         )
+        for m in messages:
+            note_access(info, "outboxMessages", None, m.request_id)
         return [OutboxMessage.from_domain(m) for m in messages]
 
 

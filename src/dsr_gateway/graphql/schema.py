@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from dsr_gateway.graphql.audit import AuditMutation, AuditQuery
+from dsr_gateway.graphql.audit_trail import AuditTrailQuery
 from dsr_gateway.graphql.catalogue import CatalogueMutation, CatalogueQuery, CatalogueSubscription
 from dsr_gateway.graphql.consent import ConsentMutation, ConsentQuery
 from dsr_gateway.graphql.errors import (
@@ -22,7 +23,9 @@ from dsr_gateway.graphql.errors import (
     ValidationError,
 )
 from dsr_gateway.graphql.fulfilment import FulfilmentMutation, FulfilmentQuery
+from dsr_gateway.graphql.observability import ObservabilityExtension
 from dsr_gateway.graphql.pipeline import BoundedCache, RequestPipeline, validation_rules
+from dsr_gateway.graphql.reports import ReportQuery
 from dsr_gateway.graphql.requests import RequestMutation, RequestQuery, RequestSubscription
 from dsr_gateway.graphql.subjects import SubjectQuery
 from dsr_gateway.graphql.webhooks import WebhookMutation, WebhookQuery
@@ -33,7 +36,15 @@ MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
 
 @strawberry.type
 class Query(
-    CatalogueQuery, SubjectQuery, ConsentQuery, RequestQuery, AuditQuery, WebhookQuery, FulfilmentQuery
+    CatalogueQuery,
+    SubjectQuery,
+    ConsentQuery,
+    RequestQuery,
+    AuditQuery,
+    WebhookQuery,
+    FulfilmentQuery,
+    ReportQuery,
+    AuditTrailQuery,
 ):
     pass
 
@@ -87,7 +98,11 @@ def build_schema(
             error_message=MASKED_MESSAGE,
         )
 
-    extensions: list[Callable[[], SchemaExtension]] = [pipeline]
+    # Operation metrics (dsr_graphql_operations_total ...) wrap every request.
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        pipeline,
+        ObservabilityExtension,
+    ]
     return GatewaySchema(
         query=Query,
         mutation=Mutation,

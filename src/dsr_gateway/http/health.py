@@ -29,4 +29,10 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.state.metrics_registry
+    refresh = getattr(request.state, "metrics_refresh", None)
+    if refresh is not None:  # gauges read from the database at scrape time
+        try:
+            await refresh()
+        except Exception:
+            logger.warning("metrics: the database gauges could not be read", exc_info=True)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -91,6 +91,18 @@ class AuditService:
         jws = self._signer.sign(checkpoint_claims(now, root, len(heads), prev_digest))
         return await self._checkpoints.add(now, heads, root, jws, self._signer.key_id, prev_digest)
 
+    async def scheduled_checkpoint(self) -> StoredCheckpoint | None:
+        """The worker's checkpoint: signed only when some chain moved since the latest one."""
+        heads: dict[str, ChainHead] = {}
+        for source in self._chains.sources:
+            heads.update(await source.heads())
+        previous = await self._checkpoints.latest()
+        if previous is not None and dict(previous.heads) == heads:
+            return None
+        if previous is None and not heads:
+            return None
+        return await self.create_checkpoint(Principal.system())
+
     async def verify(self, principal: Principal) -> AuditVerification:
         """Re-check every chain from its first event, then every checkpoint against the chains."""
         _require_auditor(principal)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService
+from dsr_gateway.services.audit_trail import AuditTrailService
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.exports import ExportService
@@ -15,6 +16,7 @@ from dsr_gateway.services.fulfilment.runner import FulfilmentRunner
 from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import EventBus
 from dsr_gateway.services.receipts import ReceiptService
+from dsr_gateway.services.reports import ReportService
 from dsr_gateway.services.requests import (
     RequestActionService,
     RequestIntakeService,
@@ -42,3 +44,5 @@ class Services:
     fulfilment: FulfilmentRunner
     fulfilment_queries: FulfilmentQueryService
     legal_holds: LegalHoldService
+    reports: ReportService
+    audit_trail: AuditTrailService

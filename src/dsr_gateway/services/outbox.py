@@ -39,6 +39,7 @@ class DeliveryRun:
     sent: int
     failed: int
     held: int
+    retried: int = 0  # attempts after a message's first (backoff retries)
 
 
 class OutboxService:
@@ -74,9 +75,10 @@ class OutboxService:
         async with self._uow() as uow:
             claimed = await uow.outbox.claim_due(now, BATCH, now + LEASE)
             await uow.commit()
-        sent = failed = 0
+        sent = failed = retried = 0
         for stored in claimed:
             message = stored.message
+            retried += message.attempts > 1
             detail: str
             try:
                 if stored.recipient_encrypted is None:
@@ -112,7 +114,7 @@ class OutboxService:
                     sent_at,
                 )
                 await uow.commit()
-        return DeliveryRun(sent, failed, 0)
+        return DeliveryRun(sent, failed, 0, retried)
 
     async def _log_held(self) -> int:
         now = self._clock()

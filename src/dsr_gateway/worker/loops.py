@@ -13,6 +13,7 @@ from dsr_gateway.services.fulfilment.runner import FulfilmentRunner
 from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import Mailer
 from dsr_gateway.services.requests import SlaSweepService
+from dsr_gateway.worker.metrics import WorkerMetrics
 
 logger = logging.getLogger("dsr_gateway.worker")
 
@@ -22,16 +23,28 @@ class WorkerConfig:
     outbox_poll_seconds: float = 5.0
     sla_sweep_seconds: float = 300.0
     fulfilment_poll_seconds: float = 2.0
+    checkpoint_seconds: float = 0.0  # 0: no scheduled checkpoints
 
 
 async def run_periodically(
-    name: str, step: Callable[[], Awaitable[object]], interval: float, stop: asyncio.Event
+    name: str,
+    step: Callable[[], Awaitable[object]],
+    interval: float,
+    stop: asyncio.Event,
+    metrics: WorkerMetrics | None = None,
 ) -> None:
     """Run `step` every `interval` seconds until `stop` is set; a failing step is logged and retried."""
+    failed = False
     while not stop.is_set():
+        if failed and metrics is not None:
+            metrics.retried(name)
         try:
             await step()
+            failed = False
         except Exception:
+            failed = True
+            if metrics is not None:
+                metrics.failed(name)
             logger.exception("worker loop %s failed; retrying in %.0f s", name, interval)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
@@ -43,16 +56,37 @@ async def run_worker(
     mailer: Mailer,
     config: WorkerConfig,
     stop: asyncio.Event,
+    *,
     fulfilment: FulfilmentRunner | None = None,
+    metrics: WorkerMetrics | None = None,
+    checkpoint: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     if not mailer.configured:
         logger.warning("no SMTP host configured (DSR_SMTP_HOST): messages stay in the outbox and the log")
     async with asyncio.TaskGroup() as group:
         group.create_task(
-            run_periodically("outbox", lambda: outbox.deliver_due(mailer), config.outbox_poll_seconds, stop)
+            run_periodically(
+                "outbox", lambda: deliver(outbox, mailer, metrics), config.outbox_poll_seconds, stop, metrics
+            )
         )
-        group.create_task(run_periodically("sla-sweep", sweep.sweep, config.sla_sweep_seconds, stop))
+        group.create_task(run_periodically("sla-sweep", sweep.sweep, config.sla_sweep_seconds, stop, metrics))
         if fulfilment is not None:
             group.create_task(
-                run_periodically("fulfilment", fulfilment.run_due, config.fulfilment_poll_seconds, stop)
+                run_periodically(
+                    "fulfilment", fulfilment.run_due, config.fulfilment_poll_seconds, stop, metrics
+                )
             )
+        if checkpoint is not None and config.checkpoint_seconds > 0:
+            # Signs the chain heads when they changed since the last checkpoint (docs/audit.md).
+            group.create_task(
+                run_periodically("checkpoint", checkpoint, config.checkpoint_seconds, stop, metrics)
+            )
+
+
+async def deliver(outbox: OutboxService, mailer: Mailer, metrics: WorkerMetrics | None) -> object:
+    """One pass of the sender, counting failed and retried deliveries."""
+    run = await outbox.deliver_due(mailer)
+    if metrics is not None:
+        metrics.failed("outbox-delivery", run.failed)
+        metrics.retried("outbox-delivery", run.retried)
+    return run

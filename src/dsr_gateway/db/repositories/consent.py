@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
 from dsr_gateway.db.repositories.consent_rows import (
     event_from_row,
     event_values,
@@ -137,7 +138,9 @@ class SqlConsentLedger:
             statement = statement.values(tx_order=PG_TX_ORDER)
         for start in range(0, len(events), CHUNK):
             chunk = events[start : start + CHUNK]
-            rows = await self._run(statement, [event_values(s, e) for s, e in chunk])
+            # Each row sealed into its subject's hash chain before the INSERT (docs/audit.md).
+            values = await CONSENT_SEALER.seal_all(self._run, [event_values(s, e) for s, e in chunk])
+            rows = await self._run(statement, values)
             saved.extend(recorded(i, s, e) for i, (s, e) in zip(rows.scalars(), chunk, strict=True))
         return saved
 

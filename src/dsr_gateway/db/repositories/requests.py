@@ -14,6 +14,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.repositories.chain_sealing import REQUEST_SEALER
 from dsr_gateway.db.tables.identity import SubjectIdentityRow
 from dsr_gateway.db.tables.requests import (
     PrivacyRequestEventRow,
@@ -219,19 +220,21 @@ class SqlPrivacyRequestRepository:
         return found
 
     async def add_event(self, event: RequestEvent) -> None:
-        await (await self._session.connection()).execute(
-            E.insert().values(
-                request_id=event.request_id,
-                action=event.action.value,
-                from_status=event.from_status.value,
-                to_status=event.to_status.value,
-                actor_kind=event.actor_kind.value,
-                actor_id=event.actor_id,
-                occurred_at=event.occurred_at,
-                reason=event.reason,
-                data=dict(event.data),
-            )
-        )
+        """Insert the event at the end of the request's hash chain (one head read, one INSERT)."""
+        connection = await self._session.connection()
+        values = {
+            "request_id": event.request_id,
+            "action": event.action.value,
+            "from_status": event.from_status.value,
+            "to_status": event.to_status.value,
+            "actor_kind": event.actor_kind.value,
+            "actor_id": event.actor_id,
+            "occurred_at": event.occurred_at,
+            "reason": event.reason,
+            "data": dict(event.data),
+        }
+        (sealed,) = await REQUEST_SEALER.seal_all(connection.execute, [values])
+        await connection.execute(E.insert().values(**sealed))
 
     async def events_for(self, request_ids: Collection[str]) -> dict[str, list[RequestEvent]]:
         found: dict[str, list[RequestEvent]] = defaultdict(list)

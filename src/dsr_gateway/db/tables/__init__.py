@@ -13,6 +13,7 @@ SQLModel.metadata.naming_convention = {
 
 # ruff: noqa: E402
 from dsr_gateway.db.tables.access import ApiKeyRow
+from dsr_gateway.db.tables.accountability import PersonalDataAccessRow
 from dsr_gateway.db.tables.audit import AuditCheckpointRow, ConsentReceiptRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
 from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
@@ -42,6 +43,7 @@ __all__ = [
     "NoticePurposeRow",
     "OutboxDeliveryRow",
     "OutboxRow",
+    "PersonalDataAccessRow",
     "PrivacyNoticeRow",
     "PrivacyRequestEventRow",
     "PrivacyRequestRow",

@@ -21,6 +21,10 @@ class ConsentEventRow(SQLModel, table=True):
         Index("ix_consent_event_subject_id_id", "subject_id", "id"),
         Index("ix_consent_event_feed", "tx_order", "id"),
         Index("ix_consent_event_idempotency", "subject_id", "idempotency_key"),
+        # The subject's hash chain (docs/audit.md): one event per place, found by position.
+        Index("uq_consent_event_chain", "subject_id", "sequence", unique=True),
+        # The compliance report counts events by the time they occurred.
+        Index("ix_consent_event_occurred_at", "occurred_at"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(EventId, primary_key=True, autoincrement=True))
@@ -44,7 +48,9 @@ class ConsentEventRow(SQLModel, table=True):
     recorded_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     # The caller's key for one setConsents/withdrawConsent call: a retry finds these events.
     idempotency_key: str | None = Field(default=None, max_length=200)
-    # Tamper evidence (the audit issue fills these): hash of the previous event and of this one.
+    # Tamper evidence (db/repositories/chain_sealing.py): place in the subject's chain, the previous
+    # event's hash and this one's.
+    sequence: int | None = None
     prev_hash: str | None = Field(default=None, max_length=64)
     hash: str | None = Field(default=None, max_length=64)
 

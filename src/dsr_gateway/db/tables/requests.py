@@ -24,6 +24,9 @@ class PrivacyRequestRow(SQLModel, table=True):
         # Duplicate detection: an open request of the same type for the same subject or identity.
         Index("ix_privacy_request_subject_type", "subject_id", "type", "status"),
         Index("ix_privacy_request_identity_type", "identity_id", "type", "status"),
+        # The compliance report: requests received, and closed, in a period.
+        Index("ix_privacy_request_received_at", "received_at"),
+        Index("ix_privacy_request_closed_at", "closed_at"),
     )
 
     # A random public id (uuid hex): ids are shown to anonymous submitters and must not be guessable.
@@ -59,7 +62,12 @@ class PrivacyRequestRow(SQLModel, table=True):
 
 class PrivacyRequestEventRow(SQLModel, table=True):
     __tablename__ = "privacy_request_event"
-    __table_args__ = (Index("ix_privacy_request_event_request", "request_id", "id"),)
+    __table_args__ = (
+        Index("ix_privacy_request_event_request", "request_id", "id"),
+        # The request's hash chain (docs/audit.md), and the report's count of extensions.
+        Index("uq_privacy_request_event_chain", "request_id", "sequence", unique=True),
+        Index("ix_privacy_request_event_action", "action", "occurred_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(sa_column=Column(String(32), ForeignKey("privacy_request.id"), nullable=False))
@@ -71,7 +79,8 @@ class PrivacyRequestEventRow(SQLModel, table=True):
     occurred_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    # Filled by the audit chain (a later issue); nullable until then.
+    # Tamper evidence (db/repositories/chain_sealing.py): place in the request's chain, hashes.
+    sequence: int | None = None
     prev_hash: str | None = Field(default=None, max_length=128)
     hash: str | None = Field(default=None, max_length=128)
 

@@ -15,6 +15,7 @@ from dsr_gateway.domain import requests as rq
 from dsr_gateway.domain import sla_rules, workflow
 from dsr_gateway.domain.sla import SlaStatus as DomainSlaStatus
 from dsr_gateway.graphql.context import Info
+from dsr_gateway.graphql.observability import note_access
 from dsr_gateway.graphql.types.pagination import PageInfo
 
 if TYPE_CHECKING:
@@ -227,6 +228,7 @@ async def subject_privacy_requests(root: Subject, info: Info) -> list[PrivacyReq
         return [found.get(i, []) for i in ids]
 
     views = await _loader(info, "subject_requests", load).load(root.external_id)
+    note_access(info, "subject.privacyRequests", root.external_id)
     return [PrivacyRequest.from_view(v) for v in views]
 
 

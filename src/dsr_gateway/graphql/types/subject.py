@@ -7,6 +7,7 @@ from graphql import GraphQLError
 
 from dsr_gateway.domain.errors import PermissionDenied
 from dsr_gateway.graphql.context import Info
+from dsr_gateway.graphql.observability import note_access
 from dsr_gateway.graphql.types.audit import ConsentReceipt
 from dsr_gateway.graphql.types.consent import Consent
 from dsr_gateway.graphql.types.consent_loader import consent_loader
@@ -25,6 +26,7 @@ class Subject:
             )
         except PermissionDenied as exc:
             raise GraphQLError(exc.message) from exc
+        note_access(info, "subject.consentReceipts", self.external_id)
         return [ConsentReceipt.from_domain(r) for r in receipts]
 
     @strawberry.field(
@@ -32,6 +34,7 @@ class Subject:
         "channel choice."
     )
     async def consents(self, info: Info) -> list[Consent]:
+        note_access(info, "subject.consents", self.external_id)
         return await consent_loader(info).load(self.external_id)
 
     privacy_requests: list[PrivacyRequest] = strawberry.field(

@@ -1,0 +1,91 @@
+"""Sealing chained events in Python before a single multi-row INSERT.
+
+The hashed document leaves out the columns the database assigns at insert (`id`, and `tx_order` on
+consent events): everything else is known before the INSERT, so a batch costs one SELECT of the chain
+heads and one INSERT, whatever its size. The event's place is its chain key and `sequence`.
+Writers of one chain must be serialised by the caller (the subject's row lock for consent events, the
+request's version guard for request events); the unique (chain, sequence) index stops any that are not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Table, func, select
+
+from dsr_gateway.db.tables.consent import ConsentEventRow
+from dsr_gateway.db.tables.requests import PrivacyRequestEventRow
+from dsr_gateway.domain.audit_chain import ChainHead, ChainLayout, seal
+
+CONSENT_LAYOUT = ChainLayout(excluded=frozenset({"id", "tx_order"}))
+REQUEST_LAYOUT = ChainLayout(excluded=frozenset({"id"}))
+CONSENT_EVENTS: Table = ConsentEventRow.__table__  # type: ignore[attr-defined]
+REQUEST_EVENTS: Table = PrivacyRequestEventRow.__table__  # type: ignore[attr-defined]
+HEADS_CHUNK = 1000
+
+Run = Callable[[Any], Awaitable[Any]]
+
+
+class ChainSealer:
+    def __init__(self, table: Table, chain_column: str, layout: ChainLayout) -> None:
+        self._table = table
+        self._chain = table.c[chain_column]
+        self._layout = layout
+        self._sequence = table.c[layout.sequence_field]
+        self._hash = table.c[layout.hash_field]
+        roles = {layout.hash_field, layout.sequence_field, layout.prev_hash_field}
+        self._hashed = [c for c in table.columns if c.name not in layout.excluded and c.name not in roles]
+        for column in self._hashed:
+            if column.server_default is not None:
+                raise ValueError(f"{table.name}.{column.name} has a database default: exclude it or set it")
+
+    async def heads(self, run: Run, chain_values: Sequence[object]) -> dict[object, ChainHead]:
+        """The last (sequence, hash) of each of these chains; one statement per thousand chains."""
+        found: dict[object, ChainHead] = {}
+        unique = list(dict.fromkeys(chain_values))
+        for start in range(0, len(unique), HEADS_CHUNK):
+            chunk = unique[start : start + HEADS_CHUNK]
+            last = (
+                select(self._chain.label("chain"), func.max(self._sequence).label("sequence"))
+                .where(self._chain.in_(chunk))
+                .group_by(self._chain)
+                .subquery()
+            )
+            rows = await run(
+                select(self._chain, self._sequence, self._hash).join(
+                    last, (self._chain == last.c.chain) & (self._sequence == last.c.sequence)
+                )
+            )
+            found.update({chain: ChainHead(sequence, digest) for chain, sequence, digest in rows})
+        return found
+
+    def document(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Every hashed column as it will be stored (a column left out of `values` is stored as NULL)."""
+        document: dict[str, Any] = {}
+        for column in self._hashed:
+            if column.name in values:
+                document[column.name] = values[column.name]
+            elif column.default is not None and getattr(column.default, "is_scalar", False):
+                document[column.name] = column.default.arg  # type: ignore[attr-defined]
+            else:
+                document[column.name] = None
+        return document
+
+    async def seal_all(self, run: Run, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows with sequence, prev_hash and hash, in order; each chain continues from its head."""
+        heads = await self.heads(run, [row[self._chain.name] for row in rows])
+        sealed: list[dict[str, Any]] = []
+        for row in rows:
+            chain = row[self._chain.name]
+            fields = seal(heads.get(chain), self.document(row), self._layout)
+            sequence, digest = fields[self._layout.sequence_field], fields[self._layout.hash_field]
+            assert isinstance(sequence, int)
+            assert isinstance(digest, str)
+            heads[chain] = ChainHead(sequence, digest)
+            sealed.append({**row, **fields})
+        return sealed
+
+
+CONSENT_SEALER = ChainSealer(CONSENT_EVENTS, "subject_id", CONSENT_LAYOUT)
+REQUEST_SEALER = ChainSealer(REQUEST_EVENTS, "request_id", REQUEST_LAYOUT)
