@@ -44,6 +44,7 @@ from dsr_gateway.domain.errors import NotFound, ValidationFailed
 from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
 from dsr_gateway.domain.subjects import validate_external_id
+from dsr_gateway.services.comms.consent_effects import ConsentEffects
 from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 
 MAX_CHECK_IDS = 10_000
@@ -90,10 +91,18 @@ class EventPage:
 
 
 class ConsentService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, reader: ConsentReader) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        reader: ConsentReader,
+        effects: ConsentEffects | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._reader = reader
+        # The webhook and the "permission changed" message of every change (services/comms).
+        self._effects = effects or ConsentEffects(clock, None)
 
     # --- writes ---------------------------------------------------------------------------------------
 
@@ -185,6 +194,7 @@ class ConsentService:
             after = apply(state.get(event.scope), event)
             state[event.scope] = changed[event.scope] = after
         await uow.consents.save_states([(subject_id, r) for r in changed.values()])
+        await self._effects.after_change(uow, external_id, subject_id, saved, purposes)
         await uow.commit()
         views = preferences(purposes.values(), state.values(), self._clock())
         return ConsentChange(external_id, saved, views, replayed=False)

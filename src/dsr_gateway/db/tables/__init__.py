@@ -15,6 +15,13 @@ SQLModel.metadata.naming_convention = {
 from dsr_gateway.db.tables.access import ApiKeyRow
 from dsr_gateway.db.tables.audit import AuditCheckpointRow, ConsentReceiptRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
+from dsr_gateway.db.tables.comms import (
+    BreachNoticeRow,
+    BreachRecipientRow,
+    CampaignSendRow,
+    GpcSignalRow,
+    SubjectContactRow,
+)
 from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
 from dsr_gateway.db.tables.exports import ExportPackageRow
 from dsr_gateway.db.tables.identity import SubjectIdentityRow, VerificationChallengeRow
@@ -33,10 +40,14 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiKeyRow",
     "AuditCheckpointRow",
+    "BreachNoticeRow",
+    "BreachRecipientRow",
+    "CampaignSendRow",
     "ConsentEventRow",
     "ConsentReceiptRow",
     "ConsentStateRow",
     "ExportPackageRow",
+    "GpcSignalRow",
     "NoticePurposeRow",
     "OutboxDeliveryRow",
     "OutboxRow",
@@ -46,6 +57,7 @@ __all__ = [
     "PurposeRow",
     "RequestPauseRow",
     "SlaAlertRow",
+    "SubjectContactRow",
     "SubjectIdentityRow",
     "SubjectRow",
     "VerificationChallengeRow",
