@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from dsr_gateway import __version__
+from dsr_gateway.cli_comms import add_campaign_parser
 from dsr_gateway.settings import Settings
 
 
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import-consents": _import_consents,
         "worker": _worker,
         "sweep": _sweep,
+        "campaign": _campaign,
     }[args.command]
     return handler(settings, args)
 
@@ -78,10 +80,19 @@ def _parser() -> argparse.ArgumentParser:
     importer.add_argument("file", help="the CSV file (UTF-8)")
     importer.add_argument("--dry-run", action="store_true", help="check every row, record nothing")
     importer.add_argument("--strict", action="store_true", help="import nothing if any row is rejected")
-    worker = commands.add_parser("worker", help="run the outbox sender and the SLA sweep until stopped")
+    worker = commands.add_parser(
+        "worker", help="run the outbox and webhook senders, the SLA and consent expiry sweeps until stopped"
+    )
     worker.add_argument("--once", action="store_true", help="one pass of each loop, then exit")
-    commands.add_parser("sweep", help="run the SLA sweep once (at-risk and overdue alerts)")
+    commands.add_parser("sweep", help="run the SLA sweep and the consent expiry sweep once")
+    add_campaign_parser(commands)
     return parser
+
+
+def _campaign(settings: Settings, args: argparse.Namespace) -> int:
+    from dsr_gateway.cli_comms import campaign
+
+    return campaign(settings, args)
 
 
 def _import_consents(settings: Settings, args: argparse.Namespace) -> int:
@@ -283,12 +294,15 @@ def _sweep(settings: Settings, args: argparse.Namespace) -> int:
 async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = False) -> int:
     import signal
 
+    import httpx
+
     from dsr_gateway.app import (
         build_event_bus,
         build_mailer,
         build_request_services,
         worker_config,
     )
+    from dsr_gateway.cli_comms import comms_extras
     from dsr_gateway.connectors.pg_events import PostgresEventBus
     from dsr_gateway.db.engine import make_engine, make_session_factory
     from dsr_gateway.db.migrate import upgrade
@@ -298,6 +312,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
     settings = settings.with_development_secrets()
     engine = make_engine(settings.database_url)
     events = build_event_bus(settings)
+    http = httpx.AsyncClient(timeout=15.0)
     try:
         await upgrade(engine)
         factory = make_session_factory(engine)
@@ -305,20 +320,33 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
             await events.start()
         services = build_request_services(settings, lambda: SqlUnitOfWork(factory), events)
         mailer = build_mailer(settings)
+        comms, send_webhooks = comms_extras(settings, engine, factory, http)
         if once:
             result = await services["sla_sweep"].sweep()
             print(f"SLA sweep: {result.examined} examined, {result.changed} changed, {result.alerts} alerts.")
+            expiry = await comms["consent_lifecycle"].expire_due()
+            print(f"Consent expiry: {expiry.expired} consents of {expiry.subjects} subjects expired.")
             if not sweep_only:
                 run = await services["outbox"].deliver_due(mailer)
                 print(f"Outbox: {run.sent} sent, {run.failed} failed, {run.held} held (no SMTP host).")
+                await send_webhooks()
             return 0
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         logging.getLogger("dsr_gateway").info("worker started: outbox sender and SLA sweep")
-        await run_worker(services["outbox"], services["sla_sweep"], mailer, worker_config(settings), stop)
+        await run_worker(
+            services["outbox"],
+            services["sla_sweep"],
+            mailer,
+            worker_config(settings),
+            stop,
+            consent_expiry=comms["consent_lifecycle"].expire_due,
+            webhooks=send_webhooks,
+        )
     finally:
+        await http.aclose()
         if isinstance(events, PostgresEventBus):
             await events.close()
         await engine.dispose()

@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 
 from dsr_gateway.graphql.audit import AuditMutation, AuditQuery
 from dsr_gateway.graphql.catalogue import CatalogueMutation, CatalogueQuery, CatalogueSubscription
+from dsr_gateway.graphql.comms import CommsMutation, CommsQuery
 from dsr_gateway.graphql.consent import ConsentMutation, ConsentQuery
 from dsr_gateway.graphql.errors import (
     ConflictError,
@@ -39,12 +40,14 @@ MASKED_MESSAGE = "Unexpected error; it was logged with this request's id."
 
 
 @strawberry.type
-class Query(CatalogueQuery, SubjectQuery, ConsentQuery, RequestQuery, AuditQuery, WebhookQuery):
+class Query(CatalogueQuery, SubjectQuery, ConsentQuery, RequestQuery, AuditQuery, WebhookQuery, CommsQuery):
     pass
 
 
 @strawberry.type
-class Mutation(CatalogueMutation, ConsentMutation, RequestMutation, AuditMutation, WebhookMutation):
+class Mutation(
+    CatalogueMutation, ConsentMutation, RequestMutation, AuditMutation, WebhookMutation, CommsMutation
+):
     pass
 
 

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService
 from dsr_gateway.services.catalogue import CatalogueService
+from dsr_gateway.services.comms.breach import BreachService
+from dsr_gateway.services.comms.contacts import ContactService
+from dsr_gateway.services.comms.links import LinkService
+from dsr_gateway.services.comms.reviews import ReviewService
 from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_lifecycle import ConsentLifecycleService
 from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import EventBus
@@ -36,3 +41,8 @@ class Services:
     request_queries: RequestQueryService
     sla_sweep: SlaSweepService
     outbox: OutboxService
+    reviews: ReviewService
+    consent_lifecycle: ConsentLifecycleService
+    breach: BreachService
+    contacts: ContactService
+    links: LinkService

@@ -1,4 +1,5 @@
-"""The background loops: the outbox sender and the SLA sweep, each a periodic task that survives errors."""
+"""The background loops: the outbox sender, the SLA sweep, and (when given) the webhook sender and the
+consent expiry sweep, each a periodic task that survives errors."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ logger = logging.getLogger("dsr_gateway.worker")
 class WorkerConfig:
     outbox_poll_seconds: float = 5.0
     sla_sweep_seconds: float = 300.0
+    consent_expiry_sweep_seconds: float = 3600.0
+    webhook_poll_seconds: float = 5.0
 
 
 async def run_periodically(
@@ -40,6 +43,9 @@ async def run_worker(
     mailer: Mailer,
     config: WorkerConfig,
     stop: asyncio.Event,
+    *,
+    consent_expiry: Callable[[], Awaitable[object]] | None = None,
+    webhooks: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     if not mailer.configured:
         logger.warning("no SMTP host configured (DSR_SMTP_HOST): messages stay in the outbox and the log")
@@ -48,3 +54,9 @@ async def run_worker(
             run_periodically("outbox", lambda: outbox.deliver_due(mailer), config.outbox_poll_seconds, stop)
         )
         group.create_task(run_periodically("sla-sweep", sweep.sweep, config.sla_sweep_seconds, stop))
+        if consent_expiry is not None:
+            group.create_task(
+                run_periodically("consent-expiry", consent_expiry, config.consent_expiry_sweep_seconds, stop)
+            )
+        if webhooks is not None:
+            group.create_task(run_periodically("webhooks", webhooks, config.webhook_poll_seconds, stop))

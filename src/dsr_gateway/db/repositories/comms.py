@@ -192,6 +192,19 @@ class SqlCommsRepository:
             by_subject.setdefault(r.subject_id, (r.external_id, []))[1].append(r.purpose_key)
         return [(i, by_subject[i][0], sorted(by_subject[i][1])) for i in ids if i in by_subject]
 
+    async def subjects_with_records(
+        self, purposes: Collection[str], after_subject_id: int, limit: int
+    ) -> list[int]:
+        """Subjects with any recorded choice (any state) about one of `purposes`, by id."""
+        rows = await self._run(
+            select(STATES.c.subject_id)
+            .where(STATES.c.subject_id > after_subject_id, STATES.c.purpose_key.in_(list(purposes)))
+            .group_by(STATES.c.subject_id)
+            .order_by(STATES.c.subject_id)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
     async def subjects_page(self, after_subject_id: int, limit: int) -> list[tuple[int, str]]:
         rows = await self._run(
             select(SUBJECTS.c.id, SUBJECTS.c.external_id)
