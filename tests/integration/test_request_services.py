@@ -156,7 +156,9 @@ class FlakyMailer:
     def configured(self) -> bool:
         return True
 
-    async def send(self, to: str, subject: str, body: str) -> str:
+    async def send(
+        self, to: str, subject: str, body: str, html: str | None = None, headers: dict[str, str] | None = None
+    ) -> str:
         if self.failures:
             self.failures -= 1
             raise DeliveryFailed("421 try later", permanent=self.permanent)
