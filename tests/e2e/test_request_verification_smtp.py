@@ -54,7 +54,8 @@ async def test_anonymous_request_verified_with_the_code_from_the_email(
     assert message.get_content_type() == "multipart/alternative"
     text, html = (part_of(message, kind) for kind in ("text/plain", "text/html"))
     code = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
-    assert code in html and "<html" in html
+    assert code in html
+    assert "<html" in html
     assert message["Subject"] == f"Your verification code: {code}"
     assert message["List-Unsubscribe"] is None  # not a marketing message
 
@@ -77,7 +78,8 @@ async def test_anonymous_request_verified_with_the_code_from_the_email(
     assert sent["deliveries"][0]["succeeded"] is True
     # Once verified, the acknowledgement follows, from its template.
     ack = [m for m in outbox if m["kind"] == "REQUEST_RECEIVED"]
-    assert len(ack) == 1 and request["id"] in ack[0]["body"]
+    assert len(ack) == 1
+    assert request["id"] in ack[0]["body"]
     assert "zoe@example.com" not in str(outbox)
 
 

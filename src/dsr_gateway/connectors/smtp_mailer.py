@@ -7,15 +7,19 @@ only those names are accepted, so a template or a caller can never set `Bcc` or 
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 
 import aiosmtplib
 
 from dsr_gateway.services.ports import DeliveryFailed
 
 EXTRA_HEADERS = frozenset({"List-Unsubscribe", "List-Unsubscribe-Post"})
+# Lines up to RFC 5322's 998 characters: a long signed link in List-Unsubscribe must stay one unbroken
+# <URL>, never be folded into RFC 2047 encoded words that mail providers cannot follow.
+POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ class SmtpMailer:
         headers: dict[str, str] | None = None,
     ) -> str:
         config = self._config
-        message = EmailMessage()
+        message = EmailMessage(policy=POLICY)
         message["From"] = config.sender
         message["To"] = to
         message["Subject"] = subject
@@ -60,8 +64,11 @@ class SmtpMailer:
         if html is not None:
             message.add_alternative(html, subtype="html")
         try:
+            # Flattened here, with our policy: aiosmtplib would re-fold headers at 78 characters.
             errors, response = await aiosmtplib.send(
-                message,
+                message.as_bytes(policy=POLICY),
+                sender=parseaddr(config.sender)[1] or config.sender,
+                recipients=[to],
                 hostname=config.host,
                 port=config.port,
                 username=config.username,
