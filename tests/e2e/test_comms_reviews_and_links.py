@@ -49,9 +49,8 @@ async def test_campaign_reminder_reconfirm_and_one_click_unsubscribe(
                 await gql(SET_CONTACT, {"input": {"email": f"{who}@Example.com", "language": "de-AT"}},
                           token=subject_token(who))
             )["setContactDetails"]  # fmt: skip
-            assert saved == {
-                "__typename": "ContactDetailsSaved", "subjectId": who, "email": "c***@e***.com", "language": "de-AT",
-            }  # fmt: skip
+            assert saved["email"] == "c***@e***.com"  # masked
+            assert (saved["subjectId"], saved["language"]) == (who, "de-AT")
             assert (await set_consents(gql, choice(), token=subject_token(who)))[
                 "__typename"
             ] == "SetConsentsSuccess"
