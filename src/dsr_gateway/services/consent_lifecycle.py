@@ -43,6 +43,7 @@ from dsr_gateway.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 logger = logging.getLogger("dsr_gateway.consent")
 EXPIRY_ACTOR = Actor(ActorKind.SYSTEM, "expiry")
 EXPIRY_BATCH = 500
+_TICK = timedelta(microseconds=1)
 RECONFIRMABLE = frozenset({ConsentStatus.GRANTED, ConsentStatus.EXPIRED})
 
 
@@ -228,7 +229,8 @@ class ConsentLifecycleService:
             for purpose in purposes.values():
                 if purpose.reconfirm_after_days is None:
                     continue
-                cutoff = now - timedelta(days=purpose.reconfirm_after_days) - self._grace
+                # Expired when given_at + period + grace <= now (the query compares strictly).
+                cutoff = now - timedelta(days=purpose.reconfirm_after_days) - self._grace + _TICK
                 for subject_id, external_id, *_ in await uow.comms.granted_given_before(
                     purpose.key, cutoff, None, limit
                 ):
