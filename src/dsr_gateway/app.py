@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,7 +51,7 @@ from dsr_gateway.domain.receipts import Controller
 from dsr_gateway.domain.sla_rules import Jurisdiction
 from dsr_gateway.graphql.observability import GraphQLMetrics
 from dsr_gateway.graphql.schema import build_schema
-from dsr_gateway.http import callbacks, exports, health, unsubscribe, wellknown
+from dsr_gateway.http import callbacks, exports, health, reconfirm, unsubscribe, wellknown
 from dsr_gateway.http.auth import Authenticator, JwksKeys, JwtConfig
 from dsr_gateway.http.graphql_app import make_graphql_app
 from dsr_gateway.http.middleware.authentication import AuthenticationMiddleware
@@ -64,7 +64,15 @@ from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService, ChainRegistry
 from dsr_gateway.services.audit_trail import AccessBatcher, AuditTrailService
 from dsr_gateway.services.catalogue import CatalogueService
+from dsr_gateway.services.comms.breach import BreachService
+from dsr_gateway.services.comms.compose import CommsConfig, Composer
+from dsr_gateway.services.comms.consent_effects import ConsentEffects
+from dsr_gateway.services.comms.contacts import ContactService
+from dsr_gateway.services.comms.links import LinkService
+from dsr_gateway.services.comms.notices import NoticeAnnouncer
+from dsr_gateway.services.comms.reviews import ReviewService
 from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_lifecycle import ConsentLifecycleService
 from dsr_gateway.services.consent_receipts import ConsentReceipts
 from dsr_gateway.services.container import Services
 from dsr_gateway.services.exports import ExportService
@@ -88,6 +96,7 @@ from dsr_gateway.services.webhooks import WebhookService
 from dsr_gateway.settings import Settings
 from dsr_gateway.worker.loops import WorkerConfig, run_worker
 from dsr_gateway.worker.metrics import WorkerMetrics
+from dsr_gateway.worker.webhook_sender import WebhookSender
 
 
 def utc_now() -> datetime:
@@ -141,15 +150,19 @@ def build_consent_service(
     uow: Callable[[], SqlUnitOfWork],
     read_engine: AsyncEngine,
     receipts: ReceiptService | None = None,
+    effects: ConsentEffects | None = None,
 ) -> ConsentService:
-    """The consent use cases, issuing a signed receipt with every change (the app and the worker alike)."""
+    """The consent use cases: a signed receipt with every change, and its webhook and messages."""
     if receipts is None:
         receipts = ReceiptService(uow, signer_from(settings), controller_from(settings), utc_now)
+    if effects is None:
+        effects = ConsentEffects(utc_now, build_composer(settings))
     return ConsentService(
         uow,
         utc_now,
         SqlConsentReader(read_engine),
-        ConsentReceipts(receipts, settings.receipt_jurisdiction),
+        receipts=ConsentReceipts(receipts, settings.receipt_jurisdiction),
+        effects=effects,
     )
 
 
@@ -190,6 +203,55 @@ def build_event_bus(settings: Settings) -> InProcessEventBus | PostgresEventBus:
     return PostgresEventBus(asyncpg_dsn(settings.database_url))
 
 
+def build_link_signer(settings: Settings) -> LinkSigner:
+    """Signed links in messages: DSR_HMAC_KEY under DSR_LINK_KEY_ID, retired keys still accepted."""
+    settings = settings.with_development_secrets()
+    if settings.hmac_key is None:  # filled in development, required in production
+        raise RuntimeError("DSR_HMAC_KEY is required")
+    link_keys = {k: v.get_secret_value() for k, v in settings.previous_link_keys.items()}
+    link_keys[settings.link_key_id] = settings.hmac_key.get_secret_value()
+    return LinkSigner(link_keys, settings.link_key_id)
+
+
+def build_templates(settings: Settings) -> MessageTemplates:
+    return MessageTemplates(
+        settings.templates_dir,
+        defaults={"organisation": settings.organisation_name, "privacy_contact": settings.privacy_contact},
+    )
+
+
+def build_composer(settings: Settings) -> Composer:
+    """Messages from templates, with signed links and the communication settings."""
+    config = CommsConfig(
+        preferences_url=settings.preferences_url,
+        notice_url=settings.notice_url,
+        reconfirm_link_days=settings.reconfirm_link_days,
+        campaign_min_interval=timedelta(days=settings.campaign_min_interval_days),
+        expiry_grace=timedelta(days=settings.consent_expiry_grace_days),
+        supervisory_authority_name=settings.supervisory_authority_name,
+        supervisory_authority_url=settings.supervisory_authority_url,
+    )
+    links = UnsubscribeLinks(build_link_signer(settings), settings.public_url)
+    return Composer(build_templates(settings), build_cipher(settings), links, config)
+
+
+def build_comms_services(
+    settings: Settings, uow: UnitOfWorkFactory, consent: ConsentService, composer: Composer,
+    systems: SystemsConfig,
+) -> dict[str, Any]:  # fmt: skip
+    """Reviews, the consent lifecycle (links, GPC, expiry), breach notices, contact details."""
+    effects = ConsentEffects(utc_now, composer)
+    return {
+        "reviews": ReviewService(uow, utc_now, composer),
+        "consent_lifecycle": ConsentLifecycleService(
+            uow, utc_now, consent, effects, timedelta(days=settings.consent_expiry_grace_days)
+        ),
+        "breach": BreachService(uow, utc_now, composer, systems.describe()),
+        "contacts": ContactService(uow, utc_now, build_cipher(settings)),
+        "links": LinkService(uow, composer.links),
+    }
+
+
 def build_request_services(
     settings: Settings,
     uow: UnitOfWorkFactory,
@@ -198,9 +260,12 @@ def build_request_services(
 ) -> dict[str, Any]:
     """The request use cases, shared by the app, `dsr-gateway worker` and `dsr-gateway sweep`."""
     sla, cipher = build_sla_clock(settings), build_cipher(settings)
+    composer = build_composer(settings)
     return {
-        "request_intake": RequestIntakeService(uow, utc_now, events, cipher, sla),
-        "request_actions": RequestActionService(uow, utc_now, events, cipher, sla, fulfilment_hooks),
+        "request_intake": RequestIntakeService(uow, utc_now, events, cipher, sla, composer),
+        "request_actions": RequestActionService(
+            uow, utc_now, events, cipher, sla, composer, fulfilment_hooks
+        ),
         "request_queries": RequestQueryService(uow, utc_now, cipher, sla),
         "sla_sweep": SlaSweepService(uow, utc_now, events, sla),
         "outbox": OutboxService(uow, utc_now, cipher, log_bodies=settings.is_development),
@@ -209,11 +274,23 @@ def build_request_services(
 
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
-        settings.outbox_poll_seconds,
-        settings.sla_sweep_seconds,
-        settings.fulfilment_poll_seconds,
-        settings.checkpoint_seconds,
+        outbox_poll_seconds=settings.outbox_poll_seconds,
+        sla_sweep_seconds=settings.sla_sweep_seconds,
+        fulfilment_poll_seconds=settings.fulfilment_poll_seconds,
+        checkpoint_seconds=settings.checkpoint_seconds,
+        consent_expiry_sweep_seconds=settings.consent_expiry_sweep_seconds,
+        webhook_poll_seconds=settings.webhook_poll_seconds,
     )
+
+
+def webhook_step(sender: WebhookSender) -> Callable[[], Awaitable[object]]:
+    """One worker step: send batches until none is due."""
+
+    async def step() -> None:
+        while await sender.run_once():
+            pass
+
+    return step
 
 
 def systems_info(systems: SystemsConfig) -> list[SystemInfo]:
@@ -326,11 +403,15 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
         events = build_event_bus(settings)
         if isinstance(events, PostgresEventBus):
             await events.start()
+        composer = build_composer(settings)
         receipts = ReceiptService(uow, signer, controller_from(settings), utc_now)
-        consent = build_consent_service(settings, uow, read_engine, receipts)
+        consent = build_consent_service(
+            settings, uow, read_engine, receipts, ConsentEffects(utc_now, composer)
+        )
         request_services = build_request_services(settings, uow, events, planner)
+        comms = build_comms_services(settings, uow, consent, composer, systems)
         services = Services(
-            catalogue=CatalogueService(uow, utc_now, events),
+            catalogue=CatalogueService(uow, utc_now, events, NoticeAnnouncer(utc_now, composer)),
             api_keys=ApiKeyService(uow, utc_now),
             events=events,
             audit=audit_service(engine, settings),
@@ -350,7 +431,9 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             ),
             reports=ReportService(uow, SqlReportQueries(engine), utc_now),
             audit_trail=AuditTrailService(SqlAuditTrail(engine), utc_now),
+            **comms,
         )
+        lifecycle: ConsentLifecycleService = comms["consent_lifecycle"]
         # consentCheck reads are recorded in the background, in batches (docs/audit.md).
         access_batcher = AccessBatcher(SqlAuditTrail(engine))
         stop_batcher = asyncio.Event()
@@ -369,6 +452,8 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                     fulfilment=services.fulfilment,
                     metrics=worker_metrics,
                     checkpoint=services.audit.scheduled_checkpoint,
+                    consent_expiry=lifecycle.expire_due,
+                    webhooks=webhook_step(WebhookSender(uow, http_client, secret_box, utc_now)),
                 )
             )
             if settings.runs_worker_in_process
@@ -387,18 +472,8 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             else None
         )
 
-        if settings.hmac_key is None:  # filled in development, required in production
-            raise RuntimeError("DSR_HMAC_KEY is required")
-        link_keys = {k: v.get_secret_value() for k, v in settings.previous_link_keys.items()}
-        link_keys[settings.link_key_id] = settings.hmac_key.get_secret_value()
-        link_signer = LinkSigner(link_keys, settings.link_key_id)
-        message_templates = MessageTemplates(
-            settings.templates_dir,
-            defaults={
-                "organisation": settings.organisation_name,
-                "privacy_contact": settings.privacy_contact,
-            },
-        )
+        link_signer = build_link_signer(settings)
+        message_templates = composer.renderer
 
         async def database_ping() -> None:
             async with engine.connect() as connection:
@@ -415,9 +490,11 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                 "worker_metrics": worker_metrics,
                 "access_batcher": access_batcher,
                 "signing_jwks": signer.jwks(),
-                # Communication (docs/communication.md). Still to wire after merging: "unsubscribe_withdraw"
-                # (http/unsubscribe.py) and "record_gpc" (http/middleware/gpc.py), from the consent service.
+                # Communication (docs/communication.md): the one-click links and the Sec-GPC recorder.
                 "link_signer": link_signer,
+                "unsubscribe_withdraw": lifecycle.unsubscribe,
+                "reconfirm_consent": lifecycle.reconfirm,
+                "record_gpc": lifecycle.record_gpc,
                 "unsubscribe_links": UnsubscribeLinks(link_signer, settings.public_url),
                 "message_templates": message_templates,
                 # Fulfilment, for the request worker: the systems file, a connector per SQL/HTTP system.
@@ -455,6 +532,8 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", unsubscribe.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.unsubscribe_post, methods=["POST"]),
+        Route("/reconfirm/{token}", reconfirm.reconfirm_page, methods=["GET"]),
+        Route("/reconfirm/{token}", reconfirm.reconfirm_post, methods=["POST"]),
         Route("/.well-known/gpc.json", unsubscribe.make_gpc_json(settings.gpc_last_update), methods=["GET"]),
         WebSocketRoute("/graphql", graphql_app),
     ]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from dsr_gateway import __version__
+from dsr_gateway.cli_comms import add_campaign_parser
 from dsr_gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": _worker,
         "sweep": _sweep,
         "report": _report,
+        "campaign": _campaign,
     }[args.command]
     return handler(settings, args)
 
@@ -84,10 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     importer.add_argument("--dry-run", action="store_true", help="check every row, record nothing")
     importer.add_argument("--strict", action="store_true", help="import nothing if any row is rejected")
     worker = commands.add_parser(
-        "worker", help="run the outbox sender, the SLA sweep and the fulfilment steps until stopped"
+        "worker",
+        help="run the outbox and webhook senders, the SLA and consent expiry sweeps, the fulfilment steps "
+        "and the checkpoints until stopped",
     )
     worker.add_argument("--once", action="store_true", help="one pass of each loop, then exit")
-    commands.add_parser("sweep", help="run the SLA sweep once (at-risk and overdue alerts)")
+    commands.add_parser("sweep", help="run the SLA sweep and the consent expiry sweep once")
+    add_campaign_parser(commands)
     report = commands.add_parser(
         "report",
         help="the compliance report over [--from, --to) as CSV (one section per table) or JSON",
@@ -106,6 +111,12 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     from dsr_gateway.cli_report import report
 
     return asyncio.run(report(settings.database_url, args.start, args.end, args.format))
+
+
+def _campaign(settings: Settings, args: argparse.Namespace) -> int:
+    from dsr_gateway.cli_comms import campaign
+
+    return campaign(settings, args)
 
 
 def _import_consents(settings: Settings, args: argparse.Namespace) -> int:
@@ -321,6 +332,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         systems_info,
         worker_config,
     )
+    from dsr_gateway.cli_comms import comms_extras
     from dsr_gateway.connectors.pg_events import PostgresEventBus
     from dsr_gateway.connectors.registry import close_connectors
     from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
@@ -362,9 +374,12 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         )["fulfilment"]
         mailer = build_mailer(settings)
         metrics = _worker_metrics(settings)
+        comms, send_webhooks = comms_extras(settings, engine, factory, http_client)
         if once:
             result = await services["sla_sweep"].sweep()
             print(f"SLA sweep: {result.examined} examined, {result.changed} changed, {result.alerts} alerts.")
+            expiry = await comms["consent_lifecycle"].expire_due()
+            print(f"Consent expiry: {expiry.expired} consents of {expiry.subjects} subjects expired.")
             if not sweep_only:
                 steps = await fulfilment.run_due()
                 print(
@@ -373,6 +388,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
                 )
                 run = await services["outbox"].deliver_due(mailer)
                 print(f"Outbox: {run.sent} sent, {run.failed} failed, {run.held} held (no SMTP host).")
+                await send_webhooks()
             return 0
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -391,6 +407,8 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
             fulfilment=fulfilment,
             metrics=metrics,
             checkpoint=audit.scheduled_checkpoint,
+            consent_expiry=comms["consent_lifecycle"].expire_due,
+            webhooks=send_webhooks,
         )
     finally:
         await close_connectors(connectors)

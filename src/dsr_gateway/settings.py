@@ -73,6 +73,18 @@ class Settings(BaseSettings):
     link_key_id: int = Field(default=1, ge=0, le=255)
     previous_link_keys: dict[int, SecretStr] = Field(default_factory=dict)
     gpc_last_update: date = date(2026, 11, 29)
+    # Reviews and messages to subjects (docs/communication.md): links printed in messages, how long a
+    # reconfirmation link works, the minimum gap between two campaign reminders to one subject about one
+    # purpose, the grace after a reconfirmation period before the expiry sweep records EXPIRE, the loops.
+    preferences_url: str | None = None
+    notice_url: str | None = None
+    reconfirm_link_days: int = Field(default=30, ge=1, le=365)
+    campaign_min_interval_days: int = Field(default=30, ge=0, le=3660)
+    consent_expiry_grace_days: int = Field(default=14, ge=0, le=3660)
+    supervisory_authority_name: str = "your data protection supervisory authority"
+    supervisory_authority_url: str | None = None
+    consent_expiry_sweep_seconds: float = Field(default=3600.0, gt=0)
+    webhook_poll_seconds: float = Field(default=5.0, gt=0)
     # Fulfilment: the data systems file, where access packages go, how long their links work, and the
     # Ed25519 key that signs erasure certificates (base64 of PKCS#8 DER or of the 32 raw bytes, or PEM).
     systems_file: Path | None = None

@@ -102,7 +102,7 @@ async def test_access_packages_exactly_the_subjects_rows_and_the_link_downloads(
             "query($id: ID) { outboxMessages(requestId: $id) { kind body } }", {"id": request["id"]},
             token=agent_token(),
         )  # fmt: skip
-        completed = [m for m in outbox["outboxMessages"] if m["kind"] == "REQUEST_COMPLETED"]
+        completed = [m for m in outbox["outboxMessages"] if m["kind"] == "COMPLETED"]
         assert len(completed) == 1
         assert package["url"] in completed[0]["body"]
 

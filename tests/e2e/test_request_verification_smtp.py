@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from email.message import Message
 
 import httpx
 import pytest
@@ -50,7 +51,13 @@ async def test_anonymous_request_verified_with_the_code_from_the_email(
     [message] = await smtp_inbox.wait_for(1)
     assert message["To"] == "zoe@example.com"
     assert message["From"] == "privacy@shop.example"
-    code = re.search(r"\b(\d{6})\b", message.get_payload(decode=True).decode()).group(1)  # type: ignore[union-attr]
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = (part_of(message, kind) for kind in ("text/plain", "text/html"))
+    code = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
+    assert code in html
+    assert "<html" in html
+    assert message["Subject"] == f"Your verification code: {code}"
+    assert message["List-Unsubscribe"] is None  # not a marketing message
 
     wrong = "000000" if code != "000000" else "111111"
     refused = (await gql(VERIFY, {"id": request["id"], "code": wrong}))["verifyPrivacyRequest"]
@@ -66,9 +73,21 @@ async def test_anonymous_request_verified_with_the_code_from_the_email(
     # CCPA: the clock started at receipt regardless of verification.
     assert staff_view["dueAt"] == request["dueAt"]
     outbox = (await gql(OUTBOX, {"requestId": request["id"]}, token=agent_token()))["outboxMessages"]
-    assert outbox[0]["status"] == "SENT"
-    assert outbox[0]["deliveries"][0]["succeeded"] is True
+    [sent] = [m for m in outbox if m["kind"] == "VERIFICATION_CODE"]
+    assert sent["status"] == "SENT"
+    assert sent["deliveries"][0]["succeeded"] is True
+    # Once verified, the acknowledgement follows, from its template.
+    ack = [m for m in outbox if m["kind"] == "REQUEST_RECEIVED"]
+    assert len(ack) == 1
+    assert request["id"] in ack[0]["body"]
     assert "zoe@example.com" not in str(outbox)
+
+
+def part_of(message: Message, content_type: str) -> str:
+    part = next(p for p in message.walk() if p.get_content_type() == content_type)
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode(part.get_content_charset() or "utf-8")
 
 
 async def test_the_outbox_is_staff_only(mailing_gql: GraphQLClient) -> None:

@@ -208,7 +208,8 @@ async def test_extension_once_before_the_deadline_queues_the_notice(gql: GraphQL
     assert twice["__typename"] == "ConflictError"
     assert "only one extension" in twice["message"]
     outbox = (await gql(OUTBOX, {"requestId": request["id"]}, token=agent_token()))["outboxMessages"]
-    assert [m["kind"] for m in outbox] == ["EXTENSION_NOTICE"]
+    # Newest first: the notice, then the acknowledgement queued at intake (the agent gave an email).
+    assert [m["kind"] for m in outbox] == ["EXTENSION_NOTICE", "REQUEST_RECEIVED"]
     assert outbox[0]["recipient"] == "f***@e***.com"
     assert "Many systems to search" in outbox[0]["body"]
 

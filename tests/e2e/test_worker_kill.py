@@ -163,7 +163,7 @@ async def test_killing_the_worker_mid_request_loses_nothing_and_repeats_nothing(
                 {"id": request["id"]},
                 token=agent_token(),
             )
-            assert [m["kind"] for m in outbox["outboxMessages"]].count("REQUEST_COMPLETED") == 1
+            assert [m["kind"] for m in outbox["outboxMessages"]].count("COMPLETED") == 1
     async with shop.connect() as connection:
         left = (await connection.execute(addresses.select().where(addresses.c.customer_id == 1))).all()
     assert left == []

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dsr_gateway.app import build_cipher, build_sla_clock
+from dsr_gateway.app import build_cipher, build_composer, build_sla_clock
 from dsr_gateway.connectors.events import InProcessEventBus
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.uow import SqlUnitOfWork
@@ -61,7 +61,7 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     sla, cipher = build_sla_clock(settings), build_cipher(settings)
     yield Harness(
         clock,
-        RequestIntakeService(uow, clock, events, cipher, sla),
+        RequestIntakeService(uow, clock, events, cipher, sla, build_composer(settings)),
         SlaSweepService(uow, clock, events, sla),
         OutboxService(uow, clock, cipher),
         events,
@@ -156,7 +156,9 @@ class FlakyMailer:
     def configured(self) -> bool:
         return True
 
-    async def send(self, to: str, subject: str, body: str) -> str:
+    async def send(
+        self, to: str, subject: str, body: str, html: str | None = None, headers: dict[str, str] | None = None
+    ) -> str:
         if self.failures:
             self.failures -= 1
             raise DeliveryFailed("421 try later", permanent=self.permanent)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from dsr_gateway.app import build_cipher, build_sla_clock, create_app
+from dsr_gateway.app import build_cipher, build_composer, build_sla_clock, create_app
 from dsr_gateway.connectors.events import InProcessEventBus
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.read_engine import make_read_engine
@@ -60,8 +60,8 @@ async def workbench(database_url: str) -> AsyncIterator[Workbench]:
         yield Workbench(
             clock,
             ConsentService(uow, clock, SqlConsentReader(read_engine)),
-            RequestIntakeService(uow, clock, events, cipher, sla),
-            RequestActionService(uow, clock, events, cipher, sla),
+            RequestIntakeService(uow, clock, events, cipher, sla, build_composer(settings)),
+            RequestActionService(uow, clock, events, cipher, sla, build_composer(settings)),
             ReportService(uow, SqlReportQueries(engine), clock),
         )
     finally:

@@ -1,14 +1,25 @@
-"""Email over SMTP with aiosmtplib: the `Mailer` port. A refused recipient is a permanent failure."""
+"""Email over SMTP with aiosmtplib: the `Mailer` port. A refused recipient is a permanent failure.
+
+With an HTML part the message is `multipart/alternative` (plain text first, as RFC 2046 orders them).
+Extra headers (`List-Unsubscribe`, `List-Unsubscribe-Post` on marketing messages) are added as given;
+only those names are accepted, so a template or a caller can never set `Bcc` or a second `To`.
+"""
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 
 import aiosmtplib
 
 from dsr_gateway.services.ports import DeliveryFailed
+
+EXTRA_HEADERS = frozenset({"List-Unsubscribe", "List-Unsubscribe-Post"})
+# Lines up to RFC 5322's 998 characters: a long signed link in List-Unsubscribe must stay one unbroken
+# <URL>, never be folded into RFC 2047 encoded words that mail providers cannot follow.
+POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,17 +42,33 @@ class SmtpMailer:
     def configured(self) -> bool:
         return bool(self._config.host)
 
-    async def send(self, to: str, subject: str, body: str) -> str:
+    async def send(
+        self,
+        to: str,
+        subject: str,
+        body: str,
+        html: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> str:
         config = self._config
-        message = EmailMessage()
+        message = EmailMessage(policy=POLICY)
         message["From"] = config.sender
         message["To"] = to
         message["Subject"] = subject
         message["Message-ID"] = make_msgid(domain=config.sender.partition("@")[2] or None)
+        for name, value in (headers or {}).items():
+            if name not in EXTRA_HEADERS:
+                raise DeliveryFailed(f"header {name!r} may not be set on a message", permanent=True)
+            message[name] = value
         message.set_content(body)
+        if html is not None:
+            message.add_alternative(html, subtype="html")
         try:
+            # Flattened here, with our policy: aiosmtplib would re-fold headers at 78 characters.
             errors, response = await aiosmtplib.send(
-                message,
+                message.as_bytes(policy=POLICY),
+                sender=parseaddr(config.sender)[1] or config.sender,
+                recipients=[to],
                 hostname=config.host,
                 port=config.port,
                 username=config.username,

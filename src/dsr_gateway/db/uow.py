@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
+from dsr_gateway.db.repositories.comms import SqlCommsRepository
 from dsr_gateway.db.repositories.consent import SqlConsentLedger
 from dsr_gateway.db.repositories.exports import SqlExportPackageRepository
 from dsr_gateway.db.repositories.fulfilment_steps import SqlFulfilmentStepRepository
@@ -48,6 +49,7 @@ class SqlUnitOfWork:
         self.identities = SqlIdentityRepository(self.session)
         self.outbox = SqlOutboxRepository(self.session)
         self.fulfilment = SqlFulfilmentStepRepository(self.session)
+        self.comms = SqlCommsRepository(self.session)
         return self
 
     async def __aexit__(

@@ -37,6 +37,8 @@ class ConsentMethod(StrEnum):
     GPC = "GPC"
     AGENT = "AGENT"
     IMPORT = "IMPORT"
+    # Recorded by the gateway itself (the expiry sweep); never accepted from a caller.
+    SYSTEM = "SYSTEM"
 
 
 # The methods that can carry consent (GDPR Art. 4(11), recital 32: "a clear affirmative act"), and why.
@@ -51,6 +53,7 @@ AFFIRMATIVE_METHODS: Mapping[ConsentMethod, str] = {
 NON_AFFIRMATIVE_REASON = {
     ConsentMethod.UNSUBSCRIBE_LINK: "an unsubscribe link can only withdraw",
     ConsentMethod.GPC: "a Global Privacy Control signal can only opt out",
+    ConsentMethod.SYSTEM: "the gateway only records expiries",
 }
 
 

@@ -93,7 +93,7 @@ def method_for(principal: Principal, requested: ConsentMethod | None) -> Consent
         return ConsentMethod.AGENT
     if requested is None:
         return ConsentMethod.API if principal.kind is PrincipalKind.API_CLIENT else ConsentMethod.BUTTON
-    if requested in (ConsentMethod.AGENT, ConsentMethod.IMPORT, ConsentMethod.GPC):
+    if requested in (ConsentMethod.AGENT, ConsentMethod.IMPORT, ConsentMethod.GPC, ConsentMethod.SYSTEM):
         raise ValidationFailed.single(
             "method",
             f"{requested.value} is reserved (agents, the import command, the Sec-GPC header); "

@@ -215,9 +215,18 @@ class Challenge:
 
 
 class MessageKind(StrEnum):
+    """The outbox's kinds; each is rendered from the template of the same name (domain/messages.py)."""
+
+    REQUEST_RECEIVED = "REQUEST_RECEIVED"
     VERIFICATION_CODE = "VERIFICATION_CODE"
+    INFORMATION_NEEDED = "INFORMATION_NEEDED"
     EXTENSION_NOTICE = "EXTENSION_NOTICE"
-    REQUEST_COMPLETED = "REQUEST_COMPLETED"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    RECONFIRMATION_REMINDER = "RECONFIRMATION_REMINDER"
+    NOTICE_CHANGED = "NOTICE_CHANGED"
+    PERMISSION_CHANGED = "PERMISSION_CHANGED"
+    BREACH_NOTICE = "BREACH_NOTICE"
 
 
 class OutboxStatus(StrEnum):
@@ -251,3 +260,6 @@ class OutboxMessage:
     last_error: str | None = None
     sent_at: datetime | None = None
     created_at: datetime | None = None
+    html: str | None = None
+    language: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)

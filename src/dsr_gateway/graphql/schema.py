@@ -15,6 +15,7 @@ from strawberry.types import ExecutionContext
 from dsr_gateway.graphql.audit import AuditMutation, AuditQuery
 from dsr_gateway.graphql.audit_trail import AuditTrailQuery
 from dsr_gateway.graphql.catalogue import CatalogueMutation, CatalogueQuery, CatalogueSubscription
+from dsr_gateway.graphql.comms import CommsMutation, CommsQuery
 from dsr_gateway.graphql.consent import ConsentMutation, ConsentQuery
 from dsr_gateway.graphql.errors import (
     ConflictError,
@@ -45,13 +46,20 @@ class Query(
     FulfilmentQuery,
     ReportQuery,
     AuditTrailQuery,
+    CommsQuery,
 ):
     pass
 
 
 @strawberry.type
 class Mutation(
-    CatalogueMutation, ConsentMutation, RequestMutation, AuditMutation, WebhookMutation, FulfilmentMutation
+    CatalogueMutation,
+    ConsentMutation,
+    RequestMutation,
+    AuditMutation,
+    WebhookMutation,
+    FulfilmentMutation,
+    CommsMutation,
 ):
     pass
 

@@ -10,16 +10,25 @@ from dsr_gateway.domain.errors import FieldProblem, ValidationFailed
 from dsr_gateway.domain.notices import NoticeDraft, PrivacyNotice, validate_draft
 from dsr_gateway.domain.principal import Principal
 from dsr_gateway.domain.purposes import Purpose, validate_purpose
+from dsr_gateway.services.comms.notices import NoticeAnnouncer
 from dsr_gateway.services.ports import Clock, EventBus, UnitOfWorkFactory
 
 NOTICE_CHANNEL = "notices"
 
 
 class CatalogueService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, events: EventBus) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        events: EventBus,
+        announcer: NoticeAnnouncer | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._events = events
+        # Tells subjects about a new version, in the publishing transaction (services/comms/notices.py).
+        self._announcer = announcer
 
     async def purposes(self) -> Sequence[Purpose]:
         async with self._uow() as uow:
@@ -78,6 +87,8 @@ class CatalogueService:
             )
             await uow.notices.add(notice)
             await uow.purposes.mark_material_change(notice.material_purposes, notice.version)
+            if self._announcer is not None:
+                await self._announcer.notice_published(uow, notice, latest)
             await uow.commit()
         await self._events.publish(NOTICE_CHANNEL, {"version": notice.version})
         return notice

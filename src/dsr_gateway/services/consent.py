@@ -44,6 +44,7 @@ from dsr_gateway.domain.errors import NotFound, ValidationFailed
 from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
 from dsr_gateway.domain.subjects import validate_external_id
+from dsr_gateway.services.comms.consent_effects import ConsentEffects
 from dsr_gateway.services.consent_receipts import ConsentReceipts
 from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 
@@ -96,12 +97,16 @@ class ConsentService:
         uow: UnitOfWorkFactory,
         clock: Clock,
         reader: ConsentReader,
+        *,
         receipts: ConsentReceipts | None = None,
+        effects: ConsentEffects | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._reader = reader
         self._receipts = receipts
+        # The webhook and the "permission changed" message of every change (services/comms).
+        self._effects = effects or ConsentEffects(clock, None)
 
     # --- writes ---------------------------------------------------------------------------------------
 
@@ -195,6 +200,7 @@ class ConsentService:
         await uow.consents.save_states([(subject_id, r) for r in changed.values()])
         if self._receipts is not None:  # signed in the same transaction as the events (docs/audit.md)
             await self._receipts.issue(uow, external_id, subject_id, saved, purposes)
+        await self._effects.after_change(uow, external_id, subject_id, saved, purposes)
         await uow.commit()
         views = preferences(purposes.values(), state.values(), self._clock())
         return ConsentChange(external_id, saved, views, replayed=False)

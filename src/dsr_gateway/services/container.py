@@ -8,7 +8,12 @@ from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService
 from dsr_gateway.services.audit_trail import AuditTrailService
 from dsr_gateway.services.catalogue import CatalogueService
+from dsr_gateway.services.comms.breach import BreachService
+from dsr_gateway.services.comms.contacts import ContactService
+from dsr_gateway.services.comms.links import LinkService
+from dsr_gateway.services.comms.reviews import ReviewService
 from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_lifecycle import ConsentLifecycleService
 from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.fulfilment.planner import LegalHoldService
 from dsr_gateway.services.fulfilment.queries import FulfilmentQueryService
@@ -46,3 +51,8 @@ class Services:
     legal_holds: LegalHoldService
     reports: ReportService
     audit_trail: AuditTrailService
+    reviews: ReviewService
+    consent_lifecycle: ConsentLifecycleService
+    breach: BreachService
+    contacts: ContactService
+    links: LinkService

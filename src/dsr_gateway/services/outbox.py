@@ -84,7 +84,11 @@ class OutboxService:
                 if stored.recipient_encrypted is None:
                     raise DeliveryFailed("no recipient address", permanent=True)
                 to = self._cipher.decrypt(stored.recipient_encrypted)
-                detail = (await mailer.send(to, message.subject_line, message.body))[:ERROR_MAX]
+                detail = (
+                    await mailer.send(
+                        to, message.subject_line, message.body, message.html, message.headers or None
+                    )
+                )[:ERROR_MAX]
                 ok, permanent = True, False
             except DeliveryFailed as exc:
                 detail, ok, permanent = str(exc)[:ERROR_MAX], False, exc.permanent

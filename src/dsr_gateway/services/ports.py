@@ -25,6 +25,7 @@ from dsr_gateway.domain.sla import Pause
 from dsr_gateway.domain.subjects import Subject
 from dsr_gateway.domain.webhooks import DeliveryPage, WebhookDelivery, WebhookEventType, WebhookSubscription
 from dsr_gateway.domain.workflow import RequestEvent
+from dsr_gateway.services.comms.ports import CommsRepository
 from dsr_gateway.services.fulfilment.ports import FulfilmentStepRepository
 
 Clock = Callable[[], datetime]
@@ -204,6 +205,10 @@ class NewMessage:
     body: str
     template_data: dict[str, object]
     status: OutboxStatus
+    html: str | None = None
+    language: str | None = None
+    headers: dict[str, str] | None = None
+    subject_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +228,7 @@ class DeliveryRecord:
 
 class OutboxRepository(Protocol):
     async def add(self, message: NewMessage, now: datetime) -> int: ...
+    async def add_many(self, messages: Sequence[NewMessage], now: datetime) -> list[int]: ...
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime
     ) -> Sequence[StoredMessage]: ...
@@ -266,6 +272,8 @@ class UnitOfWork(Protocol):
     def outbox(self) -> OutboxRepository: ...
     @property
     def fulfilment(self) -> FulfilmentStepRepository: ...
+    @property
+    def comms(self) -> CommsRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -306,4 +314,11 @@ class Mailer(Protocol):
 
     @property
     def configured(self) -> bool: ...
-    async def send(self, to: str, subject: str, body: str) -> str: ...
+    async def send(
+        self,
+        to: str,
+        subject: str,
+        body: str,
+        html: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> str: ...

@@ -1,5 +1,5 @@
-"""The background loops: the outbox sender, the SLA sweep and the fulfilment steps, each a periodic task
-that survives errors."""
+"""The background loops: the outbox sender, the SLA sweep, the fulfilment steps, signed checkpoints, the
+webhook sender and the consent expiry sweep, each a periodic task that survives errors."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ class WorkerConfig:
     sla_sweep_seconds: float = 300.0
     fulfilment_poll_seconds: float = 2.0
     checkpoint_seconds: float = 0.0  # 0: no scheduled checkpoints
+    consent_expiry_sweep_seconds: float = 3600.0
+    webhook_poll_seconds: float = 5.0
 
 
 async def run_periodically(
@@ -60,6 +62,8 @@ async def run_worker(
     fulfilment: FulfilmentRunner | None = None,
     metrics: WorkerMetrics | None = None,
     checkpoint: Callable[[], Awaitable[object]] | None = None,
+    consent_expiry: Callable[[], Awaitable[object]] | None = None,
+    webhooks: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     if not mailer.configured:
         logger.warning("no SMTP host configured (DSR_SMTP_HOST): messages stay in the outbox and the log")
@@ -80,6 +84,16 @@ async def run_worker(
             # Signs the chain heads when they changed since the last checkpoint (docs/audit.md).
             group.create_task(
                 run_periodically("checkpoint", checkpoint, config.checkpoint_seconds, stop, metrics)
+            )
+        if consent_expiry is not None:
+            group.create_task(
+                run_periodically(
+                    "consent-expiry", consent_expiry, config.consent_expiry_sweep_seconds, stop, metrics
+                )
+            )
+        if webhooks is not None:
+            group.create_task(
+                run_periodically("webhooks", webhooks, config.webhook_poll_seconds, stop, metrics)
             )
 
 

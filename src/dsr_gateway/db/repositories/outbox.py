@@ -35,6 +35,9 @@ def _message(row: RowMapping) -> OutboxMessage:
         last_error=row["last_error"],
         sent_at=row["sent_at"],
         created_at=row["created_at"],
+        html=row["html"],
+        language=row["language"],
+        headers=dict(row["headers"] or {}),
     )
 
 
@@ -57,6 +60,10 @@ class SqlOutboxRepository:
                 subject_line=message.subject_line,
                 body=message.body,
                 template_data=message.template_data,
+                html=message.html,
+                language=message.language,
+                headers=message.headers,
+                subject_id=message.subject_id,
                 status=message.status.value,
                 attempts=0,
                 next_attempt_at=now,
@@ -65,6 +72,38 @@ class SqlOutboxRepository:
             .returning(O.c.id)
         )
         return int(result.scalar_one())
+
+    async def add_many(self, messages: Sequence[NewMessage], now: datetime) -> list[int]:
+        """Insert messages in multi-row statements; their ids in the same order."""
+        ids: list[int] = []
+        statement = O.insert().returning(O.c.id, sort_by_parameter_order=True)
+        for start in range(0, len(messages), 500):
+            chunk = messages[start : start + 500]
+            rows = await (await self._session.connection()).execute(
+                statement,
+                [
+                    {
+                        "kind": m.kind,
+                        "request_id": m.request_id,
+                        "recipient_encrypted": m.recipient_encrypted,
+                        "recipient_hint": m.recipient_hint,
+                        "subject_line": m.subject_line,
+                        "body": m.body,
+                        "template_data": m.template_data,
+                        "html": m.html,
+                        "language": m.language,
+                        "headers": m.headers,
+                        "subject_id": m.subject_id,
+                        "status": m.status.value,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                    for m in chunk
+                ],
+            )
+            ids.extend(int(i) for i in rows.scalars())
+        return ids
 
     async def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> Sequence[StoredMessage]:
         """Take up to `limit` due messages for this sender: other senders skip them (SKIP LOCKED on

@@ -16,6 +16,13 @@ from dsr_gateway.db.tables.access import ApiKeyRow
 from dsr_gateway.db.tables.accountability import PersonalDataAccessRow
 from dsr_gateway.db.tables.audit import AuditCheckpointRow, ConsentReceiptRow
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
+from dsr_gateway.db.tables.comms import (
+    BreachNoticeRow,
+    BreachRecipientRow,
+    CampaignSendRow,
+    GpcSignalRow,
+    SubjectContactRow,
+)
 from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
 from dsr_gateway.db.tables.exports import ExportPackageRow
 from dsr_gateway.db.tables.fulfilment_steps import FulfilmentStepRow, RequestLegalHoldRow
@@ -35,11 +42,15 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiKeyRow",
     "AuditCheckpointRow",
+    "BreachNoticeRow",
+    "BreachRecipientRow",
+    "CampaignSendRow",
     "ConsentEventRow",
     "ConsentReceiptRow",
     "ConsentStateRow",
     "ExportPackageRow",
     "FulfilmentStepRow",
+    "GpcSignalRow",
     "NoticePurposeRow",
     "OutboxDeliveryRow",
     "OutboxRow",
@@ -51,6 +62,7 @@ __all__ = [
     "RequestLegalHoldRow",
     "RequestPauseRow",
     "SlaAlertRow",
+    "SubjectContactRow",
     "SubjectIdentityRow",
     "SubjectRow",
     "VerificationChallengeRow",

@@ -62,6 +62,8 @@ class ConsentStateRow(SQLModel, table=True):
     """
 
     __tablename__ = "consent_state"
+    # Reviews: what falls due per purpose (consentsDueForReview, the campaign, the expiry sweep).
+    __table_args__ = (Index("ix_consent_state_review", "purpose_key", "status", "given_at"),)
 
     subject_id: int = Field(sa_column=Column(Integer, ForeignKey("subject.id"), primary_key=True))
     purpose_key: str = Field(sa_column=Column(String(63), ForeignKey("purpose.key"), primary_key=True))

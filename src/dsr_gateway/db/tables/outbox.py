@@ -26,6 +26,12 @@ class OutboxRow(SQLModel, table=True):
     recipient_hint: str | None = Field(default=None, max_length=64)
     subject_line: str = Field(max_length=300)
     body: str = Field(sa_column=Column(Text, nullable=False))
+    # The HTML part, the template language chosen, extra mail headers (List-Unsubscribe on marketing).
+    html: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    language: str | None = Field(default=None, max_length=16)
+    headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # The subject a consent-area message is about (request messages name the request instead).
+    subject_id: int | None = Field(default=None, foreign_key="subject.id", index=True)
     template_data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     status: str = Field(max_length=16)
     attempts: int = 0

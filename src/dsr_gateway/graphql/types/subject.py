@@ -9,6 +9,7 @@ from dsr_gateway.domain.errors import PermissionDenied
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.observability import note_access
 from dsr_gateway.graphql.types.audit import ConsentReceipt
+from dsr_gateway.graphql.types.comms import GpcConflict, subject_gpc_conflicts
 from dsr_gateway.graphql.types.consent import Consent
 from dsr_gateway.graphql.types.consent_loader import consent_loader
 from dsr_gateway.graphql.types.request import PrivacyRequest, subject_privacy_requests
@@ -36,6 +37,11 @@ class Subject:
     async def consents(self, info: Info) -> list[Consent]:
         note_access(info, "subject.consents", self.external_id)
         return await consent_loader(info).load(self.external_id)
+
+    gpc_conflicts: list[GpcConflict] = strawberry.field(
+        resolver=subject_gpc_conflicts,
+        description="Purposes where a Global Privacy Control signal overrode your explicit opt-in.",
+    )
 
     privacy_requests: list[PrivacyRequest] = strawberry.field(
         resolver=subject_privacy_requests, description="Their privacy requests, newest first."

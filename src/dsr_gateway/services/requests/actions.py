@@ -13,10 +13,12 @@ from dsr_gateway.domain.privacy_requests import PrivacyRequest
 from dsr_gateway.domain.requests import RejectionReason, validate_note
 from dsr_gateway.domain.sla import begin_pause, check_extension, end_pause, is_paused, sla_status
 from dsr_gateway.domain.workflow import Action, RequestEvent, Transition, apply
+from dsr_gateway.services.comms.compose import Composer, language_of
 from dsr_gateway.services.ports import Cipher, Clock, EventBus, UnitOfWork, UnitOfWorkFactory
+from dsr_gateway.services.requests import messages
 from dsr_gateway.services.requests.clock import SlaClock
 from dsr_gateway.services.requests.common import actor_role, not_found, publish_event
-from dsr_gateway.services.requests.messages import completion_notice, extension_notice
+from dsr_gateway.services.requests.status_webhooks import enqueue_status_changed
 
 ASSIGNEE_MAX = 255
 
@@ -55,6 +57,7 @@ class RequestActionService:
         events: EventBus,
         cipher: Cipher,
         sla: SlaClock,
+        composer: Composer,
         fulfilment: FulfilmentHooks | None = None,
     ) -> None:
         self._uow = uow
@@ -62,6 +65,7 @@ class RequestActionService:
         self._events = events
         self._cipher = cipher
         self._sla = sla
+        self._composer = composer
         self._fulfilment = fulfilment
 
     # --- the named actions ---------------------------------------------------------------------------
@@ -92,6 +96,9 @@ class RequestActionService:
             raise ValidationFailed.single("message", "Tell the subject why, in words they can act on.")
 
         async def hook(uow: UnitOfWork, req: PrivacyRequest, t: Transition, now: datetime) -> _Change:
+            email, language = await self._email_of(uow, req), await language_of(uow, req.subject_id)
+            message = messages.rejected(self._composer, req, email, reason, text, language)
+            await uow.outbox.add(message, now)
             return _Change(reason=RejectionReason(reason).value, data={"message": text})
 
         return await self._act(principal, request_id, Action.REJECT, expected_version, hook)
@@ -111,6 +118,10 @@ class RequestActionService:
                 begin_pause(rule, await uow.requests.pauses(req.id), now)
                 await uow.requests.add_pause(req.id, now)
                 change.data["clockPaused"] = True
+            email, language = await self._email_of(uow, req), await language_of(uow, req.subject_id)
+            paused = bool(change.data.get("clockPaused"))
+            message = messages.information_needed(self._composer, req, email, text, paused, language)
+            await uow.outbox.add(message, now)
             return change
 
         return await self._act(principal, request_id, Action.REQUEST_INFORMATION, expected_version, hook)
@@ -143,8 +154,11 @@ class RequestActionService:
                 calendar=self._sla.calendar(req.jurisdiction),
                 pauses=pauses,
             )
-            email = await self._email_of(uow, req)
-            await uow.outbox.add(extension_notice(self._cipher, req, email, deadline.due_at, reason), now)
+            email, language = await self._email_of(uow, req), await language_of(uow, req.subject_id)
+            notice = messages.extension_notice(
+                self._composer, req, email, deadline.due_at, reason.strip(), language
+            )
+            await uow.outbox.add(notice, now)
             return _Change(
                 fields={"due_at": deadline.due_at, "extended": True, "sla_inputs": dict(deadline.inputs)},
                 reason=reason.strip(),
@@ -177,8 +191,19 @@ class RequestActionService:
         return await self._act(principal, request_id, Action.ASSIGN, expected_version, hook)
 
     async def complete(self, principal: Principal, request_id: str, note: str | None = None,
-                       expected_version: int | None = None) -> PrivacyRequest:  # fmt: skip
-        return await self._act(principal, request_id, Action.COMPLETE, expected_version, _noted(note))
+                       expected_version: int | None = None, download_url: str | None = None,
+                       download_expires_at: datetime | None = None) -> PrivacyRequest:  # fmt: skip
+        noted = _noted(note)
+
+        async def hook(uow: UnitOfWork, req: PrivacyRequest, t: Transition, now: datetime) -> _Change:
+            email, language = await self._email_of(uow, req), await language_of(uow, req.subject_id)
+            message = messages.completed(
+                self._composer, req, email, download_url, download_expires_at, language
+            )
+            await uow.outbox.add(message, now)
+            return await noted(uow, req, t, now)
+
+        return await self._act(principal, request_id, Action.COMPLETE, expected_version, hook)
 
     async def fail(self, principal: Principal, request_id: str, reason: str,
                    expected_version: int | None = None) -> PrivacyRequest:  # fmt: skip
@@ -216,9 +241,14 @@ class RequestActionService:
         async def hook(uow: UnitOfWork, req: PrivacyRequest, t: Transition, now: datetime) -> _Change:
             if not await is_finished(uow, req):
                 raise Conflict("The request's fulfilment steps are not all done.")
-            email = await self._email_of(uow, req)
-            message = completion_notice(
-                self._cipher, req, email, link.url if link else None, link.expires_at if link else None
+            email, language = await self._email_of(uow, req), await language_of(uow, req.subject_id)
+            message = messages.completed(
+                self._composer,
+                req,
+                email,
+                link.url if link else None,
+                link.expires_at if link else None,
+                language,
             )
             await uow.outbox.add(message, now)
             return _Change(data=dict(data))
@@ -267,6 +297,7 @@ class RequestActionService:
             )
             saved = await uow.requests.save(updated, version)
             await uow.requests.add_event(event)
+            await enqueue_status_changed(uow, saved, event, request.status, now)
             await uow.commit()
         await publish_event(self._events, saved, event)
         return saved

@@ -24,10 +24,12 @@ from dsr_gateway.domain.requests import RejectionReason, RequestStatus, RequestT
 from dsr_gateway.domain.sla import Jurisdiction, sla_status
 from dsr_gateway.domain.subjects import validate_external_id
 from dsr_gateway.domain.workflow import Action, ActorRole, RequestEvent, apply
+from dsr_gateway.services.comms.compose import Composer, language_of
 from dsr_gateway.services.ports import Cipher, Clock, EventBus, UnitOfWork, UnitOfWorkFactory
 from dsr_gateway.services.requests.clock import SlaClock
 from dsr_gateway.services.requests.common import not_found, publish_event
-from dsr_gateway.services.requests.messages import verification_code_message
+from dsr_gateway.services.requests.messages import request_received, verification_code_message
+from dsr_gateway.services.requests.status_webhooks import enqueue_status_changed
 
 logger = logging.getLogger("dsr_gateway.requests")
 IDEMPOTENCY_KEY_MAX = 200
@@ -56,13 +58,20 @@ class Submitted:
 
 class RequestIntakeService:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, events: EventBus, cipher: Cipher, sla: SlaClock
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        events: EventBus,
+        cipher: Cipher,
+        sla: SlaClock,
+        composer: Composer,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._events = events
         self._cipher = cipher
         self._sla = sla
+        self._composer = composer
 
     async def submit(self, principal: Principal, command: SubmitCommand) -> Submitted:
         now = self._clock()
@@ -205,7 +214,11 @@ class RequestIntakeService:
                 await uow.identities.save_challenge(
                     Challenge.issue(request.id, self._code_hash(request.id, code), now)
                 )
-                await uow.outbox.add(verification_code_message(self._cipher, request, email, code), now)
+                await uow.outbox.add(verification_code_message(self._composer, request, email, code), now)
+            elif email is not None:
+                # The acknowledgement; an anonymous requester gets it once their address is verified.
+                language = await language_of(uow, subject_id)
+                await uow.outbox.add(request_received(self._composer, request, email, language), now)
             await uow.commit()
         logger.info(
             "privacy request %s received: %s under %s by %s%s",
@@ -253,8 +266,10 @@ class RequestIntakeService:
             challenge, outcome = challenge.attempt(matches, now)
             await uow.identities.save_challenge(challenge)
             failure: DomainError | None = None
+            previous = request.status
             if outcome is VerificationOutcome.VERIFIED:
                 request, event = await self._verified(uow, principal, request, transition, now)
+                await self._acknowledge(uow, request, now)
             elif outcome is VerificationOutcome.LOCKED:
                 request, event = await self._locked(uow, request, now)
                 failure = Conflict("Too many wrong codes: the request was closed. Submit a new request.")
@@ -267,6 +282,7 @@ class RequestIntakeService:
                 )
                 await uow.commit()
                 raise raise_after
+            await enqueue_status_changed(uow, request, event, previous, now)
             await uow.commit()
         await publish_event(self._events, request, event)
         if failure is not None:
@@ -346,9 +362,16 @@ class RequestIntakeService:
             challenge = challenge.reissue(self._code_hash(request_id, code), now)
             await uow.identities.save_challenge(challenge)
             email = self._cipher.decrypt(identity.email_encrypted)
-            await uow.outbox.add(verification_code_message(self._cipher, request, email, code), now)
+            await uow.outbox.add(verification_code_message(self._composer, request, email, code), now)
             await uow.commit()
         return challenge.resend_available_at
+
+    async def _acknowledge(self, uow: UnitOfWork, request: PrivacyRequest, now: datetime) -> None:
+        identity = (await uow.identities.many([request.identity_id or -1])).get(request.identity_id or -1)
+        if identity is not None and identity.email_encrypted is not None:
+            email = self._cipher.decrypt(identity.email_encrypted)
+            language = await language_of(uow, request.subject_id)
+            await uow.outbox.add(request_received(self._composer, request, email, language), now)
 
 
 def _new_code() -> str:

@@ -1,87 +1,104 @@
-"""The emails the request workflow sends, composed as outbox rows (never sent from a use case)."""
+"""The emails the request workflow sends, rendered from templates as outbox rows (never sent from a use
+case). Each takes the composer (templates, cipher, settings) and the request; the language is the
+subject's where they told us one (`setContactDetails`), else English."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from dsr_gateway.domain.privacy_requests import (
-    CODE_TTL,
-    MessageKind,
-    OutboxStatus,
-    PrivacyRequest,
-    mask_email,
-)
-from dsr_gateway.services.ports import Cipher, NewMessage
+from dsr_gateway.domain.privacy_requests import CODE_TTL, MessageKind, PrivacyRequest
+from dsr_gateway.domain.requests import RejectionReason
+from dsr_gateway.services.comms.compose import Composer
+from dsr_gateway.services.ports import NewMessage
 
 
-def verification_code_message(cipher: Cipher, request: PrivacyRequest, email: str, code: str) -> NewMessage:
+def _type(request: PrivacyRequest) -> str:
+    return request.type.value.lower().replace("_", " ")
+
+
+def verification_code_message(
+    composer: Composer, request: PrivacyRequest, email: str, code: str, language: str | None = None
+) -> NewMessage:
     minutes = int(CODE_TTL.total_seconds() // 60)
-    body = (
-        f"Your verification code is {code}\n\n"
-        f"Enter it to confirm your {request.type.value.lower().replace('_', ' ')} request "
-        f"(reference {request.id}). The code expires in {minutes} minutes.\n"
-        "If you did not make this request, ignore this message."
+    context = {"request_type": _type(request), "code": code, "expires_in_minutes": minutes}
+    return composer.compose(
+        MessageKind.VERIFICATION_CODE, context, email=email, language=language, request_id=request.id
     )
-    return NewMessage(
-        kind=MessageKind.VERIFICATION_CODE.value,
-        request_id=request.id,
-        recipient_encrypted=cipher.encrypt(email),
-        recipient_hint=mask_email(email),
-        subject_line=f"Your verification code: {code}",
-        body=body,
-        template_data={"requestId": request.id, "expiresInMinutes": minutes},
-        status=OutboxStatus.PENDING,
+
+
+def request_received(
+    composer: Composer, request: PrivacyRequest, email: str | None, language: str | None = None
+) -> NewMessage:
+    context = {
+        "request_reference": request.id,
+        "request_type": _type(request),
+        "received_on": request.received_at,
+        "due_on": request.due_at,
+        "status_url": None,
+    }
+    return composer.compose(
+        MessageKind.REQUEST_RECEIVED, context, email=email, language=language, request_id=request.id
+    )
+
+
+def information_needed(
+    composer: Composer, request: PrivacyRequest, email: str | None, question: str, clock_paused: bool,
+    language: str | None = None,
+) -> NewMessage:  # fmt: skip
+    context = {
+        "request_reference": request.id,
+        "information_needed": question,
+        "respond_url": None,
+        "clock_paused": clock_paused,
+    }
+    return composer.compose(
+        MessageKind.INFORMATION_NEEDED, context, email=email, language=language, request_id=request.id
     )
 
 
 def extension_notice(
-    cipher: Cipher, request: PrivacyRequest, email: str | None, new_due: datetime, reason: str
-) -> NewMessage:
-    body = (
-        f"We need more time to answer your {request.type.value.lower().replace('_', ' ')} request "
-        f"(reference {request.id}).\n\nReason: {reason}\n\n"
-        f"We will answer by {new_due:%d %B %Y}. You may complain to your data protection authority."
-    )
-    return NewMessage(
-        kind=MessageKind.EXTENSION_NOTICE.value,
-        request_id=request.id,
-        recipient_encrypted=cipher.encrypt(email) if email else None,
-        recipient_hint=mask_email(email) if email else None,
-        subject_line="We need more time to answer your request",
-        body=body,
-        template_data={"requestId": request.id, "dueAt": new_due.isoformat(), "reason": reason},
-        status=OutboxStatus.PENDING if email else OutboxStatus.NO_ADDRESS,
+    composer: Composer, request: PrivacyRequest, email: str | None, new_due: datetime, reason: str,
+    language: str | None = None,
+) -> NewMessage:  # fmt: skip
+    context = {
+        "request_reference": request.id,
+        "reason": reason,
+        "original_due_on": request.due_at,
+        "new_due_on": new_due,
+    }
+    return composer.compose(
+        MessageKind.EXTENSION_NOTICE, context, email=email, language=language, request_id=request.id
     )
 
 
-def completion_notice(
-    cipher: Cipher,
-    request: PrivacyRequest,
-    email: str | None,
-    download_url: str | None = None,
-    link_expires_at: datetime | None = None,
-) -> NewMessage:
-    """The subject is told the request is done; an access or portability answer carries its link."""
-    kind = request.type.value.lower().replace("_", " ")
-    body = f"Your {kind} request (reference {request.id}) is complete.\n"
-    data: dict[str, object] = {"requestId": request.id, "type": request.type.value}
-    if download_url:
-        until = f" until {link_expires_at:%d %B %Y}" if link_expires_at else ""
-        body += f"\nDownload your data{until}:\n{download_url}\n"
-        data["downloadUrl"] = download_url
-        if link_expires_at:
-            data["linkExpiresAt"] = link_expires_at.isoformat()
-    body += (
-        "\nIf something is missing or wrong, reply to this message. "
-        "You may complain to your data protection authority."
+def completed(
+    composer: Composer, request: PrivacyRequest, email: str | None, download_url: str | None = None,
+    download_expires_on: datetime | None = None, language: str | None = None,
+) -> NewMessage:  # fmt: skip
+    context = {
+        "request_reference": request.id,
+        "request_type": _type(request),
+        "download_url": download_url,
+        "download_expires_on": download_expires_on,
+    }
+    return composer.compose(
+        MessageKind.COMPLETED, context, email=email, language=language, request_id=request.id
     )
-    return NewMessage(
-        kind=MessageKind.REQUEST_COMPLETED.value,
-        request_id=request.id,
-        recipient_encrypted=cipher.encrypt(email) if email else None,
-        recipient_hint=mask_email(email) if email else None,
-        subject_line="Your privacy request is complete",
-        body=body,
-        template_data=data,
-        status=OutboxStatus.PENDING if email else OutboxStatus.NO_ADDRESS,
+
+
+def rejected(
+    composer: Composer, request: PrivacyRequest, email: str | None, reason: RejectionReason, message: str,
+    language: str | None = None,
+) -> NewMessage:  # fmt: skip
+    config = composer.config
+    context = {
+        "request_reference": request.id,
+        "reason": message,
+        "supervisory_authority_name": config.supervisory_authority_name,
+        "supervisory_authority_url": config.supervisory_authority_url,
+    }
+    new = composer.compose(
+        MessageKind.REJECTED, context, email=email, language=language, request_id=request.id
     )
+    new.template_data["reasonCode"] = RejectionReason(reason).value
+    return new

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from dsr_gateway.domain.sla import SlaStatus
+from dsr_gateway.domain.webhooks import WebhookEventType
 from dsr_gateway.services.ports import Clock, EventBus, UnitOfWorkFactory
 from dsr_gateway.services.requests.clock import SlaClock
 from dsr_gateway.services.requests.common import REQUEST_CHANNEL, SLA_ALERT_CHANNEL, event_payload
@@ -51,17 +52,18 @@ class SlaSweepService:
                 if view.sla_status in ALERTING and await uow.requests.add_alert(
                     request.id, view.sla_status.value, request.due_at, now
                 ):
-                    alerts.append(
-                        {
-                            "requestId": request.id,
-                            "kind": view.sla_status.value,
-                            "dueAt": request.due_at.isoformat(),
-                            "raisedAt": now.isoformat(),
-                            "jurisdiction": request.jurisdiction.value,
-                            "assignee": request.assignee,
-                            "subjectExternalId": request.subject_external_id,
-                        }
-                    )
+                    alert: dict[str, object] = {
+                        "requestId": request.id,
+                        "kind": view.sla_status.value,
+                        "dueAt": request.due_at.isoformat(),
+                        "raisedAt": now.isoformat(),
+                        "jurisdiction": request.jurisdiction.value,
+                        "assignee": request.assignee,
+                        "subjectExternalId": request.subject_external_id,
+                    }
+                    alerts.append(alert)
+                    # The `sla.alert` webhook, in this transaction: it exists exactly when the alert does.
+                    await uow.webhooks.enqueue(WebhookEventType.SLA_ALERT, dict(alert), now)
             await uow.commit()
         for payload in updates:
             await self._events.publish(REQUEST_CHANNEL, payload)

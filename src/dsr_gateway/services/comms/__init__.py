@@ -1,0 +1,1 @@
+"""Communication with subjects: messages through templates, reviews, notice changes, breach notices."""
