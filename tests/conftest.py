@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,6 +11,17 @@ import pytest
 from tests.support import databases
 
 pytest_plugins = ["tests.support.app", "tests.support.accountability_factories"]
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logging() -> Iterator[None]:
+    """CLI tests install the JSON log handler on the captured stderr; put the root logger back after
+    each test so that later threads (aiosmtpd, uvicorn) never write to a closed capture."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
