@@ -64,14 +64,15 @@ async def rows(engine: AsyncEngine, table: Any) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in await connection.execute(select(table).order_by(table.c.id))]
 
 
+@pytest.mark.parametrize("request_type", ["ACCESS", "PORTABILITY"])
 async def test_access_packages_exactly_the_subjects_rows_and_the_link_downloads(
-    settings: Any, shop: AsyncEngine
+    settings: Any, shop: AsyncEngine, request_type: str
 ) -> None:
     crm = Crm()
     async with gateway(settings, forward_to(crm.app())) as gw:
         gql = gw.gql
         other = await submit_for_jane(gql, "ACCESS", {})  # a second request of hers: in her records
-        request = await submit_for_jane(gql, "ACCESS", {})
+        request = await submit_for_jane(gql, request_type, {})
         await approve(gql, request["id"])
         await gw.run_worker()
         found = await status_of(gql, request["id"])
