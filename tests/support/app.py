@@ -15,6 +15,8 @@ from dsr_gateway.app import create_app
 from dsr_gateway.http.auth import mint_token
 from dsr_gateway.settings import Settings
 
+# Tokens are often made when tests are collected: a day of validity outlasts any run.
+TOKEN_LIFETIME = 86_400
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 # Base64 of a raw 32-byte Ed25519 private key (test only).
 TEST_SIGNING_KEY = "dGVzdC1zaWduaW5nLWtleS0zMi1ieXRlcy1sb25nISE="
@@ -36,19 +38,19 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 def subject_token(external_id: str = "customer-1") -> str:
-    return mint_token(TEST_JWT_SECRET, external_id)
+    return mint_token(TEST_JWT_SECRET, external_id, lifetime_seconds=TOKEN_LIFETIME)
 
 
 def agent_token(agent_id: str = "agent-1") -> str:
-    return mint_token(TEST_JWT_SECRET, agent_id, roles=["agent"])
+    return mint_token(TEST_JWT_SECRET, agent_id, roles=["agent"], lifetime_seconds=TOKEN_LIFETIME)
 
 
 def admin_token(admin_id: str = "admin-1") -> str:
-    return mint_token(TEST_JWT_SECRET, admin_id, roles=["admin"])
+    return mint_token(TEST_JWT_SECRET, admin_id, roles=["admin"], lifetime_seconds=TOKEN_LIFETIME)
 
 
 def client_token(scope: str, client_id: str = "client-1") -> str:
-    return mint_token(TEST_JWT_SECRET, client_id, scope=scope)
+    return mint_token(TEST_JWT_SECRET, client_id, scope=scope, lifetime_seconds=TOKEN_LIFETIME)
 
 
 @dataclass

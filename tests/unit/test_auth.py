@@ -32,7 +32,8 @@ JWKS_URL = "https://idp.example/.well-known/jwks.json"
 
 
 def hs256(claims: dict[str, Any], secret: str = SECRET, **headers: Any) -> str:
-    base = {"sub": "customer-1", "exp": int(time.time()) + 300}
+    # Tokens are made when the tests are collected; a day of validity outlasts any test run.
+    base = {"sub": "customer-1", "exp": int(time.time()) + 86_400}
     base.update(claims)
     return jwt.encode({k: v for k, v in base.items() if v is not None}, secret, "HS256", headers=headers)
 
