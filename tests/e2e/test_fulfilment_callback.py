@@ -60,8 +60,15 @@ class CallbackCrm:
             response = await forward(request)
             if not request.url.path.endswith("/erasure") or response.status_code != 200:
                 return response
-            self.erasures.append(json.loads(request.content))
-            self.answers.append(await response.aread())
+            call = json.loads(request.content)
+            self.erasures.append(call)
+            # The answer it will post later names the call it answers (the callback contract).
+            answer = {
+                **json.loads(await response.aread()),
+                "request_id": call["request_id"],
+                "step": call["step"],
+            }
+            self.answers.append(json.dumps(answer).encode())
             return httpx.Response(202)
 
         return handle
@@ -198,7 +205,14 @@ async def test_a_callback_for_an_unknown_step_is_not_found(settings: Any, case: 
     async with gateway(settings, downstream.handler()) as gw:
         request_id, _path = await waiting_erasure(gw, downstream)
         before = await status_of(gw, request_id)
-        missing = await post_callback(gw, make_path(request_id), downstream.answers[0])
+        path = make_path(request_id)
+        # A well-formed answer for the step the path names, which does not exist (or takes no callback).
+        named = {
+            **json.loads(downstream.answers[0]),
+            "request_id": path.split("/")[-2],
+            "step": path.split("/")[-1],
+        }
+        missing = await post_callback(gw, path, json.dumps(named).encode())
         assert missing.status_code == 404, case
         assert missing.json()["error"] == "not_found"
         assert await status_of(gw, request_id) == before
@@ -221,8 +235,35 @@ async def test_a_signed_answer_that_breaks_the_contract_is_unprocessable(setting
     async with gateway(settings, downstream.handler()) as gw:
         request_id, path = await waiting_erasure(gw, downstream)
         before = await status_of(gw, request_id)
-        body = json.dumps({"results": [{"table": "tickets", "action": "shred"}]}).encode()
+        body = json.dumps(
+            {
+                "results": [{"table": "tickets", "action": "shred"}],
+                "request_id": request_id,
+                "step": "erase.crm",
+            }
+        ).encode()
         refused = await post_callback(gw, path, body)
         assert refused.status_code == 422, refused.text
         assert "shred" in refused.json()["message"]
         assert await status_of(gw, request_id) == before
+
+
+async def test_an_answer_for_one_request_cannot_complete_another(settings: Any) -> None:
+    """The signature covers the body; the body names its request and step, so a replay elsewhere fails."""
+    downstream = CallbackCrm()
+    async with gateway(settings, downstream.handler()) as gw:
+        first = await submit_for_jane(gw.gql, "ERASURE", {"all": True})
+        second = await submit_for_jane(gw.gql, "ERASURE", {"all": True})
+        for request in (first, second):
+            await approve(gw.gql, request["id"])
+        await gw.run_worker()
+        answers = {json.loads(a)["request_id"]: a for a in downstream.answers}
+        assert set(answers) == {first["id"], second["id"]}
+        before = await status_of(gw, second["id"])
+        replayed = await post_callback(
+            gw, f"/callbacks/fulfilment/{second['id']}/erase.crm", answers[first["id"]]
+        )
+        assert replayed.status_code == 403
+        assert "request_id and step" in replayed.json()["message"]
+        assert await status_of(gw, second["id"]) == before
+        assert crm_step(before)["status"] == "WAITING"

@@ -1,7 +1,8 @@
 """POST /callbacks/fulfilment/{request_id}/{step}: an HTTP system in `callback` mode posts its answer.
 
-The body is the answer the endpoint would have given synchronously, signed the same way with the shared
-secret (X-DSR-Timestamp, X-DSR-Signature). Idempotent: a repeated callback answers 200 and changes nothing.
+The body is the answer the endpoint would have given synchronously, plus the `request_id` and `step` of
+the call it answers, signed the same way with the shared secret (X-DSR-Timestamp,
+X-DSR-Signature). Idempotent: a repeated callback answers 200 and changes nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ async def fulfilment_callback(request: Request) -> Response:
     if not isinstance(answer, dict):
         return JSONResponse(
             {"error": "bad_request", "message": "The body must be a JSON object."}, status_code=400
+        )
+    # The signature covers the body only, so the body must name the step it answers: otherwise a
+    # captured answer could be replayed to another request's waiting step.
+    if answer.get("request_id") != request_id or answer.get("step") != step_key:
+        return JSONResponse(
+            {
+                "error": "forbidden",
+                "message": "The signed body must carry the request_id and step of the call it answers.",
+            },
+            status_code=403,
         )
     try:
         changed = await runner.complete_callback(request_id, step_key, _decoder(connector, parsed[0], answer))
