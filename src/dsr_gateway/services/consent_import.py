@@ -17,6 +17,7 @@ from dsr_gateway.domain.errors import DomainError
 from dsr_gateway.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 CHUNK_ROWS = 5000
+ANALYZE_AFTER_ROWS = 10_000
 Progress = Callable[[int, int], None]  # rows read, rows imported
 
 
@@ -81,6 +82,11 @@ class ConsentImportService:
                     progress(report.rows, report.imported)
             report.subjects = len(subjects)
             if not dry_run:
+                await uow.commit()
+        if not dry_run and report.imported >= ANALYZE_AFTER_ROWS:
+            # Plans for the consent check are poor until the statistics know the imported rows.
+            async with self._uow() as uow:
+                await uow.consents.analyze()
                 await uow.commit()
         return report
 

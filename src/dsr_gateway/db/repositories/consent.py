@@ -10,11 +10,12 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, literal_column, select
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, literal, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
 from dsr_gateway.db.repositories.consent_rows import (
     event_from_row,
@@ -27,6 +28,7 @@ from dsr_gateway.db.repositories.consent_rows import (
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PurposeRow
 from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
 from dsr_gateway.db.tables.subjects import SubjectRow
+from dsr_gateway.domain.audit_chain import ChainHead
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.purposes import Purpose
 
@@ -46,6 +48,12 @@ class SqlConsentLedger:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+        # Chain heads read with a locked subject's states, used by the next `append` of that subject.
+        self._heads: dict[int, ChainHead | None] = {}
+        self._temp_ready = False  # the bulk projection's temporary table exists in this transaction
+
+    def _bulk(self, rows: int) -> bool:
+        return self._postgres and rows >= consent_bulk.BULK_MIN_ROWS
 
     async def _run(self, statement: Any, params: Any = None) -> Any:
         # Core on the session's connection: the same transaction, without the ORM's per-statement work.
@@ -67,6 +75,8 @@ class SqlConsentLedger:
 
     async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]:
         """Ids of these subjects, creating the missing ones (idempotent under concurrency)."""
+        if self._bulk(len(external_ids)):
+            return await consent_bulk.ensure_subjects(await self._session.connection(), external_ids, now)
         insert = pg_insert if self._postgres else sqlite_insert
         ids: dict[str, int] = {}
         unique = list(dict.fromkeys(external_ids))
@@ -120,6 +130,11 @@ class SqlConsentLedger:
     async def states(
         self, subject_ids: Collection[int], purposes: Collection[str] | None = None
     ) -> dict[int, list[ConsentRecord]]:
+        if len(subject_ids) == 1 and purposes is None:
+            (subject_id,) = subject_ids
+            return {subject_id: await self._states_and_head(subject_id)}
+        if self._bulk(len(subject_ids)):
+            return await consent_bulk.states(await self._session.connection(), subject_ids, purposes)
         result: dict[int, list[ConsentRecord]] = {s: [] for s in subject_ids}
         ids = list(subject_ids)
         for start in range(0, len(ids), CHUNK):
@@ -130,8 +145,39 @@ class SqlConsentLedger:
                 result[row.subject_id].append(record_from_row(row._mapping))
         return result
 
+    async def _states_and_head(self, subject_id: int) -> list[ConsentRecord]:
+        """One subject's records and, in the same statement, its chain head (kept for `append`).
+
+        Callers read this after locking the subject (`lock_subject`), so the head cannot move before the
+        events are appended; the lock itself stays a statement of its own (see docs/consent.md).
+        """
+        head = (
+            select(EVENTS.c.sequence, EVENTS.c.hash)
+            .where(EVENTS.c.subject_id == subject_id)
+            .order_by(EVENTS.c.sequence.desc())
+            .limit(1)
+        )
+        one = select(literal(subject_id, Integer).label("sid")).subquery("one")
+        query = select(
+            head.with_only_columns(EVENTS.c.sequence).scalar_subquery().label("head_sequence"),
+            head.with_only_columns(EVENTS.c.hash).scalar_subquery().label("head_hash"),
+            *STATES.c,
+        ).select_from(one.outerjoin(STATES, STATES.c.subject_id == one.c.sid))
+        records: list[ConsentRecord] = []
+        rows = (await self._run(query)).all()
+        first = rows[0]._mapping
+        sequence, digest = first["head_sequence"], first["head_hash"]
+        self._heads[subject_id] = ChainHead(sequence, digest) if sequence is not None else None
+        for row in rows:
+            mapping = row._mapping
+            if mapping["purpose_key"] is not None:
+                records.append(record_from_row(mapping))
+        return records
+
     async def append(self, events: Sequence[tuple[int, NewConsentEvent]]) -> list[ConsentEvent]:
         """Insert events (multi-row statements), in order; return them with their ids."""
+        if self._bulk(len(events)):
+            return await consent_bulk.append(await self._session.connection(), events)
         saved: list[ConsentEvent] = []
         statement = EVENTS.insert().returning(EVENTS.c.id, sort_by_parameter_order=True)
         if self._postgres:
@@ -139,7 +185,8 @@ class SqlConsentLedger:
         for start in range(0, len(events), CHUNK):
             chunk = events[start : start + CHUNK]
             # Each row sealed into its subject's hash chain before the INSERT (docs/audit.md).
-            values = await CONSENT_SEALER.seal_all(self._run, [event_values(s, e) for s, e in chunk])
+            known = {s: self._heads.pop(s) for s, _ in chunk if s in self._heads}
+            values = await CONSENT_SEALER.seal_all(self._run, [event_values(s, e) for s, e in chunk], known)
             rows = await self._run(statement, values)
             saved.extend(recorded(i, s, e) for i, (s, e) in zip(rows.scalars(), chunk, strict=True))
         return saved
@@ -148,6 +195,10 @@ class SqlConsentLedger:
         """Upsert projection rows (insert, or replace the row of the same scope)."""
         values = [state_values(s, r) for s, r in records]
         if not values:
+            return
+        if self._bulk(len(values)):
+            await consent_bulk.save_states(await self._session.connection(), values, self._temp_ready)
+            self._temp_ready = True
             return
         insert = pg_insert if self._postgres else sqlite_insert
         base = insert(STATES)
@@ -167,3 +218,8 @@ class SqlConsentLedger:
             select(EVENTS).where(EVENTS.c.subject_id.in_(list(subject_ids))).order_by(EVENTS.c.id)
         )
         return [event_from_row(r._mapping) for r in rows]
+
+    async def analyze(self) -> None:
+        """Refresh the planner's statistics of the ledger tables (after a bulk import)."""
+        for table in ("subject", "consent_event", "consent_state"):
+            await self._run(text(f"ANALYZE {table}"))
