@@ -18,6 +18,7 @@ Accepted Python values: None, bool, int, float, str, lists/tuples and dicts with
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 
@@ -30,9 +31,37 @@ class NotCanonicalisable(ValueError):
 
 def canonical_json(value: object) -> str:
     """The RFC 8785 text of `value`; encode it as UTF-8 before hashing or signing."""
+    if _flat_ascii(value):
+        # The common case (a chained event's document): `json.dumps` gives the same text, much faster.
+        return _FLAT.encode(value)
     parts: list[str] = []
     _write(value, parts)
     return "".join(parts)
+
+
+# For a flat object with ASCII names and only null, booleans, safe integers and ASCII strings, RFC 8785
+# and `json.dumps(sort_keys=True, ensure_ascii=False)` agree: ASCII names sort the same by code point and by
+# UTF-16 code unit, and json escapes exactly `"`, `\\` and U+0000..U+001F, with the same short forms and
+# lower-case `\u00xx`. Anything else (floats, nesting, non-ASCII text) takes the general path.
+_FLAT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _flat_ascii(value: object) -> bool:
+    if type(value) is not dict:
+        return False
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii():
+            return False
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                return False
+        elif kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                return False
+        elif item is not None and kind is not bool:
+            return False
+    return True
 
 
 def canonical_bytes(value: object) -> bytes:
