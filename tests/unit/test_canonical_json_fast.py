@@ -27,6 +27,7 @@ ASCII = "".join(chr(c) for c in range(128))
         {"text": ASCII, "quote": '"', "back": "\\", "ctl": "\x00\x01\x1f\x7f\b\t\n\f\r"},
         {"big": 2**53, "small": -(2**53), "Z": "upper before lower", "_": 0},
         {"hash": "0" * 64, "occurred_at": "2025-03-01T10:00:00.000000Z", "notice_version": 3},
+        {"b": {"z": [1, "x", None, {"y": True, "a": []}]}, "a": [], "c": ("t", 2)},
     ],
 )
 def test_fast_path_matches_the_general_writer(value: dict[str, object]) -> None:
@@ -59,8 +60,8 @@ def test_random_flat_documents_match() -> None:
         {"n": 2**53 + 1},
         {"é": 1},
         {"s": "é"},
-        {"nested": {"a": 1}},
-        {"list": [1]},
+        {"nested": {"a": 1.5}},
+        {"list": [1, "é"]},
         {1: "x"},
         ["a"],
     ],
