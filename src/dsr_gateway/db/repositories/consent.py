@@ -210,6 +210,8 @@ class SqlConsentLedger:
     async def append(self, events: Sequence[tuple[int, NewConsentEvent]]) -> list[ConsentEvent]:
         """Insert events (multi-row statements), in order; return them with their ids."""
         if self._bulk(len(events)):
+            for subject_id, _ in events:  # the bulk path reads every head itself
+                self._heads.pop(subject_id, None)
             return await consent_bulk.append(await self._session.connection(), events)
         saved: list[ConsentEvent] = []
         statement = INSERT_EVENTS_PG if self._postgres else INSERT_EVENTS
