@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
+from functools import lru_cache
 from uuid import UUID
 
 from dsr_gateway.domain.canonical_json import canonical_bytes
@@ -67,7 +68,7 @@ def normalise(value: object) -> object:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime in a chained event; store aware UTC datetimes")
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return _utc_text(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, UUID):
@@ -77,6 +78,12 @@ def normalise(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [normalise(v) for v in value]
     raise ValueError(f"{type(value).__name__} cannot be hashed in a chained event; store JSON-like values")
+
+
+@lru_cache(maxsize=4096)
+def _utc_text(value: datetime) -> str:
+    # Imports and batches repeat their times: formatting one costs more than hashing a row's text.
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def hashed_document(

@@ -18,6 +18,7 @@ Accepted Python values: None, bool, int, float, str, lists/tuples and dicts with
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 
@@ -30,9 +31,45 @@ class NotCanonicalisable(ValueError):
 
 def canonical_json(value: object) -> str:
     """The RFC 8785 text of `value`; encode it as UTF-8 before hashing or signing."""
+    if _flat_ascii(value):
+        # The common case (a chained event's document): `json.dumps` gives the same text, much faster.
+        return _FLAT.encode(value)
     parts: list[str] = []
     _write(value, parts)
     return "".join(parts)
+
+
+# For an object (nested objects and arrays too) with ASCII names and only null, booleans, safe integers
+# and ASCII strings, RFC 8785 and `json.dumps(sort_keys=True, ensure_ascii=False)` agree: ASCII names sort
+# the same by code point and by UTF-16 code unit, and json escapes exactly `"`, `\\` and U+0000..U+001F,
+# with the same short forms and lower-case `\u00xx`. Anything else (floats, non-ASCII text) takes the
+# general path.
+_FLAT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _flat_ascii(value: object, depth: int = 0) -> bool:
+    """True for objects (nested objects and arrays too) holding only ASCII names and text, safe
+    integers, booleans and null: the values whose RFC 8785 text `json.dumps` writes identically."""
+    if type(value) is not dict or depth > 32:
+        return False
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii() or not _plain(item, depth):
+            return False
+    return True
+
+
+def _plain(item: object, depth: int) -> bool:
+    if item is None or item is True or item is False:
+        return True
+    if isinstance(item, str):
+        return type(item) is str and item.isascii()
+    if isinstance(item, int):
+        return type(item) is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER
+    if type(item) is dict:
+        return _flat_ascii(item, depth + 1)
+    if type(item) is list or type(item) is tuple:
+        return depth < 32 and all(_plain(v, depth + 1) for v in item)
+    return False
 
 
 def canonical_bytes(value: object) -> bytes:

@@ -231,6 +231,13 @@ def covering_record(
     A purpose-wide withdrawal also withdraws every more specific grant (the service records those
     events), so "withdraw everything" is never undone by an older specific "yes".
     """
+    if topic == ANY and channel == ANY:
+        # The purpose-wide question (the batch check's usual one): only the purpose-wide record counts.
+        found = None
+        for r in records:
+            if r.scope.topic == ANY and r.scope.channel == ANY:
+                found = r
+        return found
     by_scope = {(r.scope.topic, r.scope.channel): r for r in records}
     exact = by_scope.get((topic, channel))
     if exact is not None:

@@ -135,3 +135,93 @@ def _notice_version(
     if granting and purpose.mechanism is ConsentMechanism.OPT_IN and purpose.key not in stated:
         raise RowRejected(f"notice version {version} does not state {purpose.key!r}")
     return version
+
+
+class RowParser:
+    """`parse_row` for a whole file: the same checks and messages, with what repeats across rows (a
+    purpose/topic/channel's validity, a notice version's check, an occurred_at text) worked out once."""
+
+    def __init__(
+        self,
+        purposes: Mapping[str, Purpose],
+        notice_purposes: Callable[[int], Collection[str] | None],
+        now: datetime,
+    ) -> None:
+        self._purposes = purposes
+        self._notices = notice_purposes
+        self._now = now
+        self._scopes: dict[tuple[str, str, str], Scope | str] = {}
+        self._versions: dict[tuple[str, str, str], int | str | None] = {}
+        self._instants: dict[str, datetime] = {}
+        self._origins: dict[str | None, Origin] = {}
+
+    def __call__(self, line: int, row: Mapping[str, str | None]) -> ImportRow:
+        if None in row:
+            raise RowRejected("the row has more cells than the header has columns")
+        get = row.get
+        external_id = (get("subject_id") or "").strip()
+        if not external_id or len(external_id) > EXTERNAL_ID_MAX:
+            raise RowRejected(f"subject_id must be 1-{EXTERNAL_ID_MAX} characters")
+        key = (get("purpose") or "").strip()
+        topic, channel = (get("topic") or "").strip(), (get("channel") or "").strip().upper()
+        scope = self._scopes.get((key, topic, channel))
+        if scope is None:
+            scope = self._scopes[(key, topic, channel)] = self._scope(key, topic, channel)
+        purpose = self._purposes.get(key)
+        if purpose is None:
+            raise RowRejected(f"no purpose {key!r}")
+        text = (get("action") or "").strip()
+        try:
+            action = ConsentAction(text.upper())
+        except ValueError:
+            raise RowRejected(
+                f"action {text!r} is not one of {', '.join(a.value for a in ConsentAction)}"
+            ) from None
+        when = (get("occurred_at") or "").strip()
+        occurred_at = self._instants.get(when)
+        if occurred_at is None:
+            occurred_at = _instant(when, self._now)
+            if len(self._instants) < 10_000:
+                self._instants[when] = occurred_at
+        if isinstance(scope, str):  # checked in parse_row's order: after the action and the time
+            raise RowRejected(scope)
+        version_text = (get("notice_version") or "").strip()
+        version_key = (version_text, key, action.value)
+        version = self._versions.get(version_key, "")
+        if version == "":
+            try:
+                version = _notice_version(version_text, purpose, action, self._notices)
+            except RowRejected as exc:
+                version = str(exc)
+            self._versions[version_key] = version
+        if isinstance(version, str):
+            raise RowRejected(version)
+        source = (get("source") or "").strip() or None
+        origin = self._origins.get(source)
+        if origin is None:
+            if source is not None and len(source) > 200:
+                raise RowRejected("source must be at most 200 characters")
+            origin = Origin(app_id=source)
+            if len(self._origins) < 1000:
+                self._origins[source] = origin
+        event = NewConsentEvent(
+            scope=scope,
+            action=action,
+            method=ConsentMethod.IMPORT,
+            notice_version=version,
+            origin=origin,
+            actor=IMPORT_ACTOR,
+            occurred_at=occurred_at,
+            recorded_at=self._now,
+        )
+        return ImportRow(line, external_id, event)
+
+    def _scope(self, key: str, topic: str, channel: str) -> Scope | str:
+        """The scope, or the reason it is refused (remembered like a valid one)."""
+        purpose = self._purposes.get(key)
+        if purpose is None:
+            return f"no purpose {key!r}"
+        problems = scope_problems("", purpose, topic or ANY, channel or ANY)
+        if problems:
+            return "; ".join(f"{p.field}: {p.message}" for p in problems)
+        return Scope(purpose.key, topic, channel)

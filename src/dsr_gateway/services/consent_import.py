@@ -12,11 +12,12 @@ from datetime import datetime
 from itertools import islice
 
 from dsr_gateway.domain.consent import ConsentRecord, Scope, apply
-from dsr_gateway.domain.consent_import import ImportRow, RowRejected, parse_row
+from dsr_gateway.domain.consent_import import ImportRow, RowParser, RowRejected
 from dsr_gateway.domain.errors import DomainError
 from dsr_gateway.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 CHUNK_ROWS = 5000
+ANALYZE_AFTER_ROWS = 10_000
 Progress = Callable[[int, int], None]  # rows read, rows imported
 
 
@@ -62,13 +63,14 @@ class ConsentImportService:
             notices: dict[int, Collection[str] | None] = {}
             for version in await _notice_versions(uow):
                 notices[version] = await uow.consents.notice_purposes(version)
+            parse = RowParser(purposes, notices.get, now)
             iterator = iter(rows)
             for batch in _batches(iterator, chunk_rows):
                 valid: list[ImportRow] = []
                 for line, row in batch:
                     report.rows += 1
                     try:
-                        valid.append(parse_row(line, row, purposes, lambda v: notices.get(v), now))
+                        valid.append(parse(line, row))
                     except RowRejected as exc:
                         report.rejected.append(Rejection(line, str(exc)))
                         if strict:
@@ -81,6 +83,11 @@ class ConsentImportService:
                     progress(report.rows, report.imported)
             report.subjects = len(subjects)
             if not dry_run:
+                await uow.commit()
+        if not dry_run and report.imported >= ANALYZE_AFTER_ROWS:
+            # Plans for the consent check are poor until the statistics know the imported rows.
+            async with self._uow() as uow:
+                await uow.consents.analyze()
                 await uow.commit()
         return report
 

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.repositories.process_caches import caches_for, remember_notice
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PrivacyNoticeRow, PurposeRow
 from dsr_gateway.domain.errors import StaleVersion
 from dsr_gateway.domain.notices import DataCategory, NoticePurpose, PrivacyNotice, Translation
@@ -102,6 +103,7 @@ class SqlPurposeRepository:
 class SqlNoticeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._caches = caches_for(session.bind)
 
     async def latest_version(self) -> int | None:
         rows = await self._session.exec(
@@ -114,6 +116,14 @@ class SqlNoticeRepository:
             version = await self.latest_version()
             if version is None:
                 return None
+        elif self._caches is not None and version in self._caches.notices:
+            return self._caches.notices[version]  # published versions never change (process_caches.py)
+        notice = await self._load(version)
+        if notice is not None:
+            remember_notice(self._caches, notice)
+        return notice
+
+    async def _load(self, version: int) -> PrivacyNotice | None:
         row = await self._session.get(PrivacyNoticeRow, version)
         if row is None:
             return None

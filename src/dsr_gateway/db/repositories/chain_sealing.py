@@ -9,7 +9,7 @@ request's version guard for request events); the unique (chain, sequence) index 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table, func, select
@@ -72,9 +72,23 @@ class ChainSealer:
                 document[column.name] = None
         return document
 
-    async def seal_all(self, run: Run, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The rows with sequence, prev_hash and hash, in order; each chain continues from its head."""
-        heads = await self.heads(run, [row[self._chain.name] for row in rows])
+    async def seal_all(
+        self,
+        run: Run,
+        rows: Sequence[dict[str, Any]],
+        known: Mapping[Any, ChainHead | None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows with sequence, prev_hash and hash, in order; each chain continues from its head.
+
+        `known` gives heads the caller already read under the chain's lock (None: an empty chain); only
+        the other chains' heads are read.
+        """
+        chains = [row[self._chain.name] for row in rows]
+        known = known or {}
+        heads = {c: h for c, h in known.items() if h is not None}
+        missing = [c for c in chains if c not in known]
+        if missing:
+            heads.update(await self.heads(run, missing))
         sealed: list[dict[str, Any]] = []
         for row in rows:
             chain = row[self._chain.name]

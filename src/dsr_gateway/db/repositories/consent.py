@@ -10,11 +10,12 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, literal_column, select
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
 from dsr_gateway.db.repositories.consent_rows import (
     event_from_row,
@@ -27,6 +28,7 @@ from dsr_gateway.db.repositories.consent_rows import (
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PurposeRow
 from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
 from dsr_gateway.db.tables.subjects import SubjectRow
+from dsr_gateway.domain.audit_chain import ChainHead
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.purposes import Purpose
 
@@ -42,10 +44,70 @@ CHUNK = 1000
 PG_TX_ORDER: Any = literal_column("(pg_current_xact_id()::text::bigint)")
 
 
+# The write path's statements, built once (building a select or an upsert costs more than running it).
+PURPOSES_AND_NOTICE = (
+    select(*PURPOSE_COLUMNS, NOTICE_PURPOSES.c.purpose_key.isnot(None).label("stated"))
+    .select_from(
+        PURPOSES.outerjoin(
+            NOTICE_PURPOSES,
+            and_(
+                NOTICE_PURPOSES.c.purpose_key == PURPOSES.c.key,
+                NOTICE_PURPOSES.c.notice_version == bindparam("version"),
+            ),
+        )
+    )
+    .order_by(PURPOSES.c.key)
+)  # no version asked (NULL): nothing stated
+
+
+def _states_and_head() -> Any:
+    """A subject's state rows with its chain head (sequence, hash) on each; one row of NULLs when the
+    subject has no state yet."""
+    head = (
+        select(EVENTS.c.sequence, EVENTS.c.hash)
+        .where(EVENTS.c.subject_id == bindparam("subject_id"))
+        .order_by(EVENTS.c.sequence.desc())
+        .limit(1)
+    )
+    one = select(bindparam("subject_id", type_=Integer).label("sid")).subquery("one")
+    return select(
+        head.with_only_columns(EVENTS.c.sequence).scalar_subquery().label("head_sequence"),
+        head.with_only_columns(EVENTS.c.hash).scalar_subquery().label("head_hash"),
+        *STATES.c,
+    ).select_from(one.outerjoin(STATES, STATES.c.subject_id == one.c.sid))
+
+
+def _upsert_states(insert: Any) -> Any:
+    base = insert(STATES)
+    return base.on_conflict_do_update(
+        index_elements=["subject_id", "purpose_key", "topic", "channel"],
+        set_={
+            c: base.excluded[c]
+            for c in ("status", "method", "notice_version", "given_at", "updated_at", "last_event_id")
+        },
+    )
+
+
+STATES_AND_HEAD = _states_and_head()
+LOCK_SUBJECT = (
+    select(SUBJECTS.c.id).where(SUBJECTS.c.external_id == bindparam("external_id")).with_for_update()
+)
+INSERT_EVENTS = EVENTS.insert().returning(EVENTS.c.id, sort_by_parameter_order=True)
+INSERT_EVENTS_PG = INSERT_EVENTS.values(tx_order=PG_TX_ORDER)
+UPSERT_STATES_PG = _upsert_states(pg_insert)
+UPSERT_STATES_SQLITE = _upsert_states(sqlite_insert)
+
+
 class SqlConsentLedger:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+        # Chain heads read with a locked subject's states, used by the next `append` of that subject.
+        self._heads: dict[int, ChainHead | None] = {}
+        self._temp_ready = False  # the bulk projection's temporary table exists in this transaction
+
+    def _bulk(self, rows: int) -> bool:
+        return self._postgres and rows >= consent_bulk.BULK_MIN_ROWS
 
     async def _run(self, statement: Any, params: Any = None) -> Any:
         # Core on the session's connection: the same transaction, without the ORM's per-statement work.
@@ -58,15 +120,17 @@ class SqlConsentLedger:
         Writers of one subject queue here, so events and projection of a subject are written in turn.
         SQLite needs no row lock: its writers hold the database lock from BEGIN IMMEDIATE.
         """
-        query = select(SUBJECTS.c.id).where(SUBJECTS.c.external_id == external_id).with_for_update()
-        found = (await self._run(query)).scalar()
+        params = {"external_id": external_id}
+        found = (await self._run(LOCK_SUBJECT, params)).scalar()
         if found is None:
             await self.ensure_subjects([external_id], now)
-            found = (await self._run(query)).scalar_one()
+            found = (await self._run(LOCK_SUBJECT, params)).scalar_one()
         return int(found)
 
     async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]:
         """Ids of these subjects, creating the missing ones (idempotent under concurrency)."""
+        if self._bulk(len(external_ids)):
+            return await consent_bulk.ensure_subjects(await self._session.connection(), external_ids, now)
         insert = pg_insert if self._postgres else sqlite_insert
         ids: dict[str, int] = {}
         unique = list(dict.fromkeys(external_ids))
@@ -86,16 +150,7 @@ class SqlConsentLedger:
     async def purposes_and_notice(self, version: int | None) -> tuple[list[Purpose], set[str] | None]:
         """Every purpose (by key) and, for a notice version, the purposes it states (None: no such
         version): one statement, Core on the transaction's connection (no ORM objects)."""
-        stated = NOTICE_PURPOSES.c.purpose_key.isnot(None)  # no version asked (NULL): nothing stated
-        joined = PURPOSES.outerjoin(
-            NOTICE_PURPOSES,
-            and_(
-                NOTICE_PURPOSES.c.purpose_key == PURPOSES.c.key,
-                NOTICE_PURPOSES.c.notice_version == bindparam("version"),
-            ),
-        )
-        query = select(*PURPOSE_COLUMNS, stated.label("stated")).select_from(joined).order_by(PURPOSES.c.key)
-        rows = (await self._run(query, {"version": version})).all()
+        rows = (await self._run(PURPOSES_AND_NOTICE, {"version": version})).all()
         purposes = [purpose_from_mapping(r._mapping) for r in rows]
         keys = {r.key for r in rows if r.stated} if version is not None else set()
         # A published notice states at least one purpose: none stated means there is no such version.
@@ -120,6 +175,11 @@ class SqlConsentLedger:
     async def states(
         self, subject_ids: Collection[int], purposes: Collection[str] | None = None
     ) -> dict[int, list[ConsentRecord]]:
+        if len(subject_ids) == 1 and purposes is None:
+            (subject_id,) = subject_ids
+            return {subject_id: await self._states_and_head(subject_id)}
+        if self._bulk(len(subject_ids)):
+            return await consent_bulk.states(await self._session.connection(), subject_ids, purposes)
         result: dict[int, list[ConsentRecord]] = {s: [] for s in subject_ids}
         ids = list(subject_ids)
         for start in range(0, len(ids), CHUNK):
@@ -130,16 +190,36 @@ class SqlConsentLedger:
                 result[row.subject_id].append(record_from_row(row._mapping))
         return result
 
+    async def _states_and_head(self, subject_id: int) -> list[ConsentRecord]:
+        """One subject's records and, in the same statement, its chain head (kept for `append`).
+
+        Callers read this after locking the subject (`lock_subject`), so the head cannot move before the
+        events are appended; the lock itself stays a statement of its own (see docs/consent.md).
+        """
+        records: list[ConsentRecord] = []
+        rows = (await self._run(STATES_AND_HEAD, {"subject_id": subject_id})).all()
+        first = rows[0]._mapping
+        sequence, digest = first["head_sequence"], first["head_hash"]
+        self._heads[subject_id] = ChainHead(sequence, digest) if sequence is not None else None
+        for row in rows:
+            mapping = row._mapping
+            if mapping["purpose_key"] is not None:
+                records.append(record_from_row(mapping))
+        return records
+
     async def append(self, events: Sequence[tuple[int, NewConsentEvent]]) -> list[ConsentEvent]:
         """Insert events (multi-row statements), in order; return them with their ids."""
+        if self._bulk(len(events)):
+            for subject_id, _ in events:  # the bulk path reads every head itself
+                self._heads.pop(subject_id, None)
+            return await consent_bulk.append(await self._session.connection(), events)
         saved: list[ConsentEvent] = []
-        statement = EVENTS.insert().returning(EVENTS.c.id, sort_by_parameter_order=True)
-        if self._postgres:
-            statement = statement.values(tx_order=PG_TX_ORDER)
+        statement = INSERT_EVENTS_PG if self._postgres else INSERT_EVENTS
         for start in range(0, len(events), CHUNK):
             chunk = events[start : start + CHUNK]
             # Each row sealed into its subject's hash chain before the INSERT (docs/audit.md).
-            values = await CONSENT_SEALER.seal_all(self._run, [event_values(s, e) for s, e in chunk])
+            known = {s: self._heads.pop(s) for s, _ in chunk if s in self._heads}
+            values = await CONSENT_SEALER.seal_all(self._run, [event_values(s, e) for s, e in chunk], known)
             rows = await self._run(statement, values)
             saved.extend(recorded(i, s, e) for i, (s, e) in zip(rows.scalars(), chunk, strict=True))
         return saved
@@ -149,15 +229,11 @@ class SqlConsentLedger:
         values = [state_values(s, r) for s, r in records]
         if not values:
             return
-        insert = pg_insert if self._postgres else sqlite_insert
-        base = insert(STATES)
-        statement = base.on_conflict_do_update(
-            index_elements=["subject_id", "purpose_key", "topic", "channel"],
-            set_={
-                c: base.excluded[c]
-                for c in ("status", "method", "notice_version", "given_at", "updated_at", "last_event_id")
-            },
-        )
+        if self._bulk(len(values)):
+            await consent_bulk.save_states(await self._session.connection(), values, self._temp_ready)
+            self._temp_ready = True
+            return
+        statement = UPSERT_STATES_PG if self._postgres else UPSERT_STATES_SQLITE
         for start in range(0, len(values), CHUNK):
             await self._run(statement, values[start : start + CHUNK])
 
@@ -167,3 +243,8 @@ class SqlConsentLedger:
             select(EVENTS).where(EVENTS.c.subject_id.in_(list(subject_ids))).order_by(EVENTS.c.id)
         )
         return [event_from_row(r._mapping) for r in rows]
+
+    async def analyze(self) -> None:
+        """Refresh the planner's statistics of the ledger tables (after a bulk import)."""
+        for table in ("subject", "consent_event", "consent_state"):
+            await self._run(text(f"ANALYZE {table}"))

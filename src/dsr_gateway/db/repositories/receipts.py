@@ -10,6 +10,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from dsr_gateway.db.tables.audit import ConsentReceiptRow
 from dsr_gateway.domain.receipts import StoredReceipt
 
+RECEIPTS = ConsentReceiptRow.__table__  # type: ignore[attr-defined]
+
 
 def _receipt(row: ConsentReceiptRow) -> StoredReceipt:
     return StoredReceipt(row.receipt_id, row.subject_id, row.created_at, row.jws)
@@ -20,15 +22,17 @@ class SqlConsentReceiptRepository:
         self._session = session
 
     async def add(self, receipt: StoredReceipt) -> None:
-        self._session.add(
-            ConsentReceiptRow(
-                receipt_id=receipt.receipt_id,
-                subject_id=receipt.subject_id,
-                created_at=receipt.created_at,
-                jws=receipt.jws,
-            )
+        # Core on the session's connection (the consent write path): no ORM object, no flush.
+        connection = await self._session.connection()
+        await connection.execute(
+            RECEIPTS.insert(),
+            {
+                "receipt_id": receipt.receipt_id,
+                "subject_id": receipt.subject_id,
+                "created_at": receipt.created_at,
+                "jws": receipt.jws,
+            },
         )
-        await self._session.flush()
 
     async def list_for_subject(self, subject_id: int, limit: int) -> Sequence[StoredReceipt]:
         rows = await self._session.exec(

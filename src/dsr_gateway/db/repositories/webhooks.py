@@ -8,10 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.repositories.process_caches import (
+    cached_subscriptions,
+    caches_for,
+    forget_subscriptions,
+    remember_subscriptions,
+)
 from dsr_gateway.db.tables.webhooks import WebhookDeliveryRow, WebhookSubscriptionRow
 from dsr_gateway.domain.webhooks import (
     DeliveryPage,
@@ -22,6 +28,7 @@ from dsr_gateway.domain.webhooks import (
 )
 
 ERROR_MAX = 500
+CACHED_EVENTS = frozenset({WebhookEventType.CONSENT_CHANGED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,19 @@ def _delivery(row: WebhookDeliveryRow) -> WebhookDelivery:
 class SqlWebhookRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._caches = caches_for(session.bind)
+
+    def _subscriptions_changed(self) -> None:
+        """Drop the cached active subscriptions now, and again when this transaction ends (another
+        request may have re-read them in between without seeing this uncommitted change)."""
+        forget_subscriptions(self._caches)
+        sync_session = self._session.sync_session
+        for name in ("after_commit", "after_rollback"):
+            if not event.contains(sync_session, name, self._forget):
+                event.listen(sync_session, name, self._forget, once=True)
+
+    def _forget(self, _session: Any) -> None:
+        forget_subscriptions(self._caches)
 
     # --- subscriptions ---------------------------------------------------------------------------
 
@@ -91,6 +111,7 @@ class SqlWebhookRepository:
         )
         self._session.add(row)
         await self._session.flush()
+        self._subscriptions_changed()
         return _subscription(row)
 
     async def get_subscription(self, subscription_id: int) -> WebhookSubscription | None:
@@ -105,6 +126,15 @@ class SqlWebhookRepository:
         )
         return [_subscription(r) for r in rows]
 
+    async def _active_for_enqueue(self) -> Sequence[WebhookSubscription]:
+        """Active subscriptions through the short in-process cache (process_caches.py: staleness bound)."""
+        cached = cached_subscriptions(self._caches)
+        if cached is not None:
+            return cached
+        found = await self.active_subscriptions()
+        remember_subscriptions(self._caches, found)
+        return found
+
     async def deactivate_subscription(self, subscription_id: int) -> bool:
         """Stop a subscription; its pending deliveries are given up. False when there is none active."""
         result = await self._session.exec(
@@ -117,6 +147,7 @@ class SqlWebhookRepository:
         )
         if result.rowcount != 1:
             return False
+        self._subscriptions_changed()
         await self._session.exec(
             update(WebhookDeliveryRow)
             .where(
@@ -139,7 +170,13 @@ class SqlWebhookRepository:
         Subscriptions are few, so they are read and filtered here (the JSON list column is not portably
         searchable); the deliveries are written in one flush. Returns the new deliveries' ids.
         """
-        wanted = [s for s in await self.active_subscriptions() if s.wants(event_type)]
+        # consent.changed is enqueued by every consent write: its subscriptions come from the short
+        # in-process cache (process_caches.py); the rarer events read them fresh.
+        if event_type in CACHED_EVENTS:
+            active = await self._active_for_enqueue()
+        else:
+            active = await self.active_subscriptions()
+        wanted = [s for s in active if s.wants(event_type)]
         if not wanted:
             return []
         event_id = str(uuid.uuid4())

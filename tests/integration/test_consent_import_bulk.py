@@ -1,0 +1,102 @@
+"""import-consents in chunks large enough for the bulk path (COPY and a temporary table on PostgreSQL):
+chains continue from a live write's head, the projection equals the last choice, the audit verifies, and
+a failure in a later chunk leaves nothing half-imported."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from dsr_gateway.db.engine import make_engine, make_session_factory
+from dsr_gateway.db.repositories.consent_bulk import BULK_MIN_ROWS
+from dsr_gateway.db.uow import SqlUnitOfWork
+from dsr_gateway.services.consent_import import ConsentImportService
+from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
+from tests.support.consent_factories import check, choice, seed_catalogue, set_consents
+
+COLUMNS = ("subject_id", "purpose", "action", "occurred_at", "topic", "channel", "notice_version", "source")
+VERIFY = "{ auditVerification { ok eventsChecked brokenChains firstBreak { chain problem } } }"
+COUNT = '{ consentEvents(since: "", first: 1) { edges { node { id } } } }'
+READER = client_token("consent:read")
+# Two chunks, each with more rows, subjects and changed states than the bulk threshold.
+SUBJECTS = 2 * BULK_MIN_ROWS + 50
+PER_SUBJECT = 3
+START = (datetime.now(UTC) - timedelta(days=20)).replace(microsecond=0)
+
+
+def rows() -> list[tuple[int, dict[str, str | None]]]:
+    """Per subject alternating GRANT/WITHDRAW of marketing_email in time order, interleaved."""
+    out: list[tuple[int, dict[str, str | None]]] = []
+    for step in range(PER_SUBJECT):
+        for subject in range(SUBJECTS):
+            action = "GRANT" if step % 2 == 0 else "WITHDRAW"
+            when = (START + timedelta(minutes=step)).isoformat()
+            values = (f"bulk-{subject}", "marketing_email", action, when, "", "", "1", "old-crm")
+            out.append((len(out) + 2, dict(zip(COLUMNS, values, strict=True))))
+    return out
+
+
+def service(database_url: str, make: Callable[[Any], Any] = lambda uow: uow) -> tuple[Any, Any]:
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    return engine, ConsentImportService(lambda: make(SqlUnitOfWork(factory)), lambda: datetime.now(UTC))
+
+
+async def test_a_bulk_import_continues_chains_and_sets_the_projection(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    await seed_catalogue(gql)
+    # A live event first: the import continues bulk-0's chain from its head.
+    await set_consents(gql, choice(), token=subject_token("bulk-0"))
+    engine, importer = service(database_url)
+    try:
+        report = await importer.run(rows(), chunk_rows=len(rows()) // 2 + 1)
+    finally:
+        await engine.dispose()
+    assert report.imported == SUBJECTS * PER_SUBJECT
+    assert report.rejected == []
+
+    verified = (await gql(VERIFY, token=agent_token()))["auditVerification"]
+    assert verified["ok"], verified
+    assert verified["eventsChecked"] == SUBJECTS * PER_SUBJECT + 1
+    last_granted = (PER_SUBJECT - 1) % 2 == 0
+    ids = [f"bulk-{i}" for i in range(1, SUBJECTS)]  # bulk-0's live grant is newer than its history
+    decisions = await check(gql, ids, READER)
+    assert {d["allowed"] for d in decisions} == {last_granted}
+    assert (await check(gql, ["bulk-0"], READER))[0]["allowed"] is True
+
+
+class FailOnSecondAppend:
+    def __init__(self, uow: Any) -> None:
+        self._uow = uow
+
+    async def __aenter__(self) -> Any:
+        uow = await self._uow.__aenter__()
+        append, calls = uow.consents.append, [0]
+
+        async def failing(*args: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == 2:
+                raise ConnectionError("the database went away")
+            return await append(*args)
+
+        uow.consents.append = failing
+        return uow
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._uow.__aexit__(*exc)
+
+
+async def test_a_failure_in_a_later_bulk_chunk_leaves_nothing(gql: GraphQLClient, database_url: str) -> None:
+    await seed_catalogue(gql)
+    engine, importer = service(database_url, FailOnSecondAppend)
+    try:
+        with pytest.raises(ConnectionError):
+            await importer.run(rows(), chunk_rows=len(rows()) // 2 + 1)
+    finally:
+        await engine.dispose()
+    assert (await gql(COUNT, token=READER))["consentEvents"]["edges"] == []
+    assert {d["reason"] for d in await check(gql, ["bulk-1", "bulk-2"], READER)} == {"NOT_GIVEN"}
