@@ -1,0 +1,129 @@
+"""Review findings: bad input that reached a masked 500 instead of a clear, typed error."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from tests.support.app import GraphQLClient, admin_token, agent_token
+
+MASKED = "Unexpected error"
+TOO_BIG = "9" * 30  # digits, but beyond any 64-bit id column
+SUPERSCRIPT = "\u00b2"  # str.isdigit() says yes, int() says no
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+NAIVE = "2030-01-01T00:00:00"
+QUEUE_CURSOR = _b64(json.dumps([NAIVE, NAIVE, "x"]))
+
+BAD_INPUTS: list[tuple[str, str, dict[str, Any], str]] = [
+    (
+        "queue dueBefore without a time zone",
+        "query($f: PrivacyRequestFilter) { privacyRequests(filter: $f) { edges { cursor } } }",
+        {"f": {"dueBefore": NAIVE}},
+        "dueBefore",
+    ),
+    (
+        "queue cursor with naive datetimes",
+        "query($a: String) { privacyRequests(after: $a) { edges { cursor } } }",
+        {"a": QUEUE_CURSOR},
+        "after",
+    ),
+    (
+        "webhookDeliveries id beyond 64 bits",
+        "query($i: ID!) { webhookDeliveries(subscriptionId: $i) { edges { cursor } } }",
+        {"i": TOO_BIG},
+        "",
+    ),
+    (
+        "webhookDeliveries id of superscript digits",
+        "query($i: ID!) { webhookDeliveries(subscriptionId: $i) { edges { cursor } } }",
+        {"i": SUPERSCRIPT},
+        "",
+    ),
+    (
+        "webhookDeliveries cursor beyond 64 bits",
+        'query($a: String) { webhookDeliveries(subscriptionId: "1", after: $a) { edges { cursor } } }',
+        {"a": _b64("webhook-delivery:" + TOO_BIG)},
+        "after",
+    ),
+    (
+        "deleteWebhookSubscription id beyond 64 bits",
+        "mutation($i: ID!) { deleteWebhookSubscription(id: $i) { __typename ... on UserError { message } } }",
+        {"i": TOO_BIG},
+        "No webhook subscription",
+    ),
+    (
+        "deleteWebhookSubscription id of superscript digits",
+        "mutation($i: ID!) { deleteWebhookSubscription(id: $i) { __typename ... on UserError { message } } }",
+        {"i": SUPERSCRIPT},
+        "No webhook subscription",
+    ),
+    (
+        "redeliverWebhook id beyond 64 bits",
+        "mutation($i: ID!) { redeliverWebhook(deliveryId: $i) { __typename ... on UserError { message } } }",
+        {"i": TOO_BIG},
+        "No webhook delivery",
+    ),
+    (
+        "auditTrail cursor beyond 64 bits",
+        'query($a: String) { auditTrail(subjectId: "a", after: $a) { edges { cursor } } }',
+        {"a": _b64("trail:" + TOO_BIG)},
+        "after",
+    ),
+    (
+        "personalDataAccesses cursor beyond 64 bits",
+        'query($a: String) { personalDataAccesses(subjectId: "a", after: $a) { edges { cursor } } }',
+        {"a": _b64("trail:" + TOO_BIG)},
+        "after",
+    ),
+    (
+        "consentEvents history cursor beyond 64 bits",
+        "query($a: String) { consentEvents(after: $a) { edges { cursor } } }",
+        {"a": _b64("h:" + TOO_BIG)},
+        "after",
+    ),
+    (
+        "consentEvents feed cursor beyond 64 bits",
+        "query($s: String) { consentEvents(since: $s) { edges { cursor } } }",
+        {"s": _b64(f"f:{TOO_BIG}:{TOO_BIG}")},
+        "since",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "expected"),
+    [pytest.param(q, v, e, id=name) for name, q, v, e in BAD_INPUTS],
+)
+async def test_bad_input_gets_a_clear_error_not_a_masked_500(
+    gql: GraphQLClient, query: str, variables: dict[str, Any], expected: str
+) -> None:
+    response = await gql.post(query, variables, token=admin_token())
+    assert response.status_code == 200
+    text = response.text
+    assert MASKED not in text, text
+    assert expected in text, text
+
+
+async def test_agents_get_the_same_clear_error_for_an_out_of_range_delivery_id(gql: GraphQLClient) -> None:
+    response = await gql.post(
+        "query($i: ID!) { webhookDeliveries(subscriptionId: $i) { edges { cursor } } }",
+        {"i": TOO_BIG},
+        token=agent_token(),
+    )
+    assert MASKED not in response.text, response.text
+
+
+@pytest.mark.parametrize("expiry", [SUPERSCRIPT, TOO_BIG * 10])
+async def test_a_forged_export_link_with_odd_digits_is_refused_not_a_500(
+    gql: GraphQLClient, expiry: str
+) -> None:
+    response = await gql.http.get(f"/exports/{'a' * 32}.{expiry}.signature")
+    assert response.status_code == 403, response.text
