@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.app import GraphQLClient, admin_token, agent_token
+from tests.support.factories import create_purpose
 
 MASKED = "Unexpected error"
 TOO_BIG = "9" * 30  # digits, but beyond any 64-bit id column
@@ -127,3 +128,35 @@ async def test_a_forged_export_link_with_odd_digits_is_refused_not_a_500(
 ) -> None:
     response = await gql.http.get(f"/exports/{'a' * 32}.{expiry}.signature")
     assert response.status_code == 403, response.text
+
+
+DUE = """
+query($d: DateTime!, $a: String) {
+  consentsDueForReview(purpose: "newsletter", dueBefore: $d, after: $a) { edges { cursor } }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        pytest.param({"d": NAIVE}, "dueBefore", id="dueBefore without a time zone"),
+        pytest.param(
+            {"d": NAIVE + "Z", "a": _b64(json.dumps([NAIVE + "Z", int(TOO_BIG), "t", "c"]))},
+            "after",
+            id="cursor with a subject id beyond 64 bits",
+        ),
+        pytest.param(
+            {"d": NAIVE + "Z", "a": _b64(json.dumps([NAIVE, 1, "t", "c"]))},
+            "after",
+            id="cursor with a naive datetime",
+        ),
+    ],
+)
+async def test_consents_due_for_review_refuses_bad_dates_and_cursors_clearly(
+    gql: GraphQLClient, variables: dict[str, Any], expected: str
+) -> None:
+    await create_purpose(gql, key="newsletter")
+    response = await gql.post(DUE, variables, token=agent_token())
+    assert MASKED not in response.text, response.text
+    assert expected in response.text, response.text
