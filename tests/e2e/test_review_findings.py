@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from tests.support.app import GraphQLClient, admin_token, agent_token
 from tests.support.factories import create_purpose
+from tests.support.request_factories import create_request
 
 MASKED = "Unexpected error"
 TOO_BIG = "9" * 30  # digits, but beyond any 64-bit id column
@@ -160,3 +164,45 @@ async def test_consents_due_for_review_refuses_bad_dates_and_cursors_clearly(
     response = await gql.post(DUE, variables, token=agent_token())
     assert MASKED not in response.text, response.text
     assert expected in response.text, response.text
+
+
+QUEUE_WITH_NESTED = """
+query {
+  privacyRequests(first: 50) {
+    edges { node { id exportPackage { url } subject { externalId consentReceipts { receiptId } } } }
+  }
+}
+"""
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        # The access log's background batch insert runs on its own schedule.
+        if "personal_data_access" not in args[2]:
+            seen.append(args[2])
+
+    event.listen(Engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(Engine, "before_cursor_execute", record)
+
+
+async def _queue_statements(gql: GraphQLClient, statements: list[str]) -> int:
+    await gql(QUEUE_WITH_NESTED, token=agent_token())  # warm the pool
+    statements.clear()
+    await gql(QUEUE_WITH_NESTED, token=agent_token())
+    return len(statements)
+
+
+async def test_the_queue_reads_export_packages_and_receipts_in_batches_not_per_row(
+    gql: GraphQLClient, statements: list[str]
+) -> None:
+    for n in range(2):
+        await create_request(gql, subject=f"s-{n}")
+    with_two = await _queue_statements(gql, statements)
+    for n in range(2, 6):
+        await create_request(gql, subject=f"s-{n}")
+    with_six = await _queue_statements(gql, statements)
+    assert with_six == with_two, statements
