@@ -206,3 +206,29 @@ async def test_the_queue_reads_export_packages_and_receipts_in_batches_not_per_r
         await create_request(gql, subject=f"s-{n}")
     with_six = await _queue_statements(gql, statements)
     assert with_six == with_two, statements
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        pytest.param("query($i: ID!) { privacyRequest(id: $i) { id } }", {"i": "a\u0000b"}, id="variable"),
+        pytest.param(
+            "query($f: PrivacyRequestFilter) { privacyRequests(filter: $f) { edges { cursor } } }",
+            {"f": {"assignee": "\u0000"}},
+            id="nested variable",
+        ),
+        pytest.param('query { privacyRequest(id: "a\\u0000b") { id } }', {}, id="string literal"),
+    ],
+)
+async def test_a_nul_character_is_refused_with_a_clear_message(
+    gql: GraphQLClient, query: str, variables: dict[str, Any]
+) -> None:
+    # PostgreSQL cannot store NUL in text: the request is refused before any resolver runs.
+    response = await gql.post(query, variables, token=agent_token())
+    assert response.status_code == 400, response.text
+    assert "NUL character" in response.text
+    assert MASKED not in response.text
+    # The same query text with clean variables still works (the refusal is not cached).
+    if variables:
+        clean = json.loads(json.dumps(variables).replace("\\u0000", ""))
+        assert (await gql.post(query, clean, token=agent_token())).status_code == 200
