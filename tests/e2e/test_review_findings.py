@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from tests.e2e.test_http import client_for
 from tests.support.app import GraphQLClient, admin_token, agent_token
 from tests.support.factories import create_purpose
-from tests.support.request_factories import create_request
+from tests.support.request_factories import OUTBOX, SUBMIT, create_request
 
 MASKED = "Unexpected error"
 TOO_BIG = "9" * 30  # digits, but beyond any 64-bit id column
@@ -232,3 +233,16 @@ async def test_a_nul_character_is_refused_with_a_clear_message(
     if variables:
         clean = json.loads(json.dumps(variables).replace("\\u0000", ""))
         assert (await gql.post(query, clean, token=agent_token())).status_code == 200
+
+
+async def test_outside_development_agents_cannot_read_verification_codes(database_url: str) -> None:
+    async with client_for(database_url, env="production") as http:
+        gql = GraphQLClient(http, None)  # type: ignore[arg-type]
+        variables = {"input": {"type": "ACCESS", "jurisdiction": "GDPR", "email": "jane@example.com"}}
+        submitted = (await gql(SUBMIT, variables))["submitPrivacyRequest"]
+        assert submitted["verificationRequired"] is True
+        request_id = submitted["request"]["id"]
+        [message] = (await gql(OUTBOX, {"requestId": request_id}, token=agent_token()))["outboxMessages"]
+    assert message["kind"] == "VERIFICATION_CODE"
+    assert "shown only in development" in message["body"]
+    assert not any(ch.isdigit() for ch in message["body"]), message["body"]
