@@ -20,6 +20,12 @@ from dsr_gateway.http.logging import JsonFormatter, redact_tokens
         ('"POST /unsubscribe/tok_en HTTP/1.1" 200', '"POST /unsubscribe/[redacted] HTTP/1.1" 200'),
         ('"GET /reconfirm/xyz?x=1 HTTP/1.1" 200', '"GET /reconfirm/[redacted]?x=1 HTTP/1.1" 200'),
         ('"POST /graphql HTTP/1.1" 200', '"POST /graphql HTTP/1.1" 200'),
+        # A query sent with GET carries its variables (external ids, emails) in the query string.
+        (
+            '"GET /graphql?query=%7Bsubject(externalId%3A%22cust-42%22)%7D&variables=%7B%7D HTTP/1.1" 200',
+            '"GET /graphql?[redacted] HTTP/1.1" 200',
+        ),
+        ('"GET /graphql?query={me{externalId}} HTTP/1.1" 200', '"GET /graphql?[redacted] HTTP/1.1" 200'),
     ],
 )
 def test_tokens_in_paths_are_redacted(message: str, expected: str) -> None:

@@ -8,12 +8,14 @@ only those names are accepted, so a template or a caller can never set `Bcc` or 
 from __future__ import annotations
 
 import email.policy
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 
 import aiosmtplib
 
+from dsr_gateway.domain.privacy_requests import mask_email
 from dsr_gateway.services.ports import DeliveryFailed
 
 EXTRA_HEADERS = frozenset({"List-Unsubscribe", "List-Unsubscribe-Post"})
@@ -78,9 +80,14 @@ class SmtpMailer:
                 timeout=config.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise DeliveryFailed(f"recipient refused: {exc}", permanent=True) from exc
+            raise DeliveryFailed(_redact(f"recipient refused: {exc}", to), permanent=True) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+            raise DeliveryFailed(_redact(f"{type(exc).__name__}: {exc}", to)) from exc
         if errors:
-            raise DeliveryFailed(f"recipient refused: {errors}", permanent=True)
+            raise DeliveryFailed(_redact(f"recipient refused: {errors}", to), permanent=True)
         return response
+
+
+def _redact(detail: str, to: str) -> str:
+    """The failure text is logged and shown to staff as lastError: the address only masked in it."""
+    return re.sub(re.escape(to), mask_email(to), detail, flags=re.IGNORECASE)

@@ -13,6 +13,7 @@ import binascii
 from dataclasses import dataclass
 
 from dsr_gateway.domain.errors import ValidationFailed
+from dsr_gateway.domain.identifiers import fits_id
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -38,7 +39,7 @@ def _decode(cursor: str, field: str, prefix: str) -> list[int]:
         values = [int(n) for n in numbers]
     except (ValueError, binascii.Error, UnicodeDecodeError):
         values, kind = [], ""
-    if kind != prefix or not values or any(v < 0 for v in values):
+    if kind != prefix or not values or not all(fits_id(v) for v in values):
         raise ValidationFailed.single(field, "not a cursor of this list; pass an endCursor you were given")
     return values
 

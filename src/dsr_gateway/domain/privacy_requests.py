@@ -82,7 +82,10 @@ class QueueCursor:
     def decode(cls, cursor: str, field_name: str = "after") -> QueueCursor:
         try:
             due, received, request_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-            return cls(datetime.fromisoformat(due), datetime.fromisoformat(received), str(request_id))
+            due_at, received_at = datetime.fromisoformat(due), datetime.fromisoformat(received)
+            if due_at.utcoffset() is None or received_at.utcoffset() is None:
+                raise ValueError("a queue cursor holds aware datetimes")
+            return cls(due_at, received_at, str(request_id))
         except (ValueError, TypeError) as exc:
             raise ValidationFailed.single(
                 field_name, "Not a cursor from this list; pass an endCursor you received."

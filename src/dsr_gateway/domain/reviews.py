@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dsr_gateway.domain.errors import ValidationFailed
+from dsr_gateway.domain.identifiers import fits_id
 from dsr_gateway.domain.purposes import Purpose
 
 MAX_PAGE = 500
@@ -33,7 +34,10 @@ class ReviewCursor:
             given, subject, topic, channel = json.loads(
                 base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
             )
-            return cls(datetime.fromisoformat(given), int(subject), str(topic), str(channel))
+            given_at, subject_id = datetime.fromisoformat(given), int(subject)
+            if given_at.utcoffset() is None or not fits_id(subject_id):
+                raise ValueError("a review cursor holds an aware datetime and a 64-bit subject id")
+            return cls(given_at, subject_id, str(topic), str(channel))
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
             raise ValidationFailed.single(
                 "after", "not a cursor of this list; start again without it"

@@ -9,6 +9,7 @@ import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
+from strawberry.dataloader import DataLoader
 
 from dsr_gateway.domain.principal import Principal
 
@@ -25,6 +26,15 @@ class Context:
     request_id: str
     # Per-request DataLoaders, made lazily by the resolvers that need them.
     loaders: dict[str, Any] = field(default_factory=dict)
+
+    def forget_loaded(self) -> None:
+        """Drop the DataLoaders (and their caches), keep the rest (the access notes).
+
+        A WebSocket connection keeps one context for all its events: a subscription calls this before
+        each event, or every later event would be answered from the first one's cache.
+        """
+        for key in [k for k, v in self.loaders.items() if isinstance(v, DataLoader)]:
+            del self.loaders[key]
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

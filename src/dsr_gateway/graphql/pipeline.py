@@ -12,13 +12,32 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, StringValueNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaskErrors
 from strawberry.extensions.max_aliases import create_validator as aliases_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
 CACHE_SIZE = 512
+NUL_MESSAGE = "Text may not contain the NUL character (\\u0000); remove it and send the request again."
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class NoNulCharacters(ASTValidationRule):
+    """PostgreSQL text cannot hold NUL: refuse it in the request, never let the database fail on it."""
+
+    def enter_string_value(self, node: StringValueNode, *_args: Any) -> None:
+        if "\x00" in node.value:
+            self.report_error(GraphQLError(NUL_MESSAGE, node))
 
 
 class BoundedCache:
@@ -46,6 +65,7 @@ def validation_rules(
     rules: list[type[ASTValidationRule]] = [
         depth_validator(max_depth, None),
         aliases_validator(max_aliases),
+        NoNulCharacters,
     ]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
@@ -90,6 +110,11 @@ class RequestPipeline(MaskErrors):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
+        if _has_nul(context.variables):
+            # Per request, never cached: the same query text is fine with other variables.
+            context.pre_execution_errors = [GraphQLError(NUL_MESSAGE)]
+            yield
+            return
         errors: list[GraphQLError] | None = self._validations.get(context.query)
         if errors is not None:
             context.pre_execution_errors = list(errors)

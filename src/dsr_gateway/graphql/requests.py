@@ -349,6 +349,7 @@ class RequestSubscription:
             view = await ctx.services.request_queries.get(ctx.principal, request_id)
             if view is None:
                 continue
+            ctx.forget_loaded()
             yield PrivacyRequestUpdate(
                 request_id=strawberry.ID(request_id),
                 action=str(event.get("action")),

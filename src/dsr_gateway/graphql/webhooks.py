@@ -9,6 +9,7 @@ from strawberry.exceptions import StrawberryGraphQLError
 
 from dsr_gateway.domain.access import require_admin
 from dsr_gateway.domain.errors import DomainError, NotFound
+from dsr_gateway.domain.identifiers import parse_id
 from dsr_gateway.domain.webhooks import DeliveryPage
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.errors import (
@@ -31,9 +32,10 @@ from dsr_gateway.graphql.types.webhooks import (
 def _int_id(info: Info, value: str, kind: str) -> int:
     """The numeric id behind an ID; admins only, checked first so that a denial reveals nothing."""
     require_admin(info.context.principal)
-    if not value.isdigit():
+    number = parse_id(value)
+    if number is None:
         raise NotFound(kind, value)
-    return int(value)
+    return number
 
 
 @strawberry.input(description="Where to POST which events. Leave `secret` out to have one generated.")
@@ -97,11 +99,12 @@ class WebhookQuery:
                 raise StrawberryGraphQLError(
                     "`after` is not a cursor from webhookDeliveries; pass an endCursor."
                 )
-        if not str(subscription_id).isdigit():
+        number = parse_id(str(subscription_id))
+        if number is None:
             return WebhookDeliveryConnection.from_domain(DeliveryPage((), has_next_page=False))
         try:
             page = await info.context.services.webhooks.deliveries(
-                info.context.principal, int(subscription_id), first, before_id
+                info.context.principal, number, first, before_id
             )
         except DomainError as exc:
             raise StrawberryGraphQLError(exc.message) from exc

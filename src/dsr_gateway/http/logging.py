@@ -13,7 +13,12 @@ from dsr_gateway.http.middleware.request_id import request_id_var
 _TOKEN_IN_PATH = re.compile(r"(/(?:exports|unsubscribe|reconfirm)/)[^\s\"?/]+")
 
 
+# A GraphQL query sent with GET carries its variables (external ids, emails) in the query string.
+_GRAPHQL_QUERY_STRING = re.compile(r"(/graphql)\?[^\s\"]+")
+
+
 def redact_tokens(message: str) -> str:
+    message = _GRAPHQL_QUERY_STRING.sub(r"\1?[redacted]", message)
     return _TOKEN_IN_PATH.sub(r"\1[redacted]", message)
 
 

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 
 from dsr_gateway.domain.access import require_staff
 from dsr_gateway.domain.errors import PermissionDenied, ValidationFailed
+from dsr_gateway.domain.identifiers import parse_id
 from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.services.accountability_ports import AuditTrailStore, DataAccess, TrailEntry
 from dsr_gateway.services.ports import Clock
@@ -53,9 +54,10 @@ def _before(after: str | None) -> int | None:
         return None
     try:
         kind, _, number = base64.urlsafe_b64decode(after.encode()).decode().partition(":")
-        if kind != "trail":
+        event_id = parse_id(number)
+        if kind != "trail" or event_id is None:
             raise ValueError(kind)
-        return int(number)
+        return event_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed.single(
             "after", "Not a cursor from this list; pass an endCursor you received."

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from dsr_gateway.domain.errors import DomainError
 
 EXPORT_ID = re.compile(r"^[0-9a-f]{32}$")
+EXPIRY = re.compile(r"[0-9]{1,12}")  # Unix seconds
 
 
 class InvalidExportLink(DomainError):
@@ -47,7 +48,8 @@ def sign_export_token(key: bytes, export_id: str, expires_at: datetime) -> str:
 def verify_export_token(key: bytes, token: str, now: datetime) -> str:
     """The export id of a genuine, unexpired token; InvalidExportLink or ExpiredExportLink otherwise."""
     parts = token.split(".")
-    if len(parts) != 3 or not EXPORT_ID.match(parts[0]) or not parts[1].isdigit():
+    # ASCII digits of a sane length only: str.isdigit() also accepts '²', which int() refuses.
+    if len(parts) != 3 or not EXPORT_ID.match(parts[0]) or not EXPIRY.fullmatch(parts[1]):
         raise InvalidExportLink()
     export_id, expiry_text, signature = parts
     expiry = int(expiry_text)

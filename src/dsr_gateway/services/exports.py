@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -86,6 +86,11 @@ class ExportService:
     async def record(self, export_id: str) -> ExportRecord | None:
         async with self._uow() as uow:
             return await uow.exports.get(export_id)
+
+    async def records(self, export_ids: Collection[str]) -> dict[str, ExportRecord]:
+        """Many records in one statement (the exportPackage DataLoader)."""
+        async with self._uow() as uow:
+            return await uow.exports.many(export_ids)
 
     def link_for(self, record: ExportRecord) -> ExportLink:
         token = sign_export_token(self._link_key, record.id, record.expires_at)

@@ -7,7 +7,7 @@ data (no personal values except the rectified ones, which the caller redacts wit
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -236,6 +236,7 @@ class ExportRecord:
 class ExportPackageRepository(Protocol):
     async def add(self, record: ExportRecord) -> None: ...
     async def get(self, export_id: str) -> ExportRecord | None: ...
+    async def many(self, export_ids: Collection[str]) -> dict[str, ExportRecord]: ...
     async def count_download(self, export_id: str) -> int: ...
 
 

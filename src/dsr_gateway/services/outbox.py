@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from dsr_gateway.domain.access import require_staff
 from dsr_gateway.domain.principal import Principal
 from dsr_gateway.domain.privacy_requests import (
     MAX_DELIVERY_ATTEMPTS,
+    MessageKind,
     OutboxMessage,
     OutboxStatus,
     retry_delay,
@@ -32,6 +33,7 @@ logger = logging.getLogger("dsr_gateway.outbox")
 LEASE = timedelta(minutes=5)
 BATCH = 20
 ERROR_MAX = 500
+WITHHELD_CODE = "(a verification code: its text is shown only in development)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +57,18 @@ class OutboxService:
     async def listing(
         self, principal: Principal, request_id: str | None = None, first: int = 50, before: int | None = None
     ) -> Sequence[OutboxMessage]:
-        """Recent messages, newest first (staff): development without SMTP reads codes here."""
+        """Recent messages, newest first (staff): development without SMTP reads codes here.
+
+        Outside development a verification code's text is withheld: a code proves the requester holds
+        the address, and an agent who could read it could verify anyone's request."""
         require_staff(principal)
         async with self._uow() as uow:
-            return await uow.outbox.listing(request_id, min(max(first, 1), 200), before)
+            messages = await uow.outbox.listing(request_id, min(max(first, 1), 200), before)
+        if self._log_bodies:
+            return messages
+        return [
+            replace(m, body=WITHHELD_CODE) if m.kind is MessageKind.VERIFICATION_CODE else m for m in messages
+        ]
 
     async def deliveries(
         self, principal: Principal, outbox_ids: Sequence[int]

@@ -64,6 +64,29 @@ class ReceiptService:
                 return []
             return await uow.consent_receipts.list_for_subject(subject.id, min(max(limit, 1), MAX_RECEIPTS))
 
+    async def lists_for(
+        self, principal: Principal, external_ids: Sequence[str], limit: int = 50
+    ) -> dict[str, Sequence[StoredReceipt] | PermissionDenied]:
+        """`list_for` for many subjects at once (a DataLoader calls it): two statements for any number.
+        A subject the caller may not read gets its PermissionDenied, the others their receipts."""
+        answers: dict[str, Sequence[StoredReceipt] | PermissionDenied] = {}
+        readable: list[str] = []
+        for external_id in external_ids:
+            try:
+                require_subject_access(principal, external_id, READ_SCOPE)
+                readable.append(external_id)
+            except PermissionDenied as exc:
+                answers[external_id] = exc
+        async with self._uow() as uow:
+            subjects = await uow.subjects.many(readable)
+            found = await uow.consent_receipts.list_for_subjects(
+                [s.id for s in subjects.values()], min(max(limit, 1), MAX_RECEIPTS)
+            )
+        for external_id in readable:
+            subject = subjects.get(external_id)
+            answers[external_id] = found.get(subject.id, []) if subject else []
+        return answers
+
     async def get(self, principal: Principal, receipt_id: str) -> StoredReceipt:
         """One receipt by its consentReceiptID; NotFound also when it is someone else's."""
         async with self._uow() as uow:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,6 +46,14 @@ class SqlExportPackageRepository:
     async def get(self, export_id: str) -> ExportRecord | None:
         row = await self._session.get(ExportPackageRow, export_id)
         return _record(row) if row else None
+
+    async def many(self, export_ids: Collection[str]) -> dict[str, ExportRecord]:
+        if not export_ids:
+            return {}
+        rows = await self._session.exec(
+            select(ExportPackageRow).where(col(ExportPackageRow.id).in_(list(export_ids)))
+        )
+        return {row.id: _record(row) for row in rows}
 
     async def count_download(self, export_id: str) -> int:
         """Add one download atomically (two downloads at once both count); return the new count."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import func
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,6 +44,32 @@ class SqlConsentReceiptRepository:
             .limit(limit)
         )
         return [_receipt(r) for r in rows]
+
+    async def list_for_subjects(
+        self, subject_ids: Sequence[int], limit: int
+    ) -> dict[int, list[StoredReceipt]]:
+        """Each subject's newest `limit` receipts in one statement (a window per subject)."""
+        found: dict[int, list[StoredReceipt]] = {}
+        if not subject_ids:
+            return found
+        order = (col(ConsentReceiptRow.created_at).desc(), col(ConsentReceiptRow.id).desc())
+        rank = (
+            func.row_number()
+            .over(partition_by=col(ConsentReceiptRow.subject_id), order_by=order)
+            .label("rank")
+        )
+        ranked = (
+            select(ConsentReceiptRow, rank)
+            .where(col(ConsentReceiptRow.subject_id).in_(list(subject_ids)))
+            .subquery()
+        )
+        row = aliased(ConsentReceiptRow, ranked)
+        rows = await self._session.exec(
+            select(row).where(ranked.c.rank <= limit).order_by(ranked.c.subject_id, ranked.c.rank)
+        )
+        for r in rows:
+            found.setdefault(r.subject_id, []).append(_receipt(r))
+        return found
 
     async def get(self, receipt_id: str) -> StoredReceipt | None:
         row = (

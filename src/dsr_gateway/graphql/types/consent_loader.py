@@ -1,9 +1,13 @@
-"""The per-request DataLoader of subjects' consent preferences: one batch for every Subject in a query."""
+"""Per-request DataLoaders of subjects' consent preferences and receipts: one batch for every Subject."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from strawberry.dataloader import DataLoader
 
+from dsr_gateway.domain.errors import PermissionDenied
+from dsr_gateway.domain.receipts import StoredReceipt
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.types.consent import Consent
 
@@ -21,4 +25,24 @@ def consent_loader(info: Info) -> DataLoader[str, list[Consent]]:
 
         loaders[LOADER_KEY] = DataLoader(load_fn=load)
     loader: DataLoader[str, list[Consent]] = loaders[LOADER_KEY]
+    return loader
+
+
+Receipts = Sequence[StoredReceipt] | PermissionDenied
+
+
+def receipts_loader(info: Info, first: int) -> DataLoader[str, Receipts]:
+    """Keyed by subject; one loader per page size asked for (`consentReceipts(first:)`)."""
+    key = f"consent_receipts:{first}"
+    loaders = info.context.loaders
+    if key not in loaders:
+        ctx = info.context
+
+        async def load(external_ids: list[str]) -> list[Receipts]:
+            found = await ctx.services.receipts.lists_for(ctx.principal, external_ids, first)
+            return [found[e] for e in external_ids]
+
+        # A denial is a value here, not an error of the whole batch: the resolver raises it.
+        loaders[key] = DataLoader(load_fn=load)
+    loader: DataLoader[str, Receipts] = loaders[key]
     return loader

@@ -160,7 +160,19 @@ async def request_certificate(info: Info, request_id: str) -> ErasureCertificate
     return ErasureCertificate(token=c.token, claims=cast(JSON, c.claims), issued_at=c.issued_at)
 
 
-async def request_export(info: Info, request_id: str) -> ExportPackage | None:
+def export_loader(info: Info) -> DataLoader[str, ExportPackageView | None]:
     ctx = info.context
-    view = await ctx.services.fulfilment_queries.export_package(ctx.principal, request_id)
+    loader = ctx.loaders.get("export_package")
+    if loader is None:
+
+        async def load(ids: Sequence[str]) -> list[ExportPackageView | None]:
+            found = await ctx.services.fulfilment_queries.export_packages(ctx.principal, list(ids))
+            return [found.get(i) for i in ids]
+
+        loader = ctx.loaders["export_package"] = DataLoader(load_fn=load)
+    return cast(DataLoader[str, ExportPackageView | None], loader)
+
+
+async def request_export(info: Info, request_id: str) -> ExportPackage | None:
+    view = await export_loader(info).load(request_id)
     return ExportPackage.from_view(view) if view else None

@@ -11,7 +11,7 @@ from dsr_gateway.graphql.observability import note_access
 from dsr_gateway.graphql.types.audit import ConsentReceipt
 from dsr_gateway.graphql.types.comms import GpcConflict, subject_gpc_conflicts
 from dsr_gateway.graphql.types.consent import Consent
-from dsr_gateway.graphql.types.consent_loader import consent_loader
+from dsr_gateway.graphql.types.consent_loader import consent_loader, receipts_loader
 from dsr_gateway.graphql.types.request import PrivacyRequest, subject_privacy_requests
 
 
@@ -21,12 +21,9 @@ class Subject:
 
     @strawberry.field(description="Signed consent receipts, newest first (at most 200).")
     async def consent_receipts(self, info: Info, first: int = 50) -> list[ConsentReceipt]:
-        try:
-            receipts = await info.context.services.receipts.list_for(
-                info.context.principal, self.external_id, first
-            )
-        except PermissionDenied as exc:
-            raise GraphQLError(exc.message) from exc
+        receipts = await receipts_loader(info, first).load(self.external_id)
+        if isinstance(receipts, PermissionDenied):
+            raise GraphQLError(receipts.message) from receipts
         note_access(info, "subject.consentReceipts", self.external_id)
         return [ConsentReceipt.from_domain(r) for r in receipts]
 

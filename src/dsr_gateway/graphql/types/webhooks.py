@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from dsr_gateway.domain import webhooks
+from dsr_gateway.domain.identifiers import parse_id
 from dsr_gateway.graphql.types.pagination import PageInfo
 
 # Served by member name (CONSENT_CHANGED ...); the value (consent.changed ...) is the X-DSR-Event header.
@@ -30,9 +31,9 @@ def delivery_id_from_cursor(cursor: str) -> int | None:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (ValueError, UnicodeDecodeError):
         return None
-    if not text.startswith(CURSOR_PREFIX) or not text[len(CURSOR_PREFIX) :].isdigit():
+    if not text.startswith(CURSOR_PREFIX):
         return None
-    return int(text[len(CURSOR_PREFIX) :])
+    return parse_id(text[len(CURSOR_PREFIX) :])
 
 
 @strawberry.type(description="Where the gateway POSTs events, and which ones.")

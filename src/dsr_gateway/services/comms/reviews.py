@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dsr_gateway.domain.access import require_admin, require_staff
+from dsr_gateway.domain.calendar_math import require_aware
 from dsr_gateway.domain.errors import NotFound
 from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.domain.privacy_requests import MessageKind
@@ -61,6 +62,7 @@ class ReviewService:
     ) -> DuePage:
         """Granted consents of the purpose due (given + period) before `due_before`, soonest first."""
         require_staff(principal)
+        require_aware(due_before, "dueBefore")
         size = page_size(first)
         cursor = ReviewCursor.decode(after) if after else None
         async with self._uow() as uow:

@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from dsr_gateway.domain.access import require_staff
+from dsr_gateway.domain.calendar_math import require_aware
 from dsr_gateway.domain.principal import Principal
 from dsr_gateway.domain.privacy_requests import PrivacyRequest, QueueCursor, QueueFilter, mask_email
 from dsr_gateway.domain.workflow import Action, RequestEvent, allowed_actions
@@ -63,6 +64,8 @@ class RequestQueryService:
         """The agent queue (staff), ordered by deadline, then receipt, then id."""
         require_staff(principal)
         size = min(max(first if first is not None else 25, 1), MAX_PAGE)
+        if where.due_before is not None:
+            require_aware(where.due_before, "filter.dueBefore")
         cursor = QueueCursor.decode(after) if after else None
         async with self._uow() as uow:
             page = await uow.requests.page(where, cursor, size)
