@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from graphql import GraphQLError
 
-from dsr_gateway.domain.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from dsr_gateway.domain.errors import DomainError, ValidationFailed
 from dsr_gateway.domain.principal import PrincipalKind
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.errors import (
@@ -17,6 +16,7 @@ from dsr_gateway.graphql.errors import (
     PermissionDeniedError,
     ValidationError,
     error_from_domain,
+    query_error,
 )
 from dsr_gateway.graphql.types.catalogue import Channel
 from dsr_gateway.graphql.types.comms import (
@@ -47,14 +47,6 @@ SetContactDetailsResult = Annotated[
 ]
 
 
-def _query_error(exc: DomainError) -> GraphQLError:
-    codes = {ValidationFailed: "BAD_USER_INPUT", PermissionDenied: "FORBIDDEN", NotFound: "NOT_FOUND"}
-    extensions: dict[str, object] = {"code": codes.get(type(exc), "BAD_REQUEST")}
-    if isinstance(exc, ValidationFailed):
-        extensions["fields"] = [{"field": p.field, "message": p.message} for p in exc.problems]
-    return GraphQLError(exc.message, extensions=extensions)
-
-
 @strawberry.type
 class CommsQuery:
     @strawberry.field(
@@ -74,7 +66,7 @@ class CommsQuery:
                 info.context.principal, purpose, due_before, first, after
             )
         except DomainError as exc:
-            raise _query_error(exc) from exc
+            raise query_error(exc) from exc
         return DueConsentConnection(
             edges=[DueConsentEdge(cursor=c, node=DueConsent.from_domain(d)) for c, d in page.items],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
@@ -97,7 +89,7 @@ class CommsQuery:
                 info.context.principal, subject_id, purpose, topic, channel.value if channel else None
             )
         except DomainError as exc:
-            raise _query_error(exc) from exc
+            raise query_error(exc) from exc
         return UnsubscribeLink(
             url=link.url,
             list_unsubscribe=link.list_unsubscribe,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Self
 
 import strawberry
-from graphql import GraphQLError
 
 from dsr_gateway.domain.consent import ANY, Origin
 from dsr_gateway.domain.consent_rules import ConsentChoice, make_origin
-from dsr_gateway.domain.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from dsr_gateway.domain.errors import DomainError, ValidationFailed
 from dsr_gateway.domain.principal import PrincipalKind
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.errors import (
@@ -17,6 +16,7 @@ from dsr_gateway.graphql.errors import (
     PermissionDeniedError,
     ValidationError,
     error_from_domain,
+    query_error,
 )
 from dsr_gateway.graphql.observability import note_access, note_checks
 from dsr_gateway.graphql.types.catalogue import Channel
@@ -133,14 +133,6 @@ def _origin(info: Info, given: ConsentOriginInput | None, external_id: str) -> O
     return make_origin(given.app_id, given.url, user_agent, ip)
 
 
-def _query_error(exc: DomainError) -> GraphQLError:
-    codes = {ValidationFailed: "BAD_USER_INPUT", PermissionDenied: "FORBIDDEN", NotFound: "NOT_FOUND"}
-    extensions: dict[str, object] = {"code": codes.get(type(exc), "BAD_REQUEST")}
-    if isinstance(exc, ValidationFailed):
-        extensions["fields"] = [{"field": p.field, "message": p.message} for p in exc.problems]
-    return GraphQLError(exc.message, extensions=extensions)
-
-
 @strawberry.type
 class ConsentQuery:
     @strawberry.field(
@@ -160,7 +152,7 @@ class ConsentQuery:
                 info.context.principal, purpose, subject_ids, topic, channel.value if channel else None
             )
         except DomainError as exc:
-            raise _query_error(exc) from exc
+            raise query_error(exc) from exc
         note_checks(info, f"consentCheck:{purpose}", subject_ids)
         return [
             ConsentDecision(subject_id=s, allowed=d.allowed, reason=d.reason)
@@ -185,7 +177,7 @@ class ConsentQuery:
                 info.context.principal, subject_id, since, first, after
             )
         except DomainError as exc:
-            raise _query_error(exc) from exc
+            raise query_error(exc) from exc
         for external_id in dict.fromkeys(e.external_id for _, e in page.entries):
             note_access(info, "consentEvents", external_id)
         return ConsentEventConnection(

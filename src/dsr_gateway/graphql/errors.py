@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 
 from dsr_gateway.domain.errors import (
     Conflict,
@@ -68,3 +69,12 @@ def error_from_domain(exc: DomainError) -> UserError:
     if isinstance(exc, Conflict):
         return ConflictError(message=exc.message)
     raise exc
+
+
+def query_error(exc: DomainError) -> GraphQLError:
+    """A domain error raised from a query (which has no union result), as a GraphQL error with a code."""
+    codes = {ValidationFailed: "BAD_USER_INPUT", PermissionDenied: "FORBIDDEN", NotFound: "NOT_FOUND"}
+    extensions: dict[str, object] = {"code": codes.get(type(exc), "BAD_REQUEST")}
+    if isinstance(exc, ValidationFailed):
+        extensions["fields"] = [{"field": p.field, "message": p.message} for p in exc.problems]
+    return GraphQLError(exc.message, extensions=extensions)

@@ -190,7 +190,9 @@ class RequestQuery:
         )
 
     @strawberry.field(
-        description="Outbox messages, newest first (staff; read codes here when no SMTP is configured).",
+        description="Outbox messages, newest first (staff). Verification codes are shown only in "
+        "development, "
+        "where they can be read here when no SMTP is configured.",
         permission_classes=[IsStaff],
     )
     async def outbox_messages(
