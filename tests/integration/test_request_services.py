@@ -191,3 +191,34 @@ async def test_a_refused_address_is_not_retried(harness: Harness) -> None:
     [message] = await harness.outbox.listing(staff, request_id)
     assert message.status is OutboxStatus.FAILED
     assert message.last_error == "421 try later"
+
+
+async def test_a_full_batch_of_alerted_requests_never_starves_the_rest(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests already at risk and alerted need nothing until they fall due; they must not fill the
+    sweep's batches so that a request turning at risk behind them is never looked at."""
+    monkeypatch.setattr("dsr_gateway.services.requests.sweep.BATCH", 2)
+    ids = []
+    # Two PIPEDA requests (30 days, at risk from day 24) and a CCPA one received 12 days earlier (due day 33,
+    # at risk from day 24 too), all logged by an agent with their real receipt times.
+    for jurisdiction, received in (
+        (Jurisdiction.PIPEDA, T0),
+        (Jurisdiction.PIPEDA, T0),
+        (Jurisdiction.CCPA, T0 - timedelta(days=12)),
+    ):
+        submitted = await harness.intake.submit(
+            STAFF,
+            SubmitCommand(
+                RequestType.ACCESS, jurisdiction, {}, subject_external_id=f"s{len(ids)}", received_at=received
+            ),
+        )
+        ids.append(submitted.request.id)
+    harness.clock.now = T0 + timedelta(days=25)
+    first = await harness.sweep.sweep()
+    assert (first.changed, first.alerts) == (3, 3)  # every batch of the sweep, not only the first
+    again = await harness.sweep.sweep()
+    assert (again.examined, again.changed, again.alerts) == (0, 0, 0)  # alerted, not yet due: nothing to do
+    async with harness.uow() as uow:  # type: ignore[operator]
+        stored = await uow.requests.many(ids)
+    assert {r.sla_status for r in stored.values()} == {"AT_RISK"}

@@ -281,21 +281,33 @@ class SqlPrivacyRequestRepository:
             update(P).where(P.c.request_id == request_id, P.c.ended_at.is_(None)).values(ended_at=end)
         )
 
-    async def sweep_candidates(self, due_before: datetime, limit: int) -> Sequence[PrivacyRequest]:
-        """Open requests whose stored status may be stale or whose alert is not raised yet: on track or
-        at risk, or overdue without an OVERDUE alert (logged late), due before the horizon."""
-        overdue_unalerted = and_(
-            R.c.sla_status == "OVERDUE",
-            ~exists().where(ALERT.c.request_id == R.c.id, ALERT.c.kind == "OVERDUE"),
+    async def sweep_candidates(
+        self, due_before: datetime, now: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> Sequence[PrivacyRequest]:
+        """Open requests due before the horizon whose stored status may be stale or whose alert is not
+        raised yet, by due date then id, after the keyset `after`. A request at risk and already alerted
+        needs nothing until it falls due, so it does not take a place in the batch."""
+
+        def unalerted(kind: str) -> Any:
+            return ~exists().where(ALERT.c.request_id == R.c.id, ALERT.c.kind == kind)
+
+        needs_a_look = or_(
+            R.c.sla_status == "ON_TRACK",
+            and_(R.c.sla_status == "AT_RISK", or_(R.c.due_at < now, unalerted("AT_RISK"))),
+            and_(R.c.sla_status == "OVERDUE", unalerted("OVERDUE")),
         )
-        rows = await self._rows(
+        query = (
             _select()
-            .where(or_(R.c.sla_status.in_(["ON_TRACK", "AT_RISK"]), overdue_unalerted))
+            .where(needs_a_look)
             .where(R.c.due_at < due_before)
             .where(R.c.closed_at.is_(None))
-            .order_by(R.c.sla_status, R.c.due_at)
+            .order_by(R.c.due_at, R.c.id)
             .limit(limit)
         )
+        if after is not None:
+            due, request_id = after
+            query = query.where(or_(R.c.due_at > due, and_(R.c.due_at == due, R.c.id > request_id)))
+        rows = await self._rows(query)
         return [_request(r) for r in rows]
 
     async def add_alert(self, request_id: str, kind: str, due_at: datetime, now: datetime) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from dsr_gateway.domain.sla import SlaStatus
 from dsr_gateway.domain.webhooks import WebhookEventType
@@ -34,11 +34,27 @@ class SlaSweepService:
         self._sla = sla
 
     async def sweep(self) -> SweepResult:
+        """Every open request that needs a look, batch by batch (each its own transaction)."""
         now = self._clock()
+        examined = changed = alerted = 0
+        after: tuple[datetime, str] | None = None
+        while True:
+            count, batch_changed, batch_alerts, last = await self._sweep_batch(now, after)
+            examined, changed, alerted = examined + count, changed + batch_changed, alerted + batch_alerts
+            if count < BATCH or last is None:
+                break
+            after = last
+        if changed:
+            logger.info("SLA sweep: %d of %d requests changed status, %d alerts", changed, examined, alerted)
+        return SweepResult(examined, changed, alerted)
+
+    async def _sweep_batch(
+        self, now: datetime, after: tuple[datetime, str] | None
+    ) -> tuple[int, int, int, tuple[datetime, str] | None]:
         alerts: list[dict[str, object]] = []
         updates: list[dict[str, object]] = []
         async with self._uow() as uow:
-            candidates = await uow.requests.sweep_candidates(now + HORIZON, BATCH)
+            candidates = await uow.requests.sweep_candidates(now + HORIZON, now, BATCH, after)
             paused = await uow.requests.open_pauses([r.id for r in candidates])
             changed = 0
             for request in candidates:
@@ -69,11 +85,5 @@ class SlaSweepService:
             await self._events.publish(REQUEST_CHANNEL, payload)
         for alert in alerts:
             await self._events.publish(SLA_ALERT_CHANNEL, alert)
-        if changed:
-            logger.info(
-                "SLA sweep: %d of %d requests changed status, %d alerts",
-                changed,
-                len(candidates),
-                len(alerts),
-            )
-        return SweepResult(len(candidates), changed, len(alerts))
+        last = (candidates[-1].due_at, candidates[-1].id) if candidates else None
+        return len(candidates), changed, len(alerts), last
