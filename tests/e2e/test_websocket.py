@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from dsr_gateway.connectors.events import InProcessEventBus
 from tests.support.app import admin_token, make_settings, subject_token
@@ -145,3 +145,51 @@ async def test_a_bad_credential_is_refused_at_the_handshake_with_401(
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
     assert json.loads(response.body or b"")["errors"][0]["message"] == message
+
+
+@pytest.mark.parametrize(
+    ("payload", "principal"),
+    [
+        ({"Authorization": f"Bearer {admin_token()}"}, "STAFF"),
+        ({"authorization": subject_token()}, "SUBJECT"),  # the scheme may be left out
+    ],
+)
+async def test_a_browser_signs_in_through_connection_init(
+    server: LiveServer, payload: dict[str, str], principal: str
+) -> None:
+    """Browsers cannot set headers on a WebSocket: the token comes in connection_init instead."""
+    async with connect(f"{server.ws_url}/graphql", subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        ack = await receive(ws)
+        assert ack == {"type": "connection_ack", "payload": {"principal": principal}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
+        await until_subscribed()
+        await publish_first_notice(server)
+        assert (await receive(ws))["type"] == "next"
+
+
+@pytest.mark.parametrize("payload", [{"Authorization": "Bearer not-a-jwt"}, {"Authorization": ""}])
+async def test_a_bad_credential_in_connection_init_closes_the_connection(
+    server: LiveServer, payload: dict[str, str]
+) -> None:
+    async with connect(f"{server.ws_url}/graphql", subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
+
+
+async def test_connection_init_cannot_name_another_caller_than_the_handshake(server: LiveServer) -> None:
+    headers = {"Authorization": f"Bearer {subject_token('customer-1')}"}
+    async with connect(
+        f"{server.ws_url}/graphql",
+        subprotocols=["graphql-transport-ws"],
+        additional_headers=headers,  # type: ignore[list-item]
+    ) as ws:
+        payload = {"Authorization": f"Bearer {admin_token()}"}
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403

@@ -26,6 +26,8 @@ class Context:
     request_id: str
     # Per-request DataLoaders, made lazily by the resolvers that need them.
     loaders: dict[str, Any] = field(default_factory=dict)
+    # A WebSocket client's `connection_init` payload (browsers cannot send headers on a WebSocket).
+    connection_params: dict[str, Any] | None = None
 
     def forget_loaded(self) -> None:
         """Drop the DataLoaders (and their caches), keep the rest (the access notes).

@@ -10,15 +10,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from dsr_gateway.domain.principal import Principal
 from dsr_gateway.graphql.context import Context
+from dsr_gateway.http.auth import AuthenticationFailed, Authenticator
 from dsr_gateway.http.middleware.request_id import request_id_var
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+BEARER_FORM = "Send credentials as 'Authorization: Bearer <token>'."
+TWO_CALLERS = "The handshake and connection_init name different callers."
 
 
 class GatewayGraphQL(GraphQL[Context, None]):
@@ -38,6 +42,35 @@ class GatewayGraphQL(GraphQL[Context, None]):
         except HTTPException as exc:
             response = _request_refused(request, exc)
         await response(scope, receive, send)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, Any] | None:
+        """Credentials in `connection_init` (`{"Authorization": "Bearer <token>"}`), for browsers.
+
+        A credential sent this way replaces an anonymous handshake; a bad one closes the connection
+        (4403) with the reason. The acknowledgement says which kind of caller the connection is.
+        """
+        params = context.connection_params or {}
+        key = next((k for k in ("Authorization", "authorization") if k in params), None)
+        if key is None:
+            return None
+        credential = params[key]
+        if not isinstance(credential, str) or not credential.strip():
+            raise ConnectionRejectionError(
+                {"message": "Send credentials as 'Authorization: Bearer <token>'."}
+            )
+        if " " not in credential.strip():
+            credential = f"Bearer {credential.strip()}"
+        authenticator: Authenticator = context.request.state.authenticator
+        try:
+            principal = await authenticator.authenticate(credential)
+        except AuthenticationFailed as exc:
+            raise ConnectionRejectionError({"message": str(exc)}) from exc
+        if context.principal.id is not None and principal != context.principal:
+            raise ConnectionRejectionError(
+                {"message": "The handshake and connection_init name different callers."}
+            )
+        context.principal = principal
+        return {"principal": principal.kind.value}
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
