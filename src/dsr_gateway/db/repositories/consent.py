@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.driver import DriverStatement
 from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
 from dsr_gateway.db.repositories.consent_rows import (
@@ -96,6 +97,12 @@ INSERT_EVENTS = EVENTS.insert().returning(EVENTS.c.id, sort_by_parameter_order=T
 INSERT_EVENTS_PG = INSERT_EVENTS.values(tx_order=PG_TX_ORDER)
 UPSERT_STATES_PG = _upsert_states(pg_insert)
 UPSERT_STATES_SQLITE = _upsert_states(sqlite_insert)
+# The same statements, run on the driver on PostgreSQL (db/driver.py): one row each on the write path.
+D_PURPOSES_AND_NOTICE = DriverStatement(PURPOSES_AND_NOTICE)
+D_LOCK_SUBJECT = DriverStatement(LOCK_SUBJECT)
+D_STATES_AND_HEAD = DriverStatement(STATES_AND_HEAD)
+D_INSERT_EVENT_PG = DriverStatement(INSERT_EVENTS_PG)
+D_UPSERT_STATE_PG = DriverStatement(UPSERT_STATES_PG)
 
 
 class SqlConsentLedger:
@@ -121,11 +128,11 @@ class SqlConsentLedger:
         SQLite needs no row lock: its writers hold the database lock from BEGIN IMMEDIATE.
         """
         params = {"external_id": external_id}
-        found = (await self._run(LOCK_SUBJECT, params)).scalar()
-        if found is None:
+        rows = await D_LOCK_SUBJECT.run(await self._session.connection(), params)
+        if not rows:
             await self.ensure_subjects([external_id], now)
-            found = (await self._run(LOCK_SUBJECT, params)).scalar_one()
-        return int(found)
+            rows = await D_LOCK_SUBJECT.run(await self._session.connection(), params)
+        return int(rows[0]["id"])
 
     async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]:
         """Ids of these subjects, creating the missing ones (idempotent under concurrency)."""
@@ -150,9 +157,9 @@ class SqlConsentLedger:
     async def purposes_and_notice(self, version: int | None) -> tuple[list[Purpose], set[str] | None]:
         """Every purpose (by key) and, for a notice version, the purposes it states (None: no such
         version): one statement, Core on the transaction's connection (no ORM objects)."""
-        rows = (await self._run(PURPOSES_AND_NOTICE, {"version": version})).all()
-        purposes = [purpose_from_mapping(r._mapping) for r in rows]
-        keys = {r.key for r in rows if r.stated} if version is not None else set()
+        rows = await D_PURPOSES_AND_NOTICE.run(await self._session.connection(), {"version": version})
+        purposes = [purpose_from_mapping(r) for r in rows]
+        keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
         # A published notice states at least one purpose: none stated means there is no such version.
         return purposes, (keys or None)
 
@@ -197,14 +204,13 @@ class SqlConsentLedger:
         events are appended; the lock itself stays a statement of its own (see docs/consent.md).
         """
         records: list[ConsentRecord] = []
-        rows = (await self._run(STATES_AND_HEAD, {"subject_id": subject_id})).all()
-        first = rows[0]._mapping
+        rows = await D_STATES_AND_HEAD.run(await self._session.connection(), {"subject_id": subject_id})
+        first = rows[0]
         sequence, digest = first["head_sequence"], first["head_hash"]
         self._heads[subject_id] = ChainHead(sequence, digest) if sequence is not None else None
         for row in rows:
-            mapping = row._mapping
-            if mapping["purpose_key"] is not None:
-                records.append(record_from_row(mapping))
+            if row["purpose_key"] is not None:
+                records.append(record_from_row(row))
         return records
 
     async def append(self, events: Sequence[tuple[int, NewConsentEvent]]) -> list[ConsentEvent]:
@@ -213,6 +219,12 @@ class SqlConsentLedger:
             for subject_id, _ in events:  # the bulk path reads every head itself
                 self._heads.pop(subject_id, None)
             return await consent_bulk.append(await self._session.connection(), events)
+        if self._postgres and len(events) == 1:  # one choice: one row, on the driver
+            ((subject_id, event),) = events
+            known = {subject_id: self._heads.pop(subject_id)} if subject_id in self._heads else {}
+            (values,) = await CONSENT_SEALER.seal_all(self._run, [event_values(subject_id, event)], known)
+            rows = await D_INSERT_EVENT_PG.run(await self._session.connection(), values)
+            return [recorded(rows[0]["id"], subject_id, event)]
         saved: list[ConsentEvent] = []
         statement = INSERT_EVENTS_PG if self._postgres else INSERT_EVENTS
         for start in range(0, len(events), CHUNK):
@@ -232,6 +244,9 @@ class SqlConsentLedger:
         if self._bulk(len(values)):
             await consent_bulk.save_states(await self._session.connection(), values, self._temp_ready)
             self._temp_ready = True
+            return
+        if self._postgres and len(values) == 1:
+            await D_UPSERT_STATE_PG.run(await self._session.connection(), values[0])
             return
         statement = UPSERT_STATES_PG if self._postgres else UPSERT_STATES_SQLITE
         for start in range(0, len(values), CHUNK):

@@ -11,12 +11,15 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.driver import DriverStatement
 from dsr_gateway.db.tables.outbox import OutboxDeliveryRow, OutboxRow
 from dsr_gateway.domain.privacy_requests import MessageKind, OutboxMessage, OutboxStatus
 from dsr_gateway.services.ports import DeliveryRecord, NewMessage, StoredMessage
 
 O = OutboxRow.__table__  # type: ignore[attr-defined]  # noqa: E741
 D = OutboxDeliveryRow.__table__  # type: ignore[attr-defined]
+INSERT_MANY = O.insert().returning(O.c.id, sort_by_parameter_order=True)
+INSERT_ONE = DriverStatement(O.insert().returning(O.c.id))
 
 
 def _message(row: RowMapping) -> OutboxMessage:
@@ -39,6 +42,26 @@ def _message(row: RowMapping) -> OutboxMessage:
         language=row["language"],
         headers=dict(row["headers"] or {}),
     )
+
+
+def _values(m: NewMessage, now: datetime) -> dict[str, Any]:
+    return {
+        "kind": m.kind,
+        "request_id": m.request_id,
+        "recipient_encrypted": m.recipient_encrypted,
+        "recipient_hint": m.recipient_hint,
+        "subject_line": m.subject_line,
+        "body": m.body,
+        "template_data": m.template_data,
+        "html": m.html,
+        "language": m.language,
+        "headers": m.headers,
+        "subject_id": m.subject_id,
+        "status": m.status.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 def _stored(row: RowMapping) -> StoredMessage:
@@ -76,33 +99,13 @@ class SqlOutboxRepository:
     async def add_many(self, messages: Sequence[NewMessage], now: datetime) -> list[int]:
         """Insert messages in multi-row statements; their ids in the same order."""
         ids: list[int] = []
-        statement = O.insert().returning(O.c.id, sort_by_parameter_order=True)
-        for start in range(0, len(messages), 500):
-            chunk = messages[start : start + 500]
-            rows = await (await self._session.connection()).execute(
-                statement,
-                [
-                    {
-                        "kind": m.kind,
-                        "request_id": m.request_id,
-                        "recipient_encrypted": m.recipient_encrypted,
-                        "recipient_hint": m.recipient_hint,
-                        "subject_line": m.subject_line,
-                        "body": m.body,
-                        "template_data": m.template_data,
-                        "html": m.html,
-                        "language": m.language,
-                        "headers": m.headers,
-                        "subject_id": m.subject_id,
-                        "status": m.status.value,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
-                    for m in chunk
-                ],
-            )
-            ids.extend(int(i) for i in rows.scalars())
+        rows = [_values(m, now) for m in messages]
+        connection = await self._session.connection()
+        if len(rows) == 1:  # a consent change's message: on the driver (db/driver.py)
+            return [int(r["id"]) for r in await INSERT_ONE.run(connection, rows[0])]
+        for start in range(0, len(rows), 500):
+            result = await connection.execute(INSERT_MANY, rows[start : start + 500])
+            ids.extend(int(i) for i in result.scalars())
         return ids
 
     async def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> Sequence[StoredMessage]:

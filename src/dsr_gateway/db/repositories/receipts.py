@@ -9,10 +9,12 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.driver import DriverStatement
 from dsr_gateway.db.tables.audit import ConsentReceiptRow
 from dsr_gateway.domain.receipts import StoredReceipt
 
 RECEIPTS = ConsentReceiptRow.__table__  # type: ignore[attr-defined]
+INSERT_RECEIPT = DriverStatement(RECEIPTS.insert())
 
 
 def _receipt(row: ConsentReceiptRow) -> StoredReceipt:
@@ -24,10 +26,9 @@ class SqlConsentReceiptRepository:
         self._session = session
 
     async def add(self, receipt: StoredReceipt) -> None:
-        # Core on the session's connection (the consent write path): no ORM object, no flush.
-        connection = await self._session.connection()
-        await connection.execute(
-            RECEIPTS.insert(),
+        # Core on the driver (the consent write path, db/driver.py): no ORM object, no flush.
+        await INSERT_RECEIPT.run(
+            await self._session.connection(),
             {
                 "receipt_id": receipt.receipt_id,
                 "subject_id": receipt.subject_id,
