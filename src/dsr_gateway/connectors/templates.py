@@ -120,6 +120,7 @@ class MessageTemplates:
             return candidate
         raise TemplateMissing(f"no template for message {kind.value!r} in {language!r} or English")
 
+
 def render(
     kind: MessageKind,
     language: str | None,

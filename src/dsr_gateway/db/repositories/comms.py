@@ -47,15 +47,12 @@ _NEWEST_IDENTITY_EMAIL = (
     .limit(1)
     .scalar_subquery()
 )
-_CONTACT = (
-    select(
-        SUBJECTS.c.id,
-        SUBJECTS.c.external_id,
-        func.coalesce(CONTACTS.c.email_encrypted, _NEWEST_IDENTITY_EMAIL).label("email_encrypted"),
-        CONTACTS.c.language,
-    )
-    .select_from(SUBJECTS.outerjoin(CONTACTS, CONTACTS.c.subject_id == SUBJECTS.c.id))
-)
+_CONTACT = select(
+    SUBJECTS.c.id,
+    SUBJECTS.c.external_id,
+    func.coalesce(CONTACTS.c.email_encrypted, _NEWEST_IDENTITY_EMAIL).label("email_encrypted"),
+    CONTACTS.c.language,
+).select_from(SUBJECTS.outerjoin(CONTACTS, CONTACTS.c.subject_id == SUBJECTS.c.id))
 CONTACTS_OF = _CONTACT.where(SUBJECTS.c.id.in_(bindparam("ids", expanding=True)))
 CONTACT_OF = DriverStatement(_CONTACT.where(SUBJECTS.c.id == bindparam("id")))
 

@@ -46,19 +46,30 @@ PG_TX_ORDER: Any = literal_column("(pg_current_xact_id()::text::bigint)")
 
 
 # The write path's statements, built once (building a select or an upsert costs more than running it).
-PURPOSES_AND_NOTICE = (
-    select(*PURPOSE_COLUMNS, NOTICE_PURPOSES.c.purpose_key.isnot(None).label("stated"))
-    .select_from(
-        PURPOSES.outerjoin(
-            NOTICE_PURPOSES,
-            and_(
-                NOTICE_PURPOSES.c.purpose_key == PURPOSES.c.key,
-                NOTICE_PURPOSES.c.notice_version == bindparam("version"),
-            ),
-        )
-    )
-    .order_by(PURPOSES.c.key)
+_CATALOGUE = PURPOSES.outerjoin(
+    NOTICE_PURPOSES,
+    and_(
+        NOTICE_PURPOSES.c.purpose_key == PURPOSES.c.key,
+        NOTICE_PURPOSES.c.notice_version == bindparam("version"),
+    ),
 )  # no version asked (NULL): nothing stated
+_STATED = NOTICE_PURPOSES.c.purpose_key.isnot(None).label("stated")
+PURPOSES_AND_NOTICE = select(*PURPOSE_COLUMNS, _STATED).select_from(_CATALOGUE).order_by(PURPOSES.c.key)
+LOCK_SUBJECT = (
+    select(SUBJECTS.c.id).where(SUBJECTS.c.external_id == bindparam("external_id")).with_for_update()
+)
+
+
+def _locked_with_catalogue() -> Any:
+    """The subject's id, its row locked (NULL: no such subject yet), on every row of the purposes and
+    the notice's purposes; one row of NULLs beside the id when there is no purpose."""
+    locked = select(LOCK_SUBJECT.scalar_subquery().label("subject_id")).subquery("locked")
+    catalogue = select(*PURPOSE_COLUMNS, _STATED).select_from(_CATALOGUE).subquery("catalogue")
+    return (
+        select(locked.c.subject_id, *catalogue.c)
+        .select_from(locked.outerjoin(catalogue, literal_column("true")))
+        .order_by(catalogue.c.key)
+    )
 
 
 def _states_and_head() -> Any:
@@ -90,15 +101,13 @@ def _upsert_states(insert: Any) -> Any:
 
 
 STATES_AND_HEAD = _states_and_head()
-LOCK_SUBJECT = (
-    select(SUBJECTS.c.id).where(SUBJECTS.c.external_id == bindparam("external_id")).with_for_update()
-)
 INSERT_EVENTS = EVENTS.insert().returning(EVENTS.c.id, sort_by_parameter_order=True)
 INSERT_EVENTS_PG = INSERT_EVENTS.values(tx_order=PG_TX_ORDER)
 UPSERT_STATES_PG = _upsert_states(pg_insert)
 UPSERT_STATES_SQLITE = _upsert_states(sqlite_insert)
 # The same statements, run on the driver on PostgreSQL (db/driver.py): one row each on the write path.
 D_PURPOSES_AND_NOTICE = DriverStatement(PURPOSES_AND_NOTICE)
+D_LOCKED_WITH_CATALOGUE = DriverStatement(_locked_with_catalogue())
 D_LOCK_SUBJECT = DriverStatement(LOCK_SUBJECT)
 D_STATES_AND_HEAD = DriverStatement(STATES_AND_HEAD)
 D_INSERT_EVENT_PG = DriverStatement(INSERT_EVENTS_PG)
@@ -153,6 +162,20 @@ class SqlConsentLedger:
             )
             ids.update({r.external_id: r.id for r in rows})
         return ids
+
+    async def lock_with_catalogue(
+        self, external_id: str, version: int | None
+    ) -> tuple[int | None, list[Purpose], set[str] | None]:
+        """`lock_subject` of an existing subject (None: not created yet, nothing locked) and
+        `purposes_and_notice`, in one statement. The lock is taken as the statement runs; anything read
+        after the subject's state must come from a later statement (see `states`)."""
+        params = {"external_id": external_id, "version": version}
+        rows = await D_LOCKED_WITH_CATALOGUE.run(await self._session.connection(), params)
+        subject_id = rows[0]["subject_id"]
+        rows = [r for r in rows if r["key"] is not None]
+        purposes = [purpose_from_mapping(r) for r in rows]
+        keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
+        return (int(subject_id) if subject_id is not None else None), purposes, (keys or None)
 
     async def purposes_and_notice(self, version: int | None) -> tuple[list[Purpose], set[str] | None]:
         """Every purpose (by key) and, for a notice version, the purposes it states (None: no such
