@@ -10,25 +10,43 @@ Rows come back as mappings in both cases.
 
 Limits, checked: one parameter set per call (a multi-row INSERT goes through `connection.execute`), no
 expanding IN (use `= ANY(:array)`), no Python-callable column defaults.
+
+**Deferred writes.** `later` queues a write whose result nobody needs (the consent write's projection
+row, receipt and message) on the unit of work; `flush_pending` sends the queue as ONE statement (each
+write a data-modifying CTE) before COMMIT. The repository that owns a deferred table flushes before it
+reads or writes that table again, so the unit of work still reads its own writes; a statement is never
+queued twice in one flush (two CTEs updating one row would be undefined in PostgreSQL).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 Row = Mapping[str, Any]
 Processor = Callable[[Any], Any] | None
+PENDING = "dsr_gateway.driver.pending"  # the session's queue of deferred writes (session.info)
+_PARAMETER = re.compile(r"\$(\d+)")
 
 
 class _Compiled:
     """One statement compiled for the asyncpg dialect: its text, and how to bind and read values."""
 
-    __slots__ = ("_compiled", "_defaults", "_positions", "_processors", "columns", "results", "text")
+    __slots__ = (
+        "_compiled",
+        "_defaults",
+        "_positions",
+        "_processors",
+        "columns",
+        "parameters",
+        "results",
+        "text",
+    )
 
     def __init__(self, statement: Any, dialect: Dialect, keys: tuple[str, ...]) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
@@ -43,6 +61,7 @@ class _Compiled:
         self._positions: list[str] = list(compiled.positiontup)
         self._processors = compiled._bind_processors
         self.text: str = compiled.string
+        self.parameters = len(self._positions)
         self.columns: list[str] = [c[0] for c in compiled._result_columns]
         self.results: list[Processor] = [
             c[3]._cached_result_processor(dialect, None) for c in compiled._result_columns
@@ -83,8 +102,9 @@ class DriverStatement:
             found = self._compiled[key] = _Compiled(self._statement, dialect, keys)
         return found
 
-    async def run(self, connection: AsyncConnection, params: Mapping[str, Any]) -> list[Row]:
-        """Run in the connection's transaction; the rows it returns (none for plain DML)."""
+    async def run(self, session: AsyncSession, params: Mapping[str, Any]) -> list[Row]:
+        """Run in the session's transaction; the rows it returns (none for plain DML)."""
+        connection = await session.connection()
         if connection.dialect.name != "postgresql":
             result = await connection.execute(self._statement, dict(params))
             return list(result.mappings().all()) if result.returns_rows else []
@@ -100,6 +120,56 @@ class DriverStatement:
             }
             for record in records
         ]
+
+    async def later(self, session: AsyncSession, params: Mapping[str, Any]) -> None:
+        """Queue this write for the session's next `flush_pending` (PostgreSQL); elsewhere run it now."""
+        connection = await session.connection()
+        if connection.dialect.name != "postgresql":
+            await self.run(session, params)
+            return
+        compiled = self._for(connection.dialect, params)
+        pending: list[tuple[DriverStatement, _Compiled, list[Any]]] = session.info.setdefault(PENDING, [])
+        if any(queued is self for queued, _, _ in pending):
+            await flush_pending(session)
+            pending = session.info.setdefault(PENDING, [])
+        pending.append((self, compiled, compiled.arguments(params)))
+
+
+async def flush_pending(session: AsyncSession) -> None:
+    """Send the session's deferred writes, in the order queued, as one statement."""
+    pending: list[tuple[DriverStatement, _Compiled, list[Any]]] | None = session.info.pop(PENDING, None)
+    if not pending:
+        return
+    text = _combined(tuple(compiled for _, compiled, _ in pending))
+    driver = await _driver(await session.connection())
+    await driver.execute(text, *[value for _, _, values in pending for value in values])
+
+
+def forget_pending(session: AsyncSession) -> None:
+    """Drop the deferred writes of a transaction that is being rolled back."""
+    session.info.pop(PENDING, None)
+
+
+_COMBINED: dict[tuple[int, ...], str] = {}
+
+
+def _combined(parts: tuple[_Compiled, ...]) -> str:
+    """`WITH w0 AS (<first>), ... <last>`, each part's $n moved past the parameters before it."""
+    if len(parts) == 1:
+        return parts[0].text
+    key = tuple(id(p) for p in parts)
+    found = _COMBINED.get(key)
+    if found is None:
+        texts, offset = [], 0
+        for part in parts:
+            shift = offset
+            texts.append(_PARAMETER.sub(lambda m, shift=shift: f"${int(m.group(1)) + shift}", part.text))
+            offset += part.parameters
+        ctes = ", ".join(f"w{i} AS ({t})" for i, t in enumerate(texts[:-1]))
+        if len(_COMBINED) > 256:  # queues hold each statement at most once: few shapes in practice
+            _COMBINED.clear()
+        found = _COMBINED[key] = f"WITH {ctes} {texts[-1]}"
+    return found
 
 
 async def _driver(connection: AsyncConnection) -> Any:

@@ -73,7 +73,7 @@ class SqlCommsRepository:
         found: dict[int, Contact] = {}
         ids = list(dict.fromkeys(subject_ids))
         if len(ids) == 1:  # a consent change's announcement: on the driver (db/driver.py)
-            for r in await CONTACT_OF.run(await self._session.connection(), {"id": ids[0]}):
+            for r in await CONTACT_OF.run(self._session, {"id": ids[0]}):
                 found[r["id"]] = Contact(r["id"], r["external_id"], r["email_encrypted"], r["language"])
             return found
         for start in range(0, len(ids), CHUNK):

@@ -6,16 +6,17 @@ Every statement is SQLAlchemy Core run on the unit of work's session (no ORM obj
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, and_, bindparam, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dsr_gateway.db.driver import DriverStatement
+from dsr_gateway.db.driver import DriverStatement, flush_pending
 from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
 from dsr_gateway.db.repositories.consent_rows import (
@@ -125,10 +126,18 @@ class SqlConsentLedger:
     def _bulk(self, rows: int) -> bool:
         return self._postgres and rows >= consent_bulk.BULK_MIN_ROWS
 
+    async def _connection(self) -> AsyncConnection:
+        # A deferred projection row (`save_states`) is written before the ledger's tables are touched again.
+        await flush_pending(self._session)
+        return await self._session.connection()
+
     async def _run(self, statement: Any, params: Any = None) -> Any:
         # Core on the session's connection: the same transaction, without the ORM's per-statement work.
-        connection = await self._session.connection()
-        return await connection.execute(statement, params)
+        return await (await self._connection()).execute(statement, params)
+
+    async def _fetch(self, statement: DriverStatement, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+        await flush_pending(self._session)
+        return await statement.run(self._session, params)
 
     async def lock_subject(self, external_id: str, now: datetime) -> int:
         """The subject's id, created on first use, its row locked until commit (FOR UPDATE).
@@ -137,16 +146,16 @@ class SqlConsentLedger:
         SQLite needs no row lock: its writers hold the database lock from BEGIN IMMEDIATE.
         """
         params = {"external_id": external_id}
-        rows = await D_LOCK_SUBJECT.run(await self._session.connection(), params)
+        rows = await self._fetch(D_LOCK_SUBJECT, params)
         if not rows:
             await self.ensure_subjects([external_id], now)
-            rows = await D_LOCK_SUBJECT.run(await self._session.connection(), params)
+            rows = await self._fetch(D_LOCK_SUBJECT, params)
         return int(rows[0]["id"])
 
     async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]:
         """Ids of these subjects, creating the missing ones (idempotent under concurrency)."""
         if self._bulk(len(external_ids)):
-            return await consent_bulk.ensure_subjects(await self._session.connection(), external_ids, now)
+            return await consent_bulk.ensure_subjects(await self._connection(), external_ids, now)
         insert = pg_insert if self._postgres else sqlite_insert
         ids: dict[str, int] = {}
         unique = list(dict.fromkeys(external_ids))
@@ -170,7 +179,7 @@ class SqlConsentLedger:
         `purposes_and_notice`, in one statement. The lock is taken as the statement runs; anything read
         after the subject's state must come from a later statement (see `states`)."""
         params = {"external_id": external_id, "version": version}
-        rows = await D_LOCKED_WITH_CATALOGUE.run(await self._session.connection(), params)
+        rows = await self._fetch(D_LOCKED_WITH_CATALOGUE, params)
         subject_id = rows[0]["subject_id"]
         rows = [r for r in rows if r["key"] is not None]
         purposes = [purpose_from_mapping(r) for r in rows]
@@ -180,7 +189,7 @@ class SqlConsentLedger:
     async def purposes_and_notice(self, version: int | None) -> tuple[list[Purpose], set[str] | None]:
         """Every purpose (by key) and, for a notice version, the purposes it states (None: no such
         version): one statement, Core on the transaction's connection (no ORM objects)."""
-        rows = await D_PURPOSES_AND_NOTICE.run(await self._session.connection(), {"version": version})
+        rows = await self._fetch(D_PURPOSES_AND_NOTICE, {"version": version})
         purposes = [purpose_from_mapping(r) for r in rows]
         keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
         # A published notice states at least one purpose: none stated means there is no such version.
@@ -209,7 +218,7 @@ class SqlConsentLedger:
             (subject_id,) = subject_ids
             return {subject_id: await self._states_and_head(subject_id)}
         if self._bulk(len(subject_ids)):
-            return await consent_bulk.states(await self._session.connection(), subject_ids, purposes)
+            return await consent_bulk.states(await self._connection(), subject_ids, purposes)
         result: dict[int, list[ConsentRecord]] = {s: [] for s in subject_ids}
         ids = list(subject_ids)
         for start in range(0, len(ids), CHUNK):
@@ -227,7 +236,7 @@ class SqlConsentLedger:
         events are appended; the lock itself stays a statement of its own (see docs/consent.md).
         """
         records: list[ConsentRecord] = []
-        rows = await D_STATES_AND_HEAD.run(await self._session.connection(), {"subject_id": subject_id})
+        rows = await self._fetch(D_STATES_AND_HEAD, {"subject_id": subject_id})
         first = rows[0]
         sequence, digest = first["head_sequence"], first["head_hash"]
         self._heads[subject_id] = ChainHead(sequence, digest) if sequence is not None else None
@@ -241,12 +250,12 @@ class SqlConsentLedger:
         if self._bulk(len(events)):
             for subject_id, _ in events:  # the bulk path reads every head itself
                 self._heads.pop(subject_id, None)
-            return await consent_bulk.append(await self._session.connection(), events)
+            return await consent_bulk.append(await self._connection(), events)
         if self._postgres and len(events) == 1:  # one choice: one row, on the driver
             ((subject_id, event),) = events
             known = {subject_id: self._heads.pop(subject_id)} if subject_id in self._heads else {}
             (values,) = await CONSENT_SEALER.seal_all(self._run, [event_values(subject_id, event)], known)
-            rows = await D_INSERT_EVENT_PG.run(await self._session.connection(), values)
+            rows = await self._fetch(D_INSERT_EVENT_PG, values)
             return [recorded(rows[0]["id"], subject_id, event)]
         saved: list[ConsentEvent] = []
         statement = INSERT_EVENTS_PG if self._postgres else INSERT_EVENTS
@@ -265,11 +274,11 @@ class SqlConsentLedger:
         if not values:
             return
         if self._bulk(len(values)):
-            await consent_bulk.save_states(await self._session.connection(), values, self._temp_ready)
+            await consent_bulk.save_states(await self._connection(), values, self._temp_ready)
             self._temp_ready = True
             return
-        if self._postgres and len(values) == 1:
-            await D_UPSERT_STATE_PG.run(await self._session.connection(), values[0])
+        if self._postgres and len(values) == 1:  # one scope changed: written with the commit's other rows
+            await D_UPSERT_STATE_PG.later(self._session, values[0])
             return
         statement = UPSERT_STATES_PG if self._postgres else UPSERT_STATES_SQLITE
         for start in range(0, len(values), CHUNK):
