@@ -59,7 +59,7 @@ def _message(subject_id: int) -> NewMessage:
     )
 
 
-async def _write(uow: SqlUnitOfWork, external_id: str, action: ConsentAction) -> int:
+async def _write(uow: SqlUnitOfWork, external_id: str, action: ConsentAction) -> tuple[int, int]:
     """One consent change the way the service records it: event, projection row, receipt, message."""
     now = datetime.now(UTC)
     subject_id = await uow.consents.lock_subject(external_id, now)
@@ -70,7 +70,7 @@ async def _write(uow: SqlUnitOfWork, external_id: str, action: ConsentAction) ->
     receipt = StoredReceipt(f"r-{external_id}-{saved.id}", subject_id, now, "jws")
     await uow.consent_receipts.add(receipt)
     await uow.outbox.add_later([_message(subject_id)], now)
-    return subject_id
+    return subject_id, saved.id
 
 
 async def _counts(engine: AsyncEngine, subject_id: int) -> tuple[int, int, int]:
@@ -85,7 +85,7 @@ async def _counts(engine: AsyncEngine, subject_id: int) -> tuple[int, int, int]:
 async def test_deferred_rows_are_committed_together(gql: GraphQLClient, engine: AsyncEngine) -> None:
     await seed_catalogue(gql)
     async with SqlUnitOfWork(make_session_factory(engine)) as uow:
-        subject_id = await _write(uow, "deferred-1", ConsentAction.GRANT)
+        subject_id, _ = await _write(uow, "deferred-1", ConsentAction.GRANT)
         await uow.commit()
     assert await _counts(engine, subject_id) == (1, 1, 1)
 
@@ -107,15 +107,20 @@ async def test_deferred_rows_are_dropped_with_a_rollback(gql: GraphQLClient, eng
 async def test_a_unit_of_work_reads_its_deferred_rows(gql: GraphQLClient, engine: AsyncEngine) -> None:
     await seed_catalogue(gql)
     async with SqlUnitOfWork(make_session_factory(engine)) as uow:
-        subject_id = await _write(uow, "deferred-3", ConsentAction.GRANT)
+        subject_id, first = await _write(uow, "deferred-3", ConsentAction.GRANT)
         (record,) = (await uow.consents.states([subject_id]))[subject_id]
         assert record.status is ConsentStatus.GRANTED
+        assert record.last_event_id == first
         # The same scope twice in one unit of work: the later row wins.
-        await _write(uow, "deferred-3", ConsentAction.WITHDRAW)
+        _, second = await _write(uow, "deferred-3", ConsentAction.WITHDRAW)
+        events = await uow.consents.all_events([subject_id])
+        assert [e.id for e in events] == [first, second]
+        assert [e.action for e in events] == [ConsentAction.GRANT, ConsentAction.WITHDRAW]
         receipts = await uow.consent_receipts.list_for_subject(subject_id, 10)
         assert len(receipts) == 2
         await uow.commit()
     async with SqlUnitOfWork(make_session_factory(engine)) as uow:
         (record,) = (await uow.consents.states([subject_id]))[subject_id]
     assert record.status is ConsentStatus.WITHDRAWN
+    assert record.last_event_id == second
     assert await _counts(engine, subject_id) == (1, 2, 2)

@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, bindparam, literal_column, select, text
+from sqlalchemy import BigInteger, ColumnElement, Integer, and_, bindparam, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,6 +44,7 @@ PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "
 CHUNK = 1000
 # The writing transaction's id: the changes feed reads only below the oldest transaction still open.
 PG_TX_ORDER: Any = literal_column("(pg_current_xact_id()::text::bigint)")
+NEXT_EVENT_ID: Any = literal_column("nextval(pg_get_serial_sequence('consent_event', 'id'))", BigInteger)
 
 
 # The write path's statements, built once (building a select or an upsert costs more than running it).
@@ -73,16 +74,25 @@ def _locked_with_catalogue() -> Any:
     )
 
 
-def _states_and_head() -> Any:
+def _states_and_head(reserve_id: bool = False) -> Any:
     """A subject's state rows with its chain head (sequence, hash) on each; one row of NULLs when the
-    subject has no state yet."""
+    subject has no state yet. With `reserve_id` (PostgreSQL), also the next event id, taken once."""
     head = (
         select(EVENTS.c.sequence, EVENTS.c.hash)
         .where(EVENTS.c.subject_id == bindparam("subject_id"))
         .order_by(EVENTS.c.sequence.desc())
         .limit(1)
     )
-    one = select(bindparam("subject_id", type_=Integer).label("sid")).subquery("one")
+    sid = bindparam("subject_id", type_=Integer).label("sid")
+    if reserve_id:  # a volatile function keeps the one-row subquery from being flattened: one call
+        one = select(sid, NEXT_EVENT_ID.label("next_id")).subquery("one")
+        return select(
+            head.with_only_columns(EVENTS.c.sequence).scalar_subquery().label("head_sequence"),
+            head.with_only_columns(EVENTS.c.hash).scalar_subquery().label("head_hash"),
+            one.c.next_id,
+            *STATES.c,
+        ).select_from(one.outerjoin(STATES, STATES.c.subject_id == one.c.sid))
+    one = select(sid).subquery("one")
     return select(
         head.with_only_columns(EVENTS.c.sequence).scalar_subquery().label("head_sequence"),
         head.with_only_columns(EVENTS.c.hash).scalar_subquery().label("head_hash"),
@@ -111,7 +121,9 @@ D_PURPOSES_AND_NOTICE = DriverStatement(PURPOSES_AND_NOTICE)
 D_LOCKED_WITH_CATALOGUE = DriverStatement(_locked_with_catalogue())
 D_LOCK_SUBJECT = DriverStatement(LOCK_SUBJECT)
 D_STATES_AND_HEAD = DriverStatement(STATES_AND_HEAD)
+D_STATES_HEAD_AND_ID_PG = DriverStatement(_states_and_head(reserve_id=True))
 D_INSERT_EVENT_PG = DriverStatement(INSERT_EVENTS_PG)
+D_INSERT_EVENT_WITH_ID_PG = DriverStatement(EVENTS.insert().values(tx_order=PG_TX_ORDER))
 D_UPSERT_STATE_PG = DriverStatement(UPSERT_STATES_PG)
 
 
@@ -121,6 +133,9 @@ class SqlConsentLedger:
         self._postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
         # Chain heads read with a locked subject's states, used by the next `append` of that subject.
         self._heads: dict[int, ChainHead | None] = {}
+        # An event id taken with a locked subject's states (PostgreSQL): that subject's next single-event
+        # `append` uses it and is then written with the commit's other deferred rows (db/driver.py).
+        self._next_ids: dict[int, int] = {}
         self._temp_ready = False  # the bulk projection's temporary table exists in this transaction
 
     def _bulk(self, rows: int) -> bool:
@@ -236,10 +251,13 @@ class SqlConsentLedger:
         events are appended; the lock itself stays a statement of its own (see docs/consent.md).
         """
         records: list[ConsentRecord] = []
-        rows = await self._fetch(D_STATES_AND_HEAD, {"subject_id": subject_id})
+        statement = D_STATES_HEAD_AND_ID_PG if self._postgres else D_STATES_AND_HEAD
+        rows = await self._fetch(statement, {"subject_id": subject_id})
         first = rows[0]
         sequence, digest = first["head_sequence"], first["head_hash"]
         self._heads[subject_id] = ChainHead(sequence, digest) if sequence is not None else None
+        if self._postgres:
+            self._next_ids[subject_id] = int(first["next_id"])
         for row in rows:
             if row["purpose_key"] is not None:
                 records.append(record_from_row(row))
@@ -247,6 +265,9 @@ class SqlConsentLedger:
 
     async def append(self, events: Sequence[tuple[int, NewConsentEvent]]) -> list[ConsentEvent]:
         """Insert events (multi-row statements), in order; return them with their ids."""
+        if len(events) != 1:  # a subject's ids follow its chain: a reserved id is not used after others
+            for subject_id, _ in events:
+                self._next_ids.pop(subject_id, None)
         if self._bulk(len(events)):
             for subject_id, _ in events:  # the bulk path reads every head itself
                 self._heads.pop(subject_id, None)
@@ -255,8 +276,12 @@ class SqlConsentLedger:
             ((subject_id, event),) = events
             known = {subject_id: self._heads.pop(subject_id)} if subject_id in self._heads else {}
             (values,) = await CONSENT_SEALER.seal_all(self._run, [event_values(subject_id, event)], known)
-            rows = await self._fetch(D_INSERT_EVENT_PG, values)
-            return [recorded(rows[0]["id"], subject_id, event)]
+            event_id = self._next_ids.pop(subject_id, None)
+            if event_id is None:
+                rows = await self._fetch(D_INSERT_EVENT_PG, values)
+                return [recorded(rows[0]["id"], subject_id, event)]
+            await D_INSERT_EVENT_WITH_ID_PG.later(self._session, {"id": event_id, **values})
+            return [recorded(event_id, subject_id, event)]
         saved: list[ConsentEvent] = []
         statement = INSERT_EVENTS_PG if self._postgres else INSERT_EVENTS
         for start in range(0, len(events), CHUNK):
