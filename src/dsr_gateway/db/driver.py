@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -107,7 +107,7 @@ class DriverStatement:
         connection = await session.connection()
         if connection.dialect.name != "postgresql":
             result = await connection.execute(self._statement, dict(params))
-            return list(result.mappings().all()) if result.returns_rows else []
+            return cast(list[Row], list(result.mappings().all())) if result.returns_rows else []
         compiled = self._for(connection.dialect, params)
         driver = await _driver(connection)
         records = await driver.fetch(compiled.text, *compiled.arguments(params))
@@ -153,6 +153,10 @@ def forget_pending(session: AsyncSession) -> None:
 _COMBINED: dict[tuple[int, ...], str] = {}
 
 
+def _shifted(text: str, offset: int) -> str:
+    return _PARAMETER.sub(lambda match: f"${int(match.group(1)) + offset}", text)
+
+
 def _combined(parts: tuple[_Compiled, ...]) -> str:
     """`WITH w0 AS (<first>), ... <last>`, each part's $n moved past the parameters before it."""
     if len(parts) == 1:
@@ -160,10 +164,10 @@ def _combined(parts: tuple[_Compiled, ...]) -> str:
     key = tuple(id(p) for p in parts)
     found = _COMBINED.get(key)
     if found is None:
-        texts, offset = [], 0
+        texts: list[str] = []
+        offset = 0
         for part in parts:
-            shift = offset
-            texts.append(_PARAMETER.sub(lambda m, shift=shift: f"${int(m.group(1)) + shift}", part.text))
+            texts.append(_shifted(part.text, offset))
             offset += part.parameters
         ctes = ", ".join(f"w{i} AS ({t})" for i, t in enumerate(texts[:-1]))
         if len(_COMBINED) > 256:  # queues hold each statement at most once: few shapes in practice

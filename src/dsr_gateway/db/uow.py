@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from types import TracebackType
 from typing import Self
 
@@ -24,34 +25,70 @@ from dsr_gateway.db.repositories.webhooks import SqlWebhookRepository
 
 
 class SqlUnitOfWork:
+    """Repositories are made on first use: a use case touches a few of the fourteen."""
+
     session: AsyncSession
-    purposes: SqlPurposeRepository
-    notices: SqlNoticeRepository
-    api_keys: SqlApiKeyRepository
-    subjects: SqlSubjectRepository
-    consent_receipts: SqlConsentReceiptRepository
-    webhooks: SqlWebhookRepository
-    exports: SqlExportPackageRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
 
     async def __aenter__(self) -> Self:
         self.session = self._session_factory()
-        self.purposes = SqlPurposeRepository(self.session)
-        self.notices = SqlNoticeRepository(self.session)
-        self.api_keys = SqlApiKeyRepository(self.session)
-        self.subjects = SqlSubjectRepository(self.session)
-        self.consent_receipts = SqlConsentReceiptRepository(self.session)
-        self.webhooks = SqlWebhookRepository(self.session)
-        self.exports = SqlExportPackageRepository(self.session)
-        self.consents = SqlConsentLedger(self.session)
-        self.requests = SqlPrivacyRequestRepository(self.session)
-        self.identities = SqlIdentityRepository(self.session)
-        self.outbox = SqlOutboxRepository(self.session)
-        self.fulfilment = SqlFulfilmentStepRepository(self.session)
-        self.comms = SqlCommsRepository(self.session)
+        for name in REPOSITORIES:  # a unit of work entered again starts with fresh repositories
+            self.__dict__.pop(name, None)
         return self
+
+    @cached_property
+    def purposes(self) -> SqlPurposeRepository:
+        return SqlPurposeRepository(self.session)
+
+    @cached_property
+    def notices(self) -> SqlNoticeRepository:
+        return SqlNoticeRepository(self.session)
+
+    @cached_property
+    def api_keys(self) -> SqlApiKeyRepository:
+        return SqlApiKeyRepository(self.session)
+
+    @cached_property
+    def subjects(self) -> SqlSubjectRepository:
+        return SqlSubjectRepository(self.session)
+
+    @cached_property
+    def consent_receipts(self) -> SqlConsentReceiptRepository:
+        return SqlConsentReceiptRepository(self.session)
+
+    @cached_property
+    def webhooks(self) -> SqlWebhookRepository:
+        return SqlWebhookRepository(self.session)
+
+    @cached_property
+    def exports(self) -> SqlExportPackageRepository:
+        return SqlExportPackageRepository(self.session)
+
+    @cached_property
+    def consents(self) -> SqlConsentLedger:
+        return SqlConsentLedger(self.session)
+
+    @cached_property
+    def requests(self) -> SqlPrivacyRequestRepository:
+        return SqlPrivacyRequestRepository(self.session)
+
+    @cached_property
+    def identities(self) -> SqlIdentityRepository:
+        return SqlIdentityRepository(self.session)
+
+    @cached_property
+    def outbox(self) -> SqlOutboxRepository:
+        return SqlOutboxRepository(self.session)
+
+    @cached_property
+    def fulfilment(self) -> SqlFulfilmentStepRepository:
+        return SqlFulfilmentStepRepository(self.session)
+
+    @cached_property
+    def comms(self) -> SqlCommsRepository:
+        return SqlCommsRepository(self.session)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -70,3 +107,6 @@ class SqlUnitOfWork:
     async def rollback(self) -> None:
         forget_pending(self.session)
         await self.session.rollback()
+
+
+REPOSITORIES = [n for n, v in vars(SqlUnitOfWork).items() if isinstance(v, cached_property)]

@@ -275,12 +275,12 @@ class SqlConsentLedger:
         if self._postgres and len(events) == 1:  # one choice: one row, on the driver
             ((subject_id, event),) = events
             known = {subject_id: self._heads.pop(subject_id)} if subject_id in self._heads else {}
-            (values,) = await CONSENT_SEALER.seal_all(self._run, [event_values(subject_id, event)], known)
+            (row,) = await CONSENT_SEALER.seal_all(self._run, [event_values(subject_id, event)], known)
             event_id = self._next_ids.pop(subject_id, None)
             if event_id is None:
-                rows = await self._fetch(D_INSERT_EVENT_PG, values)
+                rows = await self._fetch(D_INSERT_EVENT_PG, row)
                 return [recorded(rows[0]["id"], subject_id, event)]
-            await D_INSERT_EVENT_WITH_ID_PG.later(self._session, {"id": event_id, **values})
+            await D_INSERT_EVENT_WITH_ID_PG.later(self._session, {"id": event_id, **row})
             return [recorded(event_id, subject_id, event)]
         saved: list[ConsentEvent] = []
         statement = INSERT_EVENTS_PG if self._postgres else INSERT_EVENTS
