@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from dsr_gateway.db.driver import DriverStatement, flush_pending
 from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
+from dsr_gateway.db.repositories.comms import LOCKED_CONTACT, remember_contact
 from dsr_gateway.db.repositories.consent_rows import (
     event_from_row,
     event_values,
@@ -33,6 +34,7 @@ from dsr_gateway.db.tables.subjects import SubjectRow
 from dsr_gateway.domain.audit_chain import ChainHead
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.purposes import Purpose
+from dsr_gateway.services.comms.ports import Contact
 
 EVENTS = ConsentEventRow.__table__  # type: ignore[attr-defined]
 STATES = ConsentStateRow.__table__  # type: ignore[attr-defined]
@@ -63,13 +65,22 @@ LOCK_SUBJECT = (
 
 
 def _locked_with_catalogue() -> Any:
-    """The subject's id, its row locked (NULL: no such subject yet), on every row of the purposes and
-    the notice's purposes; one row of NULLs beside the id when there is no purpose."""
-    locked = select(LOCK_SUBJECT.scalar_subquery().label("subject_id")).subquery("locked")
+    """The subject (id and contact; NULLs: no such subject yet) with its row locked, on every row of the
+    purposes and the notice's purposes; one row of NULLs beside the subject when there is no purpose."""
+    one = select(literal_column("1").label("one")).subquery("one")
+    locked = LOCKED_CONTACT.subquery("locked")
     catalogue = select(*PURPOSE_COLUMNS, _STATED).select_from(_CATALOGUE).subquery("catalogue")
     return (
-        select(locked.c.subject_id, *catalogue.c)
-        .select_from(locked.outerjoin(catalogue, literal_column("true")))
+        select(
+            locked.c.id.label("subject_id"),
+            locked.c.external_id.label("subject_external_id"),
+            locked.c.email_encrypted.label("subject_email_encrypted"),
+            locked.c.language.label("subject_language"),
+            *catalogue.c,
+        )
+        .select_from(
+            one.outerjoin(locked, literal_column("true")).outerjoin(catalogue, literal_column("true"))
+        )
         .order_by(catalogue.c.key)
     )
 
@@ -195,7 +206,18 @@ class SqlConsentLedger:
         after the subject's state must come from a later statement (see `states`)."""
         params = {"external_id": external_id, "version": version}
         rows = await self._fetch(D_LOCKED_WITH_CATALOGUE, params)
-        subject_id = rows[0]["subject_id"]
+        first = rows[0]
+        subject_id = first["subject_id"]
+        if subject_id is not None:  # the "permission changed" message needs it: no second statement
+            remember_contact(
+                self._session,
+                Contact(
+                    subject_id,
+                    first["subject_external_id"],
+                    first["subject_email_encrypted"],
+                    first["subject_language"],
+                ),
+            )
         rows = [r for r in rows if r["key"] is not None]
         purposes = [purpose_from_mapping(r) for r in rows]
         keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
