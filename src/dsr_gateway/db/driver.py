@@ -31,6 +31,7 @@ from sqlalchemy.sql.dml import Insert
 Row = Mapping[str, Any]
 Processor = Callable[[Any], Any] | None
 PENDING = "dsr_gateway.driver.pending"  # the session's queue of deferred writes (session.info)
+_DRIVER = "dsr_gateway.driver.connection"  # (transaction, connection, asyncpg connection or None)
 _PARAMETER = re.compile(r"\$(\d+)")
 
 
@@ -104,12 +105,11 @@ class DriverStatement:
 
     async def run(self, session: AsyncSession, params: Mapping[str, Any]) -> list[Row]:
         """Run in the session's transaction; the rows it returns (none for plain DML)."""
-        connection = await session.connection()
-        if connection.dialect.name != "postgresql":
+        connection, driver = await _connection(session)
+        if driver is None:
             result = await connection.execute(self._statement, dict(params))
             return cast(list[Row], list(result.mappings().all())) if result.returns_rows else []
         compiled = self._for(connection.dialect, params)
-        driver = await _driver(connection)
         records = await driver.fetch(compiled.text, *compiled.arguments(params))
         if not any(compiled.results):
             return records  # type: ignore[no-any-return]
@@ -123,8 +123,8 @@ class DriverStatement:
 
     async def later(self, session: AsyncSession, params: Mapping[str, Any]) -> None:
         """Queue this write for the session's next `flush_pending` (PostgreSQL); elsewhere run it now."""
-        connection = await session.connection()
-        if connection.dialect.name != "postgresql":
+        connection, driver = await _connection(session)
+        if driver is None:
             await self.run(session, params)
             return
         compiled = self._for(connection.dialect, params)
@@ -141,7 +141,7 @@ async def flush_pending(session: AsyncSession) -> None:
     if not pending:
         return
     text = _combined(tuple(compiled for _, compiled, _ in pending))
-    driver = await _driver(await session.connection())
+    _, driver = await _connection(session)
     await driver.execute(text, *[value for _, _, values in pending for value in values])
 
 
@@ -176,14 +176,22 @@ def _combined(parts: tuple[_Compiled, ...]) -> str:
     return found
 
 
-async def _driver(connection: AsyncConnection) -> Any:
-    """The asyncpg connection of this SQLAlchemy connection, inside its transaction.
+async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
+    """The session's connection and, on PostgreSQL, its asyncpg connection inside the transaction.
 
-    SQLAlchemy's asyncpg adapter begins its transaction at the first statement it runs; a driver
-    statement that comes first begins it the same way, so COMMIT/ROLLBACK through SQLAlchemy end it.
+    Kept for the session's current transaction (asking the session for its connection costs a greenlet
+    hop each time). SQLAlchemy's asyncpg adapter begins its transaction at the first statement it runs; a
+    driver statement that comes first begins it the same way, so COMMIT/ROLLBACK through SQLAlchemy end it.
     """
-    adapted = await connection.get_raw_connection()
-    adapter: Any = adapted.dbapi_connection
-    if adapter._transaction is None:
-        await adapter._start_transaction()
-    return adapter.driver_connection
+    cached = session.info.get(_DRIVER)
+    if cached is not None and cached[0] is session.sync_session.get_transaction():
+        return cached[1], cached[2]
+    connection = await session.connection()
+    driver = None
+    if connection.dialect.name == "postgresql":
+        adapter: Any = (await connection.get_raw_connection()).dbapi_connection
+        if adapter._transaction is None:
+            await adapter._start_transaction()
+        driver = adapter.driver_connection
+    session.info[_DRIVER] = (session.sync_session.get_transaction(), connection, driver)
+    return connection, driver
