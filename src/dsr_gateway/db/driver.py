@@ -8,6 +8,9 @@ go through the compiled statement's own parameter building and bind/result proce
 `connection.execute`. Elsewhere (SQLite) the statement runs through `connection.execute` as before.
 Rows come back as mappings in both cases.
 
+Not seen by SQLAlchemy: engine events and `echo` miss these statements, and a database error arrives as
+asyncpg's exception (the unit of work still rolls back; a lost connection is noticed at the rollback).
+
 Limits, checked: one parameter set per call (a multi-row INSERT goes through `connection.execute`), no
 expanding IN (use `= ANY(:array)`), no Python-callable column defaults.
 
