@@ -435,8 +435,10 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             **comms,
         )
         lifecycle: ConsentLifecycleService = comms["consent_lifecycle"]
-        # consentCheck reads are recorded in the background, in batches (docs/audit.md).
-        access_batcher = AccessBatcher(SqlAuditTrail(engine))
+        # consentCheck reads are recorded in the background, once per distinct read per window (docs/audit.md).
+        access_batcher = AccessBatcher(
+            SqlAuditTrail(engine), utc_now, window=settings.access_log_window_seconds
+        )
         stop_batcher = asyncio.Event()
         batcher_task = asyncio.create_task(access_batcher.run(stop_batcher))
         gauges = OperationalGauges(registry, SqlOperationalQueries(engine))

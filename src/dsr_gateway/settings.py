@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///./dsr_gateway.db"
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # consentCheck reads are written to the personal-data access log once per client, purpose and
+    # subject per window of this many seconds (docs/audit.md).
+    access_log_window_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     jwt_secret: SecretStr | None = None
     jwks_url: str | None = None

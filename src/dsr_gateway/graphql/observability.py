@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from strawberry.extensions import SchemaExtension
 
 from dsr_gateway.graphql.context import Info
-from dsr_gateway.services.audit_trail import AccessNote
+from dsr_gateway.services.audit_trail import AccessNote, is_recorded
 
 logger = logging.getLogger("dsr_gateway.graphql")
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
@@ -74,14 +74,15 @@ def note_access(
 
 
 def note_checks(info: Info, what: str, subject_external_ids: Iterable[str]) -> None:
-    """The consentCheck hot path: queued for a background batch insert, never awaited."""
+    """The consentCheck hot path: noted for a background write (one set update), never awaited."""
     ctx = info.context
     batcher = getattr(ctx.request.state, "access_batcher", None)
-    if batcher is None:
+    principal = ctx.principal
+    if batcher is None or not is_recorded(principal):
         return
+    assert principal.id is not None
     name = info.operation.name.value if info.operation.name else "anonymous"
-    notes = [AccessNote(what, external_id) for external_id in subject_external_ids]
-    batcher.offer(ctx.services.audit_trail.accesses_of(ctx.principal, name, notes))
+    batcher.note(principal.kind.value, principal.id, name, what, subject_external_ids)
 
 
 class ObservabilityExtension(SchemaExtension):
