@@ -435,7 +435,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             **comms,
         )
         lifecycle: ConsentLifecycleService = comms["consent_lifecycle"]
-        # consentCheck reads are recorded in the background, once per distinct read per window (docs/audit.md).
+        # consentCheck reads: recorded in the background, once per distinct read per window (docs/audit.md).
         access_batcher = AccessBatcher(
             SqlAuditTrail(engine), utc_now, window=settings.access_log_window_seconds
         )

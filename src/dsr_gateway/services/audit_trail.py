@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -218,7 +217,7 @@ class AccessBatcher:
         return len(rows)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Flush at the end of every window (or when `max_pending` reads wait) until `stop`, then once more."""
+        """Flush at the end of each window (or when `max_pending` reads wait) until `stop`, then once more."""
         while not stop.is_set():
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._full.wait())]
             try:
