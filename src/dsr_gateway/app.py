@@ -34,6 +34,7 @@ from dsr_gateway.connectors.smtp_mailer import SmtpConfig, SmtpMailer
 from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
 from dsr_gateway.connectors.templates import MessageTemplates
 from dsr_gateway.db.engine import make_engine, make_session_factory
+from dsr_gateway.db.hot_reads import HotReadPool
 from dsr_gateway.db.read_engine import make_read_engine
 from dsr_gateway.db.repositories.audit import SqlChainSource, SqlCheckpointStore
 from dsr_gateway.db.repositories.audit_trail import SqlAuditTrail
@@ -152,6 +153,7 @@ def build_consent_service(
     read_engine: AsyncEngine,
     receipts: ReceiptService | None = None,
     effects: ConsentEffects | None = None,
+    hot_reads: HotReadPool | None = None,
 ) -> ConsentService:
     """The consent use cases: a signed receipt with every change, and its webhook and messages."""
     if receipts is None:
@@ -161,7 +163,7 @@ def build_consent_service(
     return ConsentService(
         uow,
         utc_now,
-        SqlConsentReader(read_engine),
+        SqlConsentReader(read_engine, hot_reads),
         receipts=ConsentReceipts(receipts, settings.receipt_jurisdiction),
         effects=effects,
     )
@@ -390,6 +392,12 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
         engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
         session_factory = make_session_factory(engine)
         read_engine = make_read_engine(settings.database_url, pool_size=settings.database_pool_size)
+        # consentCheck's statement through asyncpg directly on PostgreSQL (db/hot_reads.py).
+        hot_reads = (
+            HotReadPool(read_engine, size=settings.database_pool_size)
+            if read_engine.dialect.name == "postgresql"
+            else None
+        )
         http_client = httpx.AsyncClient(timeout=10.0, transport=http_transport)
 
         def uow() -> SqlUnitOfWork:
@@ -407,7 +415,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
         composer = build_composer(settings)
         receipts = ReceiptService(uow, signer, controller_from(settings), utc_now)
         consent = build_consent_service(
-            settings, uow, read_engine, receipts, ConsentEffects(utc_now, composer)
+            settings, uow, read_engine, receipts, ConsentEffects(utc_now, composer), hot_reads
         )
         request_services = build_request_services(settings, uow, events, planner)
         comms = build_comms_services(settings, uow, consent, composer, systems)
@@ -517,6 +525,8 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             await http_client.aclose()
             await engine.dispose()
             await read_engine.dispose()
+            if hot_reads is not None:
+                await hot_reads.aclose()
 
     middleware = [
         Middleware(RequestIdMiddleware),

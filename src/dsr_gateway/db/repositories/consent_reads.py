@@ -1,6 +1,7 @@
 """The read side of the consent ledger: SQLAlchemy Core on a pooled autocommit connection.
 
-No ORM session and no explicit transaction: a consent check is exactly one statement, one round trip.
+No ORM session and no explicit transaction: a consent check is exactly one statement, one round trip
+(on PostgreSQL run by asyncpg directly, see db/hot_reads.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import ARRAY, String, any_, bindparam, literal_column, null, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dsr_gateway.db.hot_reads import CompiledStatement, HotReadPool
 from dsr_gateway.db.repositories.catalogue import purpose_from_row
 from dsr_gateway.db.repositories.consent import EVENTS, STATES, SUBJECTS
 from dsr_gateway.db.repositories.consent_rows import event_from_row, record_from_row
@@ -23,6 +25,10 @@ from dsr_gateway.services.ports import ConsentCheckRows, LedgerEntry
 
 PURPOSES = PurposeRow.__table__  # type: ignore[attr-defined]
 PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "updated_at")]
+PURPOSE_NAMES = [c.name for c in PURPOSE_COLUMNS]
+KEY_AT, VERSION_AT, MATERIAL_AT = (
+    PURPOSE_NAMES.index(n) for n in ("key", "version", "last_material_version")
+)
 STATE_COLUMNS = [STATES.c[n] for n in ("topic", "channel", "status", "method", "notice_version")] + [
     STATES.c[n] for n in ("given_at", "updated_at", "last_event_id")
 ]
@@ -45,10 +51,14 @@ PG_SETTLED: Any = literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text
 
 
 class SqlConsentReader:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, hot: HotReadPool | None = None) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self._check = self._check_statement()
+        self._purposes: dict[tuple[Any, ...], Purpose] = {}
+        # The owner of `hot` (the app) closes it; without one every read goes through SQLAlchemy.
+        self._hot = hot if self._postgres else None
+        self._hot_check = CompiledStatement(self._check, engine)
 
     def _ids_match(self, column: Any) -> Any:
         if self._postgres:
@@ -81,8 +91,12 @@ class SqlConsentReader:
         self, purpose: str, external_ids: Sequence[str], topic: str, channel: str
     ) -> ConsentCheckRows | None:
         params = {"purpose": purpose, "ids": list(external_ids), "topic": topic, "channel": channel}
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(self._check, params)).all()
+        rows: Sequence[Any]
+        if self._hot is not None:
+            rows = await self._hot.fetch(self._hot_check, params)
+        else:
+            async with self._engine.connect() as connection:
+                rows = (await connection.execute(self._check, params)).all()
         found: Purpose | None = None
         records: dict[str, list[ConsentRecord]] = {}
         width = len(PURPOSE_COLUMNS)
@@ -91,7 +105,7 @@ class SqlConsentReader:
         for row in rows:
             external_id, row_topic, row_channel, status, method, version, given, updated, last = row[width:]
             if external_id is None:
-                found = _purpose(row._mapping)
+                found = self._purpose_of(row, width)
                 continue
             scope = scopes.get((row_topic, row_channel))
             if scope is None:
@@ -111,6 +125,17 @@ class SqlConsentReader:
             else:
                 mine.append(record)
         return None if found is None else ConsentCheckRows(found, records)
+
+    def _purpose_of(self, row: Any, width: int) -> Purpose:
+        """The check's purpose, built once per (key, version, last material change): every purpose
+        update bumps `version`, a material notice change sets `last_material_version`."""
+        key = (row[KEY_AT], row[VERSION_AT], row[MATERIAL_AT])
+        purpose = self._purposes.get(key)
+        if purpose is None:
+            if len(self._purposes) >= 1024:
+                self._purposes.clear()
+            purpose = self._purposes[key] = _purpose(dict(zip(PURPOSE_NAMES, row[:width], strict=True)))
+        return purpose
 
     async def purposes(self) -> list[Purpose]:
         async with self._engine.connect() as connection:
