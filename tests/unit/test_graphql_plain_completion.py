@@ -69,6 +69,18 @@ class Query:
     def strict(self) -> list[Decision]:
         return broken()[:2]
 
+    @strawberry.field
+    def gaps(self) -> list[Decision | None]:
+        return [decisions()[0], None, decisions()[1]]
+
+    @strawberry.field
+    def no_gaps(self) -> list[Decision]:
+        return [decisions()[0], None]  # type: ignore[list-item]
+
+    @strawberry.field
+    def one(self) -> Decision:
+        return decisions()[1]
+
 
 QUERIES = [
     "{ decisions { subjectId allowed reason } }",
@@ -80,6 +92,9 @@ QUERIES = [
     "{ decisions { subjectId inner { code } } }",  # a nested object: the ordinary path
     "{ broken { subjectId allowed reason } }",
     "{ strict { subjectId allowed } }",
+    "{ gaps { subjectId reason } }",  # a null item where the list allows it
+    "{ noGaps { subjectId reason } }",  # a null item where it does not: the error, located
+    "{ one { __typename subjectId reason } }",  # a single object, not a list
 ]
 
 

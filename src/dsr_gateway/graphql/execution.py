@@ -55,6 +55,34 @@ class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return_type, field_details_list, info, path, result, position_context
         )
 
+    def complete_iterable_value(
+        self,
+        item_type: Any,
+        field_details_list: Any,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        items: Any,
+        position_context: Any,
+    ) -> Any:
+        # A list of plain objects in one loop, without a path, an awaitable check and a recursion per item.
+        inner, nullable = item_type, True
+        if isinstance(inner, GraphQLNonNull):
+            inner, nullable = inner.of_type, False
+        if (
+            self._plain_allowed
+            and isinstance(inner, GraphQLObjectType)
+            and isinstance(items, list | tuple)
+            and self.get_stream_usage(field_details_list, path) is None
+        ):
+            plan = self._plan(inner, field_details_list)
+            if plan is not None:
+                completed = _complete_all(plan, inner, items, nullable)
+                if completed is not None:
+                    return completed
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
+        )
+
     def _plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
         # Keyed like graphql-core's own sub-field memo: the list object lives as long as the operation.
         key = (return_type, id(field_details_list))
@@ -92,6 +120,22 @@ def _plan_for(return_type: GraphQLObjectType, collected: Any) -> Plan | None:
             return None
         steps.append((response_key, resolve, field_type, nullable))
     return tuple(steps)
+
+
+def _complete_all(
+    plan: Plan, return_type: GraphQLObjectType, items: list[Any] | tuple[Any, ...], nullable: bool
+) -> list[Any] | None:
+    completed: list[Any] = []
+    append = completed.append
+    for item in items:
+        if item is None and nullable:
+            append(None)
+            continue
+        value = None if item is None else _complete_plain(plan, return_type, item)
+        if value is None:
+            return None  # the ordinary path completes the whole list again and reports the error
+        append(value)
+    return completed
 
 
 def _complete_plain(plan: Plan, return_type: GraphQLObjectType, source: Any) -> dict[str, Any] | None:
