@@ -27,6 +27,7 @@ from dsr_gateway.connectors.gateway_records import gateway_connectors
 from dsr_gateway.connectors.holiday_calendar import build_working_calendar
 from dsr_gateway.connectors.link_signing import LinkSigner, UnsubscribeLinks
 from dsr_gateway.connectors.pg_events import PostgresEventBus, asyncpg_dsn
+from dsr_gateway.connectors.public_addresses import non_public_destination
 from dsr_gateway.connectors.registry import build_connectors, close_connectors
 from dsr_gateway.connectors.secret_box import SecretBox
 from dsr_gateway.connectors.signing import Ed25519Signer, load_signing_key
@@ -286,6 +287,14 @@ def worker_config(settings: Settings) -> WorkerConfig:
     )
 
 
+def build_webhook_sender(
+    settings: Settings, uow: Callable[[], SqlUnitOfWork], http: httpx.AsyncClient, cipher: SecretBox
+) -> WebhookSender:
+    """The delivery loop; outside development it refuses non-public destinations at every attempt."""
+    guard = None if settings.webhooks_may_reach_private_addresses else non_public_destination
+    return WebhookSender(uow, http, cipher, utc_now, destination_guard=guard)
+
+
 def webhook_step(sender: WebhookSender) -> Callable[[], Awaitable[object]]:
     """One worker step: send batches until none is due."""
 
@@ -425,7 +434,13 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             events=events,
             audit=audit_service(engine, settings),
             receipts=receipts,
-            webhooks=WebhookService(uow, utc_now, secret_box, allow_plain_http=settings.is_development),
+            webhooks=WebhookService(
+                uow,
+                utc_now,
+                secret_box,
+                allow_plain_http=settings.is_development,
+                allow_private_addresses=settings.webhooks_may_reach_private_addresses,
+            ),
             exports=export_service,
             consent=consent,
             **request_services,
@@ -464,7 +479,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                     metrics=worker_metrics,
                     checkpoint=services.audit.scheduled_checkpoint,
                     consent_expiry=lifecycle.expire_due,
-                    webhooks=webhook_step(WebhookSender(uow, http_client, secret_box, utc_now)),
+                    webhooks=webhook_step(build_webhook_sender(settings, uow, http_client, secret_box)),
                 )
             )
             if settings.runs_worker_in_process
