@@ -26,7 +26,8 @@ from dsr_gateway.connectors.export_storage import LocalDirectoryStorage
 from dsr_gateway.connectors.gateway_records import gateway_connectors
 from dsr_gateway.connectors.holiday_calendar import build_working_calendar
 from dsr_gateway.connectors.link_signing import LinkSigner, UnsubscribeLinks
-from dsr_gateway.connectors.pg_events import PostgresEventBus, asyncpg_dsn
+from dsr_gateway.connectors.pg_connect import asyncpg_options
+from dsr_gateway.connectors.pg_events import PostgresEventBus
 from dsr_gateway.connectors.public_addresses import non_public_destination
 from dsr_gateway.connectors.registry import build_connectors, close_connectors
 from dsr_gateway.connectors.secret_box import SecretBox
@@ -204,7 +205,7 @@ def build_event_bus(settings: Settings) -> InProcessEventBus | PostgresEventBus:
     """LISTEN/NOTIFY on PostgreSQL so that every process sees every event; in-process on SQLite."""
     if settings.is_sqlite:
         return InProcessEventBus()
-    return PostgresEventBus(asyncpg_dsn(settings.database_url))
+    return PostgresEventBus(asyncpg_options(settings.database_url))
 
 
 def build_link_signer(settings: Settings) -> LinkSigner:
@@ -403,10 +404,12 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
         read_engine = make_read_engine(settings.database_url, pool_size=settings.database_pool_size)
         # consentCheck's statement through asyncpg directly on PostgreSQL (db/hot_reads.py).
         hot_reads = (
-            HotReadPool(read_engine, size=settings.database_pool_size)
+            HotReadPool(asyncpg_options(settings.database_url), size=settings.database_pool_size)
             if read_engine.dialect.name == "postgresql"
             else None
         )
+        if hot_reads is not None:
+            await hot_reads.open()
         http_client = httpx.AsyncClient(timeout=10.0, transport=http_transport)
 
         def uow() -> SqlUnitOfWork:

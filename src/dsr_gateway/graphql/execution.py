@@ -12,6 +12,7 @@ resolve middleware) goes the ordinary way, so results and errors are the same; t
 from __future__ import annotations
 
 from collections.abc import Callable
+from inspect import isawaitable
 from typing import Any
 
 from graphql import (
@@ -47,7 +48,7 @@ class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         plan = self._plan(return_type, field_details_list) if self._plain_allowed else None
-        if plan is not None:
+        if plan is not None and not isinstance(result, Exception) and not isawaitable(result):
             completed = _complete_plain(plan, return_type, result)
             if completed is not None:
                 return completed
@@ -110,8 +111,10 @@ def _plan_for(return_type: GraphQLObjectType, collected: Any) -> Plan | None:
         if field is None or node.arguments or field.args or node.selection_set is not None:
             return None
         resolve = field.resolve
-        # strawberry marks the resolver of a field without one of its own (a plain attribute read).
-        if resolve is None or not getattr(resolve, "_is_default", False):
+        # A plain attribute read: no resolver of its own and no extension (permission classes are
+        # extensions); strawberry's `_is_default` mark alone is also set on fields with permissions.
+        definition = field.extensions.get("strawberry-definition") if field.extensions else None
+        if resolve is None or definition is None or not getattr(definition, "is_basic_field", False):
             return None
         field_type, nullable = field.type, True
         if isinstance(field_type, GraphQLNonNull):
@@ -131,7 +134,9 @@ def _complete_all(
         if item is None and nullable:
             append(None)
             continue
-        value = None if item is None else _complete_plain(plan, return_type, item)
+        if item is None or isinstance(item, Exception) or isawaitable(item):
+            return None  # errors and awaitables are the ordinary path's to report and await
+        value = _complete_plain(plan, return_type, item)
         if value is None:
             return None  # the ordinary path completes the whole list again and reports the error
         append(value)
