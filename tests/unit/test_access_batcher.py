@@ -28,11 +28,11 @@ class Store:
     def __init__(self, fail_after: int | None = None) -> None:
         self.rows: list[DataAccess] = []
         self.calls = 0
-        self._fail_after = fail_after
+        self.fail_after = fail_after
 
     async def add_accesses(self, accesses: Sequence[DataAccess]) -> None:
         self.calls += 1
-        if self._fail_after is not None and self.calls > self._fail_after:
+        if self.fail_after is not None and self.calls > self.fail_after:
             raise ConnectionError("database went away")
         self.rows.extend(accesses)
 
@@ -78,16 +78,36 @@ async def test_the_next_window_records_the_same_read_again_at_its_own_time() -> 
     assert [r.occurred_at for r in store.rows] == [T0, T0 + timedelta(minutes=2)]
 
 
-async def test_rows_are_written_in_chunks_and_a_failed_write_is_counted_not_raised(
+async def test_rows_a_failed_write_left_are_written_by_the_next_flush(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = Store(fail_after=2)
     batcher = AccessBatcher(store, Clock(), chunk=10)  # type: ignore[arg-type]
     batcher.note("API_CLIENT", "shop", "Check", "consentCheck:email", [f"s{i}" for i in range(35)])
     assert await batcher.flush() == 20  # two chunks of 10 written, the third failed
-    assert batcher.lost == 15
-    assert "could not record 15 personal-data reads" in caplog.text
+    assert "could not record 15 personal-data reads; kept for the next write" in caplog.text
     assert "s1" not in caplog.text  # no subject id in the log
+    store.fail_after = None  # the database answers again
+    batcher.note("API_CLIENT", "shop", "Check", "consentCheck:email", ["late"])
+    assert await batcher.flush() == 16
+    assert {r.subject_external_id for r in store.rows} == {f"s{i}" for i in range(35)} | {"late"}
+    assert batcher.lost == 0
+
+
+async def test_memory_is_bounded_reads_past_the_limit_are_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Store(fail_after=0)  # the database is down
+    batcher = AccessBatcher(store, Clock(), limit=50, chunk=10)  # type: ignore[arg-type]
+    batcher.note("API_CLIENT", "shop", "Check", "consentCheck:email", [f"a{i}" for i in range(40)])
+    batcher.note("API_CLIENT", "shop", "Check", "consentCheck:email", [f"b{i}" for i in range(40)])
+    batcher.note("API_CLIENT", "shop", "Check", "consentCheck:email", [f"c{i}" for i in range(5)])
+    assert batcher.lost == 5  # 80 waiting reads reached the limit of 50 before the third call
+    assert await batcher.flush() == 0
+    assert batcher.lost == 5 + 30  # 80 left by the failed write; 50 kept for the next one
+    assert "reads not recorded so far" in caplog.text
+    store.fail_after = None
+    assert await batcher.flush() == 50
 
 
 async def test_the_background_task_writes_early_when_too_many_reads_wait_and_once_more_at_stop() -> None:

@@ -1,8 +1,10 @@
-"""The GraphQL endpoint's JSON: orjson, with json's behaviour where orjson would refuse."""
+"""The GraphQL endpoint's JSON: written by orjson as json would write it; read by json."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from cross_web import HTTPException
@@ -28,6 +30,31 @@ def test_encoded_text_reads_back_as_the_same_data(view: GatewayGraphQL, data: di
     encoded = view.encode_json(data)
     assert isinstance(encoded, str)  # text: WebSocket messages stay text frames
     assert json.loads(encoded) == data
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"variables": {"details": {"n": 123456789012345678901234567890}}}',  # past 64 bits: exact
+        b'{"variables": {"n": -9223372036854775809, "m": 9223372036854775807}}',
+        b'{"variables": {"x": NaN}}',  # json accepts it; orjson does not
+        '{"query": "{ __typename }", "variables": {"name": "Zoë"}}'.encode(),
+    ],
+)
+def test_bodies_read_as_json_reads_them(view: GatewayGraphQL, body: bytes) -> None:
+    expected = json.loads(body)
+    got = view.parse_json(body)
+    assert json.dumps(got) == json.dumps(expected)  # NaN != NaN, so compare the text
+
+
+def test_values_json_would_refuse_are_refused(view: GatewayGraphQL) -> None:
+    @dataclass
+    class Row:
+        secret: str
+
+    for value in (datetime(2026, 1, 1, tzinfo=UTC), Row("internal")):
+        with pytest.raises(TypeError):
+            view.encode_json({"data": {"x": value}})
 
 
 def test_a_body_that_is_not_json_is_a_bad_request(view: GatewayGraphQL) -> None:

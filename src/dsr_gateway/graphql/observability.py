@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -73,7 +73,7 @@ def note_access(
     notes.append(AccessNote(what, subject_external_id, request_id))
 
 
-def note_checks(info: Info, what: str, subject_external_ids: Iterable[str]) -> None:
+def note_checks(info: Info, what: str, subject_external_ids: Collection[str]) -> None:
     """The consentCheck hot path: noted for a background write (one set update), never awaited."""
     ctx = info.context
     batcher = getattr(ctx.request.state, "access_batcher", None)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -158,7 +159,9 @@ class AccessBatcher:
     A read is (actor, operation, field, subject). Within a window the same read is kept once, so noting
     a batch of ids costs a set update, not an object per id; at the end of the window (or sooner when
     `max_pending` reads wait) each distinct read becomes one row, dated when the window's first read was
-    noted. Reads noted when the process dies are lost (at most one window); a failed write is logged.
+    noted. Rows a failed write could not store are kept for the next write. Memory is bounded: past
+    `limit` waiting reads, new ones are dropped and counted (`lost`, logged). Reads noted when the
+    process dies are lost (at most one window; a clean shutdown writes them).
     """
 
     def __init__(
@@ -168,22 +171,28 @@ class AccessBatcher:
         *,
         window: float = 60.0,
         max_pending: int = 500_000,
+        limit: int = 2_000_000,
         chunk: int = 5000,
     ) -> None:
         self._store = store
         self._clock = clock
         self._window = window
         self._max_pending = max_pending
+        self._limit = limit
         self._chunk = chunk
         self._pending: dict[tuple[str, str, str, str], set[str]] = {}
         self._pending_count = 0
+        self._retry: list[DataAccess] = []  # rows a failed write left, dated already
         self._window_started = clock()
         self._full = asyncio.Event()
         self.lost = 0
 
     def note(
-        self, actor_kind: str, actor_id: str, operation: str, what: str, subject_ids: Iterable[str]
+        self, actor_kind: str, actor_id: str, operation: str, what: str, subject_ids: Collection[str]
     ) -> None:
+        if self._pending_count + len(self._retry) >= self._limit:
+            self._lose(len(subject_ids))
+            return
         if not self._pending:
             self._window_started = self._clock()
         key = (actor_kind, actor_id, operation, what)
@@ -194,27 +203,47 @@ class AccessBatcher:
         bucket.update(subject_ids)
         self._pending_count += len(bucket) - before
         if self._pending_count >= self._max_pending:
-            self._full.set()  # write now rather than grow without bound
+            self._full.set()  # write now rather than grow
+
+    def _lose(self, count: int) -> None:
+        before, self.lost = self.lost, self.lost + count
+        if before == 0 or before // 100_000 != self.lost // 100_000:
+            logger.error(
+                "personal-data access log: %d reads not recorded so far (the database is not keeping up)",
+                self.lost,
+            )
 
     async def flush(self) -> int:
-        """Write every distinct read noted so far; returns how many rows were written."""
+        """Write every distinct read noted so far (and rows an earlier failure left); returns how many
+        rows were written."""
         pending, started = self._pending, self._window_started
         self._pending, self._pending_count = {}, 0
         self._full.clear()
-        rows = [
-            DataAccess(started, kind, actor, operation, what, subject_id, None)
-            for (kind, actor, operation, what), subject_ids in pending.items()
-            for subject_id in subject_ids
-        ]
-        for start in range(0, len(rows), self._chunk):
-            batch = rows[start : start + self._chunk]
+        rows = itertools.chain(
+            self._retry,
+            (
+                DataAccess(started, kind, actor, operation, what, subject_id, None)
+                for (kind, actor, operation, what), subject_ids in pending.items()
+                for subject_id in subject_ids
+            ),
+        )
+        self._retry = []
+        written = 0
+        while batch := list(itertools.islice(rows, self._chunk)):
             try:
                 await self._store.add_accesses(batch)
             except Exception:
-                self.lost += len(rows) - start
-                logger.exception("could not record %d personal-data reads", len(rows) - start)
-                return start
-        return len(rows)
+                left = batch + list(rows)
+                room = max(0, self._limit - self._pending_count)
+                self._retry = left[:room]
+                if len(left) > room:
+                    self._lose(len(left) - room)
+                logger.exception(
+                    "could not record %d personal-data reads; kept for the next write", len(left)
+                )
+                return written
+            written += len(batch)
+        return written
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush at the end of each window (or when `max_pending` reads wait) until `stop`, then once more."""
