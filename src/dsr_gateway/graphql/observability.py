@@ -103,9 +103,21 @@ class ObservabilityExtension(SchemaExtension):
         metrics = getattr(state, "graphql_metrics", None)
         if metrics is not None:
             metrics.observe(name, kind, not errors, time.perf_counter() - started)
-        notes = context.loaders.get(ACCESS_KEY) if context is not None else None
-        if notes:
-            try:
-                await context.services.audit_trail.record(context.principal, name or "anonymous", notes)
-            except Exception:
-                logger.exception("could not record %d personal-data reads", len(notes))
+        await _record_reads(context, name)
+
+    async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
+        # A subscription sends many results from one operation (and a WebSocket keeps one context for
+        # all its operations): each event's reads are recorded when it has been sent, once.
+        yield
+        await _record_reads(self.execution_context.context, self.execution_context.operation_name)
+
+
+async def _record_reads(context: Any, name: str | None) -> None:
+    """Record the reads noted so far and forget them, so a later event or operation on the same
+    context does not record them again."""
+    notes = context.loaders.pop(ACCESS_KEY, None) if context is not None else None
+    if notes:
+        try:
+            await context.services.audit_trail.record(context.principal, name or "anonymous", notes)
+        except Exception:
+            logger.exception("could not record %d personal-data reads", len(notes))

@@ -352,6 +352,7 @@ class RequestSubscription:
             if view is None:
                 continue
             ctx.forget_loaded()
+            note_access(info, "privacyRequestUpdated", view.request.subject_external_id, request_id)
             yield PrivacyRequestUpdate(
                 request_id=strawberry.ID(request_id),
                 action=str(event.get("action")),
