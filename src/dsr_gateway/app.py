@@ -518,6 +518,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                 "graphql_metrics": graphql_metrics,
                 "worker_metrics": worker_metrics,
                 "access_batcher": access_batcher,
+                "hot_reads": hot_reads,
                 "signing_jwks": signer.jwks(),
                 # Communication (docs/communication.md): the one-click links and the Sec-GPC recorder.
                 "link_signer": link_signer,
