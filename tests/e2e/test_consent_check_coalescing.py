@@ -78,6 +78,4 @@ async def test_a_failed_statement_reaches_every_caller_of_the_batch(live: Live, 
         *(consent.check(READER, "marketing_email", [i]) for i in ("yes", "no", "x")),
         return_exceptions=True,
     )
-    assert [str(r) for r in results] == [
-        "the hot read pool is not open (the app opens it in its lifespan)"
-    ] * 3
+    assert [str(r) for r in results] == ["the consentCheck pool is closed (the app is stopping)"] * 3

@@ -3,12 +3,14 @@
 SQLAlchemy's connection checkout, execution context and result wrapping cost about as much as the
 statement itself on this path (measured: ~110 µs of a ~600 µs request). The statement is still built
 with SQLAlchemy Core and compiled once; only its execution goes around it. The app opens the pool in its
-lifespan (a wrong address fails the start, not every check) and closes it on shutdown.
+lifespan (a database that does not answer yet is tried again by the first check) and closes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +19,7 @@ from sqlalchemy import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 
+logger = logging.getLogger("dsr_gateway.db")
 # As long as SQLAlchemy's pool waits for a connection before giving up.
 ACQUIRE_TIMEOUT_SECONDS = 30.0
 
@@ -68,20 +71,36 @@ class HotReadPool:
         self._options = options  # asyncpg.connect() arguments (connectors/pg_connect.py)
         self._size = size
         self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+        self._closed = False
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(
-            **self._options, min_size=1, max_size=self._size, init=_json_codecs, reset=_keep
-        )
+        """Connect now (the app's start); if the database does not answer yet, the first check tries
+        again, as SQLAlchemy's pools do, and /readyz says so meanwhile."""
+        try:
+            await self._opened()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            logger.warning("consentCheck pool: PostgreSQL does not answer yet (%s)", type(exc).__name__)
+
+    async def _opened(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._closed:
+                raise RuntimeError("the consentCheck pool is closed (the app is stopping)")
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    **self._options, min_size=1, max_size=self._size, init=_json_codecs, reset=_keep
+                )
+            return self._pool
 
     async def fetch(self, statement: CompiledStatement, params: dict[str, Any]) -> list[Any]:
-        if self._pool is None:
-            raise RuntimeError("the hot read pool is not open (the app opens it in its lifespan)")
-        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
+        pool = self._pool or await self._opened()
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
             rows: list[Any] = await connection.fetch(statement.sql, *statement.arguments(params))
             return rows
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        async with self._opening:
+            self._closed = True
+            if self._pool is not None:
+                await self._pool.close()
+                self._pool = None
