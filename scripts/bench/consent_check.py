@@ -51,10 +51,27 @@ class Result:
     p50_ms: float
     p99_ms: float
     items_per_request: int = 1
+    server_cpu_seconds: float | None = None  # the server process's CPU time during the run (Linux)
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_us_per_request(self) -> str:
+        """Server CPU per request: steadier than the rate on a shared machine (a busy neighbour slows the
+        database and the load process, not the work the server does per request)."""
+        if self.server_cpu_seconds is None or not self.requests:
+            return ""
+        return f"{1e6 * self.server_cpu_seconds / self.requests:,.0f}"
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- seeding --------------------------------------------------------------------------------------------
@@ -215,7 +232,14 @@ def load_worker() -> None:
 
 
 def run_load(
-    name: str, port: int, token: str, bodies: list[str], connections: int, duration: float, items: int = 1
+    name: str,
+    port: int,
+    token: str,
+    bodies: list[str],
+    connections: int,
+    duration: float,
+    items: int = 1,
+    server_pid: int | None = None,
 ) -> Result:
     spec = {
         "host": "127.0.0.1",
@@ -225,6 +249,7 @@ def run_load(
         "connections": connections,
         "duration": duration,
     }
+    cpu_before = process_cpu_seconds(server_pid) if server_pid else None
     done = subprocess.run(
         [sys.executable, __file__, "--load-worker"],
         input=json.dumps(spec),
@@ -233,8 +258,10 @@ def run_load(
         check=True,
     )
     data = json.loads(done.stdout)
+    cpu_after = process_cpu_seconds(server_pid) if server_pid else None
+    cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     return Result(
-        name, data["requests"], data["errors"], data["seconds"], data["p50_ms"], data["p99_ms"], items
+        name, data["requests"], data["errors"], data["seconds"], data["p50_ms"], data["p99_ms"], items, cpu
     )
 
 
@@ -371,11 +398,11 @@ def main() -> None:
     port = free_port()
     server = start_server(database_url, port)
     try:
-        c, d = args.connections, args.duration
+        c, d, pid = args.connections, args.duration, server.pid
         run_load("warm-up", port, token, singles, c, min(d, 2.0))
         results = [
-            run_load("bare { __typename }", port, token, bare, c, d),
-            run_load("consentCheck, 1 subject", port, token, singles, c, d),
+            run_load("bare { __typename }", port, token, bare, c, d, server_pid=pid),
+            run_load("consentCheck, 1 subject", port, token, singles, c, d, server_pid=pid),
             run_load(
                 f"consentCheck, {args.batch} subjects",
                 port,
@@ -384,9 +411,10 @@ def main() -> None:
                 args.batch_connections,
                 d,
                 args.batch,
+                server_pid=pid,
             ),
-            run_load("setConsents, 1 purpose", port, token, writes, c, d),
-            run_load("bare { __typename } (again)", port, token, bare, c, d),
+            run_load("setConsents, 1 purpose", port, token, writes, c, d, server_pid=pid),
+            run_load("bare { __typename } (again)", port, token, bare, c, d, server_pid=pid),
         ]
     finally:
         server.terminate()
@@ -394,12 +422,15 @@ def main() -> None:
     import_rate = time_import(database_url, args.import_rows, directory)
 
     baseline = statistics.mean([results[0].rate, results[-1].rate])
-    columns = f"{'req/s':>9} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8} {'items/s':>10} {'errors':>7}"
+    columns = (
+        f"{'req/s':>9} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8} {'items/s':>10} {'errors':>7} "
+        f"{'cpu us/req':>11}"
+    )
     print(f"\n{'scenario':34} {columns}")
     for r in results:
         print(
             f"{r.name:34} {r.rate:9,.0f} {r.rate / baseline:7.2f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} "
-            f"{r.rate * r.items_per_request:10,.0f} {r.errors:7}"
+            f"{r.rate * r.items_per_request:10,.0f} {r.errors:7} {r.cpu_us_per_request:>11}"
         )
     print(f"{'import-consents (CLI)':34} {'':9} {'':7} {'':8} {'':8} {import_rate:10,.0f} rows/s")
     connections = f"{c} connections, {args.batch_connections} for batches"

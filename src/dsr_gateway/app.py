@@ -26,7 +26,9 @@ from dsr_gateway.connectors.export_storage import LocalDirectoryStorage
 from dsr_gateway.connectors.gateway_records import gateway_connectors
 from dsr_gateway.connectors.holiday_calendar import build_working_calendar
 from dsr_gateway.connectors.link_signing import LinkSigner, UnsubscribeLinks
-from dsr_gateway.connectors.pg_events import PostgresEventBus, asyncpg_dsn
+from dsr_gateway.connectors.pg_connect import asyncpg_options
+from dsr_gateway.connectors.pg_events import PostgresEventBus
+from dsr_gateway.connectors.public_addresses import non_public_destination
 from dsr_gateway.connectors.registry import build_connectors, close_connectors
 from dsr_gateway.connectors.secret_box import SecretBox
 from dsr_gateway.connectors.signing import Ed25519Signer, load_signing_key
@@ -34,6 +36,7 @@ from dsr_gateway.connectors.smtp_mailer import SmtpConfig, SmtpMailer
 from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
 from dsr_gateway.connectors.templates import MessageTemplates
 from dsr_gateway.db.engine import make_engine, make_session_factory
+from dsr_gateway.db.hot_reads import HotReadPool
 from dsr_gateway.db.read_engine import make_read_engine
 from dsr_gateway.db.repositories.audit import SqlChainSource, SqlCheckpointStore
 from dsr_gateway.db.repositories.audit_trail import SqlAuditTrail
@@ -152,6 +155,7 @@ def build_consent_service(
     read_engine: AsyncEngine,
     receipts: ReceiptService | None = None,
     effects: ConsentEffects | None = None,
+    hot_reads: HotReadPool | None = None,
 ) -> ConsentService:
     """The consent use cases: a signed receipt with every change, and its webhook and messages."""
     if receipts is None:
@@ -161,7 +165,7 @@ def build_consent_service(
     return ConsentService(
         uow,
         utc_now,
-        SqlConsentReader(read_engine),
+        SqlConsentReader(read_engine, hot_reads),
         receipts=ConsentReceipts(receipts, settings.receipt_jurisdiction),
         effects=effects,
     )
@@ -201,7 +205,7 @@ def build_event_bus(settings: Settings) -> InProcessEventBus | PostgresEventBus:
     """LISTEN/NOTIFY on PostgreSQL so that every process sees every event; in-process on SQLite."""
     if settings.is_sqlite:
         return InProcessEventBus()
-    return PostgresEventBus(asyncpg_dsn(settings.database_url))
+    return PostgresEventBus(asyncpg_options(settings.database_url))
 
 
 def build_link_signer(settings: Settings) -> LinkSigner:
@@ -282,6 +286,14 @@ def worker_config(settings: Settings) -> WorkerConfig:
         consent_expiry_sweep_seconds=settings.consent_expiry_sweep_seconds,
         webhook_poll_seconds=settings.webhook_poll_seconds,
     )
+
+
+def build_webhook_sender(
+    settings: Settings, uow: Callable[[], SqlUnitOfWork], http: httpx.AsyncClient, cipher: SecretBox
+) -> WebhookSender:
+    """The delivery loop; outside development it refuses non-public destinations at every attempt."""
+    guard = None if settings.webhooks_may_reach_private_addresses else non_public_destination
+    return WebhookSender(uow, http, cipher, utc_now, destination_guard=guard)
 
 
 def webhook_step(sender: WebhookSender) -> Callable[[], Awaitable[object]]:
@@ -390,6 +402,14 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
         engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
         session_factory = make_session_factory(engine)
         read_engine = make_read_engine(settings.database_url, pool_size=settings.database_pool_size)
+        # consentCheck's statement through asyncpg directly on PostgreSQL (db/hot_reads.py).
+        hot_reads = (
+            HotReadPool(asyncpg_options(settings.database_url), size=settings.database_pool_size)
+            if read_engine.dialect.name == "postgresql"
+            else None
+        )
+        if hot_reads is not None:
+            await hot_reads.open()
         http_client = httpx.AsyncClient(timeout=10.0, transport=http_transport)
 
         def uow() -> SqlUnitOfWork:
@@ -407,7 +427,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
         composer = build_composer(settings)
         receipts = ReceiptService(uow, signer, controller_from(settings), utc_now)
         consent = build_consent_service(
-            settings, uow, read_engine, receipts, ConsentEffects(utc_now, composer)
+            settings, uow, read_engine, receipts, ConsentEffects(utc_now, composer), hot_reads
         )
         request_services = build_request_services(settings, uow, events, planner)
         comms = build_comms_services(settings, uow, consent, composer, systems)
@@ -417,7 +437,13 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             events=events,
             audit=audit_service(engine, settings),
             receipts=receipts,
-            webhooks=WebhookService(uow, utc_now, secret_box, allow_plain_http=settings.is_development),
+            webhooks=WebhookService(
+                uow,
+                utc_now,
+                secret_box,
+                allow_plain_http=settings.is_development,
+                allow_private_addresses=settings.webhooks_may_reach_private_addresses,
+            ),
             exports=export_service,
             consent=consent,
             **request_services,
@@ -435,8 +461,10 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             **comms,
         )
         lifecycle: ConsentLifecycleService = comms["consent_lifecycle"]
-        # consentCheck reads are recorded in the background, in batches (docs/audit.md).
-        access_batcher = AccessBatcher(SqlAuditTrail(engine))
+        # consentCheck reads: recorded in the background, once per distinct read per window (docs/audit.md).
+        access_batcher = AccessBatcher(
+            SqlAuditTrail(engine), utc_now, window=settings.access_log_window_seconds
+        )
         stop_batcher = asyncio.Event()
         batcher_task = asyncio.create_task(access_batcher.run(stop_batcher))
         gauges = OperationalGauges(registry, SqlOperationalQueries(engine))
@@ -454,7 +482,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                     metrics=worker_metrics,
                     checkpoint=services.audit.scheduled_checkpoint,
                     consent_expiry=lifecycle.expire_due,
-                    webhooks=webhook_step(WebhookSender(uow, http_client, secret_box, utc_now)),
+                    webhooks=webhook_step(build_webhook_sender(settings, uow, http_client, secret_box)),
                 )
             )
             if settings.runs_worker_in_process
@@ -490,6 +518,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                 "graphql_metrics": graphql_metrics,
                 "worker_metrics": worker_metrics,
                 "access_batcher": access_batcher,
+                "hot_reads": hot_reads,
                 "signing_jwks": signer.jwks(),
                 # Communication (docs/communication.md): the one-click links and the Sec-GPC recorder.
                 "link_signer": link_signer,
@@ -515,6 +544,8 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             await http_client.aclose()
             await engine.dispose()
             await read_engine.dispose()
+            if hot_reads is not None:
+                await hot_reads.aclose()
 
     middleware = [
         Middleware(RequestIdMiddleware),
@@ -543,8 +574,10 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
 
 # Young-generation collections every 50,000 allocations instead of 700: a GraphQL request allocates
 # thousands of short-lived objects, and the default thresholds spent a quarter of a consentCheck's time in
-# the collector (measured with scripts/bench/consent_check.py; p99 fell with it).
-GC_THRESHOLDS = (50_000, 20, 100)
+# the collector (measured with scripts/bench/consent_check.py; p99 fell with it). The oldest generation
+# keeps its default ratio (10), so cyclic garbage of long-lived work (exports, the worker) is still
+# collected every ~10 million allocations.
+GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def tune_garbage_collector() -> None:

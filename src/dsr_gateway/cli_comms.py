@@ -47,6 +47,7 @@ def comms_extras(
         build_comms_services,
         build_composer,
         build_consent_service,
+        build_webhook_sender,
         utc_now,
         webhook_step,
     )
@@ -54,7 +55,6 @@ def comms_extras(
     from dsr_gateway.connectors.systems_config import SystemsConfig, load_systems
     from dsr_gateway.db.uow import SqlUnitOfWork
     from dsr_gateway.services.comms.consent_effects import ConsentEffects
-    from dsr_gateway.worker.webhook_sender import WebhookSender
 
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(factory)
@@ -64,7 +64,7 @@ def comms_extras(
     systems = load_systems(settings.systems_file) if settings.systems_file else SystemsConfig()
     comms = build_comms_services(settings, uow, consent, composer, systems)
     assert settings.encryption_key is not None
-    sender = WebhookSender(uow, http, SecretBox(settings.encryption_key.get_secret_value()), utc_now)
+    sender = build_webhook_sender(settings, uow, http, SecretBox(settings.encryption_key.get_secret_value()))
     return comms, webhook_step(sender)
 
 

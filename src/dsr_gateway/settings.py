@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///./dsr_gateway.db"
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # consentCheck reads are written to the personal-data access log once per client, purpose and
+    # subject per window of this many seconds (docs/audit.md).
+    access_log_window_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     jwt_secret: SecretStr | None = None
     jwks_url: str | None = None
@@ -85,6 +88,9 @@ class Settings(BaseSettings):
     supervisory_authority_url: str | None = None
     consent_expiry_sweep_seconds: float = Field(default=3600.0, gt=0)
     webhook_poll_seconds: float = Field(default=5.0, gt=0)
+    # May webhooks go to loopback, private, link-local or local-name addresses? Unset: only in
+    # development (production refuses them at registration and at every delivery).
+    webhook_allow_private_addresses: bool | None = None
     # Fulfilment: the data systems file, where access packages go, how long their links work, and the
     # Ed25519 key that signs erasure certificates (base64 of PKCS#8 DER or of the 32 raw bytes, or PEM).
     systems_file: Path | None = None
@@ -193,6 +199,12 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.env is Environment.DEVELOPMENT
+
+    @property
+    def webhooks_may_reach_private_addresses(self) -> bool:
+        if self.webhook_allow_private_addresses is not None:
+            return self.webhook_allow_private_addresses
+        return self.is_development
 
     @property
     def is_sqlite(self) -> bool:

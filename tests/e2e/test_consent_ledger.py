@@ -8,6 +8,7 @@ from tests.support.app import GraphQLClient, admin_token, agent_token, client_to
 from tests.support.consent_factories import (
     EVENTS,
     MY_CONSENTS,
+    check,
     choice,
     seed_catalogue,
     set_consents,
@@ -98,13 +99,18 @@ async def test_notice_that_does_not_state_the_purpose_is_refused(catalogue: Grap
 
 async def test_material_change_reads_as_needs_reconsent_until_granted_again(catalogue: GraphQLClient) -> None:
     gql = catalogue
+    reader = client_token("consent:read")
     await set_consents(gql, choice())
+    assert [d["reason"] for d in await check(gql, ["customer-1"], reader)] == ["GRANTED"]
     await publish_notice(gql, ["marketing_email", "analytics", "essential"], material=("marketing_email",))
     mine = by_scope((await gql(MY_CONSENTS, token=subject_token()))["me"]["consents"])
     assert mine[("marketing_email", None, None)]["reason"] == "NEEDS_RECONSENT"
+    # The check reads the purpose's new material version (not a purpose cached before the change).
+    assert [d["reason"] for d in await check(gql, ["customer-1"], reader)] == ["NEEDS_RECONSENT"]
     await set_consents(gql, choice(), noticeVersion=2)
     mine = by_scope((await gql(MY_CONSENTS, token=subject_token()))["me"]["consents"])
     assert mine[("marketing_email", None, None)]["reason"] == "GRANTED"
+    assert [d["reason"] for d in await check(gql, ["customer-1"], reader)] == ["GRANTED"]
 
 
 @pytest.mark.parametrize(

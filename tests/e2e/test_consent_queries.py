@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -80,8 +81,9 @@ async def test_who_may_check(catalogue: GraphQLClient, token: str | None, allowe
 
 
 @pytest.fixture
-def statements() -> Iterator[list[str]]:
-    """Every statement any engine sends while the test runs."""
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every statement sent while the test runs: through any SQLAlchemy engine, and through asyncpg
+    directly (the PostgreSQL hot path, db/hot_reads.py) with or without arguments."""
     seen: list[str] = []
 
     def record(*args: Any) -> None:
@@ -89,6 +91,15 @@ def statements() -> Iterator[list[str]]:
         if "personal_data_access" not in args[2]:
             seen.append(args[2])
 
+    def counting(method: Any) -> Any:
+        async def counted(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+            seen.append(query)
+            return await method(self, query, *args, **kwargs)
+
+        return counted
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", counting(asyncpg.Connection.execute))
+    monkeypatch.setattr(asyncpg.Connection, "_execute", counting(asyncpg.Connection._execute))
     event.listen(Engine, "before_cursor_execute", record)
     yield seen
     event.remove(Engine, "before_cursor_execute", record)

@@ -18,8 +18,8 @@ import uvicorn
 import websockets
 
 from dsr_gateway.app import create_app
-from tests.support.app import GraphQLClient, agent_token, make_settings, subject_token
-from tests.support.request_factories import APPROVE, act, create_request, submit
+from tests.support.app import GraphQLClient, admin_token, agent_token, make_settings, subject_token
+from tests.support.request_factories import APPROVE, ASSIGN, act, create_request, submit
 from tests.support.smtp import free_port
 
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
@@ -155,3 +155,54 @@ async def test_sla_alerts_are_for_staff_only(server: str) -> None:
         assert "Only staff" in json.dumps(errors)
     finally:
         await ws.close()
+
+
+NAMED_UPDATES = """
+subscription Watch($id: ID) {
+  privacyRequestUpdated(id: $id) { requestId action status request { id status version } }
+}
+"""
+ACCESSES = """
+query($requestId: ID) {
+  personalDataAccesses(requestId: $requestId) { edges { node { actorId operation what subjectId } } }
+}
+"""
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_staff_reading_subscription_events_is_recorded_once_per_event(
+    server: str, protocol: str
+) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{server}") as http:
+        gql = GraphQLClient(http, None)  # type: ignore[arg-type]
+        mine = await create_request(gql, subject="alice")
+        own = await Subscription.open(server, protocol, subject_token("alice"), NAMED_UPDATES, {})
+        staff = await Subscription.open(
+            server, protocol, agent_token("agent-7"), NAMED_UPDATES, {"id": mine["id"]}
+        )
+        try:
+            await act(gql, APPROVE, mine["id"])
+            await staff.next()
+            await own.next()
+            await act(gql, ASSIGN, mine["id"], assignee="agent-7")
+            await staff.next()
+            await own.next()
+        finally:
+            await own.close()
+            await staff.close()
+        await asyncio.sleep(0.2)  # the close of the operation must not record the events again
+        data = await gql(ACCESSES, {"requestId": mine["id"]}, token=admin_token())
+        rows = [e["node"] for e in data["personalDataAccesses"]["edges"]]
+        from_events = [r for r in rows if r["what"] == "privacyRequestUpdated"]
+        assert (
+            from_events
+            == [
+                {
+                    "actorId": "agent-7",
+                    "operation": "Watch",
+                    "what": "privacyRequestUpdated",
+                    "subjectId": "alice",
+                }
+            ]
+            * 2
+        )  # one per event sent to staff; alice reading her own request is not recorded

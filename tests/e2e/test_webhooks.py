@@ -9,7 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from dsr_gateway.app import create_app
+from dsr_gateway.connectors.public_addresses import non_public_destination
 from dsr_gateway.connectors.secret_box import SecretBox
 from dsr_gateway.connectors.webhook_signing import sign
 from dsr_gateway.db.engine import make_engine, make_session_factory
@@ -231,6 +234,44 @@ async def test_a_connection_error_is_logged_and_retried(gql: GraphQLClient, harn
     [logged] = await deliveries(gql, created["subscription"]["id"])
     assert (logged["status"], logged["attempts"], logged["lastStatusCode"]) == ("PENDING", 1, None)
     assert logged["lastError"] == "ConnectError: connection refused"
+
+
+async def test_a_guarded_sender_posts_nothing_to_a_private_address(
+    gql: GraphQLClient, harness: Harness
+) -> None:
+    async with running_receiver() as receiver:  # a real server on 127.0.0.1
+        created = await subscribe(gql, receiver.url, ["SLA_ALERT"])  # development allows the address
+        clock = FakeClock()
+        await harness.enqueue(WebhookEventType.SLA_ALERT, {"requestId": "4"}, clock)
+        async with httpx.AsyncClient() as http:
+            guarded = WebhookSender(
+                harness.uow, http, harness.cipher, clock, destination_guard=non_public_destination
+            )
+            await guarded.run_once()
+        assert receiver.received == []
+    [logged] = await deliveries(gql, created["subscription"]["id"])
+    assert (logged["status"], logged["attempts"], logged["lastStatusCode"]) == ("PENDING", 1, None)
+    assert logged["lastError"] == "not sent: 127.0.0.1 is not a public address"
+
+
+async def test_production_refuses_private_webhook_addresses(database_url: str) -> None:
+    settings = make_settings(database_url, env="production")
+    assert not settings.webhooks_may_reach_private_addresses
+    assert make_settings(database_url).webhooks_may_reach_private_addresses  # development
+    assert make_settings(
+        database_url, env="production", webhook_allow_private_addresses=True
+    ).webhooks_may_reach_private_addresses
+    application = create_app(settings)
+    async with (
+        LifespanManager(application) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
+    ):
+        gql = GraphQLClient(http, manager.app)
+        for url in ("https://169.254.169.254/latest/meta-data", "http://127.0.0.1:9000/hooks"):
+            data = await gql(CREATE, {"input": {"url": url, "events": ["SLA_ALERT"]}}, token=admin_token())
+            result = data["createWebhookSubscription"]
+            assert result["__typename"] == "ValidationError", result
+            assert "public addresses only" in result["message"] + str(result.get("fields"))
 
 
 async def test_an_admin_redelivers_a_failed_delivery(gql: GraphQLClient, harness: Harness) -> None:

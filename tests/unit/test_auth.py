@@ -194,6 +194,7 @@ class IdentityProvider:
 
     keys: dict[str, Any] = field(default_factory=dict)
     fetches: int = 0
+    down: bool = False  # answers 503, as during an outage
     now: float = 1_000_000.0
 
     def add_rsa(self, kid: str) -> None:
@@ -220,6 +221,8 @@ class IdentityProvider:
     def handler(self, request: httpx.Request) -> httpx.Response:
         assert str(request.url) == JWKS_URL
         self.fetches += 1
+        if self.down:
+            return httpx.Response(503)
         return httpx.Response(200, json=self.jwks())
 
     def token(self, kid: str, claims: dict[str, Any] | None = None, algorithm: str | None = None) -> str:
@@ -265,6 +268,31 @@ async def test_the_cache_expires(idp: IdentityProvider) -> None:
     idp.now += 2
     await auth.authenticate(f"Bearer {idp.token('rsa-1', {'jti': '3'})}")
     assert idp.fetches == 2
+
+
+async def test_an_identity_provider_outage_keeps_the_keys_in_hand(
+    idp: IdentityProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = idp.authenticator(cache_seconds=600)
+    await auth.authenticate(f"Bearer {idp.token('rsa-1', {'jti': '1'})}")
+    idp.down = True
+    idp.now += 601  # the cache has expired and the provider does not answer
+    principal = await auth.authenticate(f"Bearer {idp.token('rsa-1', {'jti': '2'})}")
+    assert principal.id == "customer-1"
+    assert idp.fetches == 2
+    assert "using the 2 keys in hand" in caplog.text
+    # It is not asked again on every request, only every STALE_RETRY_SECONDS.
+    await auth.authenticate(f"Bearer {idp.token('ec-1', {'jti': '3'})}")
+    assert idp.fetches == 2
+    idp.now += 31
+    await auth.authenticate(f"Bearer {idp.token('rsa-1', {'jti': '4'})}")
+    assert idp.fetches == 3
+    # A key it never published is still refused, and it answers again later: fresh keys.
+    idp.add_rsa("rsa-2")
+    assert "does not publish" in await refused(auth, f"Bearer {idp.token('rsa-2', {'jti': '5'})}")
+    idp.down = False
+    idp.now += 61
+    assert (await auth.authenticate(f"Bearer {idp.token('rsa-2', {'jti': '6'})}")).id == "customer-1"
 
 
 async def test_an_unknown_kid_refreshes_the_keys(idp: IdentityProvider) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from dsr_gateway.connectors.public_addresses import non_public_destination
 from dsr_gateway.connectors.secret_box import SecretBox, SecretUnreadable
 from dsr_gateway.connectors.webhook_signing import sign, verify_signature
 from dsr_gateway.domain.errors import ValidationFailed
@@ -14,6 +16,7 @@ from dsr_gateway.domain.webhooks import (
     WebhookDelivery,
     WebhookEventType,
     envelope,
+    non_public_address,
     retry_delay,
     validate_subscription,
 )
@@ -42,6 +45,68 @@ def test_subscription_urls(url: str, allow_http: bool, ok: bool) -> None:
         with pytest.raises(ValidationFailed) as caught:
             validate_subscription(url, SLA, None, allow_plain_http=allow_http)
         assert [p.field for p in caught.value.problems] == ["url"]
+
+
+@pytest.mark.parametrize(
+    ("host", "public"),
+    [
+        ("crm.example", True),  # a name: checked once resolved, at delivery
+        ("8.8.8.8", True),
+        ("[2001:4860:4860::8888]", True),
+        ("127.0.0.1", False),
+        ("[::1]", False),
+        ("10.1.2.3", False),
+        ("172.16.0.9", False),
+        ("192.168.1.20", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("[fd00::1]", False),
+        ("[fe80::1]", False),
+        ("[::ffff:127.0.0.1]", False),
+        ("localhost", False),
+        ("db.localhost", False),
+        ("printer.local", False),
+        ("metadata.google.internal", False),
+    ],
+)
+def test_private_destinations_are_refused_unless_allowed(host: str, public: bool) -> None:
+    url = f"https://{host}:8443/hooks"
+    assert (non_public_address(host.strip("[]")) is None) is public
+    validate_subscription(url, SLA, None, allow_plain_http=False, allow_private_addresses=True)
+    if public:
+        validate_subscription(url, SLA, None, allow_plain_http=False, allow_private_addresses=False)
+    else:
+        with pytest.raises(ValidationFailed) as caught:
+            validate_subscription(url, SLA, None, allow_plain_http=False, allow_private_addresses=False)
+        assert "public addresses only" in caught.value.problems[0].message
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery() -> None:
+    answers = {
+        "crm.example": ["203.0.113.10", "2001:db8::1"],  # documentation ranges: not global either
+        "hooks.example": ["8.8.4.4"],
+        "split.example": ["8.8.4.4", "10.0.0.7"],  # one private answer is enough to refuse
+        "v6.example": ["fe80::1%eth0"],
+    }
+    asked: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> list[Any]:
+        asked.append((host, port))
+        if host not in answers:
+            raise OSError("no such host")
+        return [(0, 0, 0, "", (address, port)) for address in answers[host]]
+
+    assert await non_public_destination("https://hooks.example/h", resolve) is None
+    assert asked == [("hooks.example", 443)]
+    assert await non_public_destination("https://split.example:8443/h", resolve) == (
+        "split.example resolves to 10.0.0.7, not a public address"
+    )
+    assert "not a public address" in str(await non_public_destination("https://crm.example/h", resolve))
+    assert "fe80::1" in str(await non_public_destination("http://v6.example/h", resolve))
+    assert await non_public_destination("https://gone.example/h", resolve) is None  # the request fails
+    assert await non_public_destination("https://localhost./h", resolve) == "localhost. is a local name"
+    assert await non_public_destination("https://169.254.169.254/latest", resolve) is not None
 
 
 @pytest.mark.parametrize(

@@ -13,16 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from dsr_gateway.connectors.events import InProcessEventBus
 
 logger = logging.getLogger("dsr_gateway.events")
 PREFIX = "dsr_"
-
-
-def asyncpg_dsn(sqlalchemy_url: str) -> str:
-    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class PostgresEventBus:
@@ -31,8 +26,8 @@ class PostgresEventBus:
     Connections are made on first use and made again after a failure, re-listening every channel.
     """
 
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options  # asyncpg.connect() arguments (connectors/pg_connect.py)
         self._local = InProcessEventBus()
         self._listener: Any = None
         self._publisher: Any = None
@@ -57,7 +52,7 @@ class PostgresEventBus:
         async with self._lock:
             try:
                 if self._publisher is None or self._publisher.is_closed():
-                    self._publisher = await asyncpg.connect(self._dsn, timeout=5)
+                    self._publisher = await asyncpg.connect(**self._options, timeout=5)
                 await self._publisher.execute(
                     "SELECT pg_notify($1, $2)", PREFIX + channel, json.dumps(payload)
                 )
@@ -82,7 +77,7 @@ class PostgresEventBus:
 
     async def _ensure_listener(self, channel: str | None = None) -> None:
         if self._listener is None or self._listener.is_closed():
-            self._listener = await asyncpg.connect(self._dsn, timeout=5)
+            self._listener = await asyncpg.connect(**self._options, timeout=5)
             for known in sorted(self._channels):
                 await self._listener.add_listener(PREFIX + known, self._deliver)
         elif channel is not None:

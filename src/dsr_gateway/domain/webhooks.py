@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,26 @@ URL_MAX = 2000
 SECRET_MIN = 24
 SECRET_MAX = 256
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+LOCAL_NAMES = ("localhost", ".localhost", ".local", ".internal")
+
+
+def non_public_address(host: str) -> str | None:
+    """Why `host` (a name or a literal address) is not on the public internet, or None.
+
+    Webhook URLs are chosen by administrators, but a gateway that posts personal data to
+    169.254.169.254 or to a database port inside the network is a tool for whoever holds an admin
+    account (server-side request forgery). Names are checked again at delivery, once resolved.
+    """
+    name = host.strip("[]").lower().rstrip(".")
+    if name.endswith(LOCAL_NAMES) or name in LOCAL_NAMES:
+        return f"{host} is a local name"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return None  # a name: its addresses are checked when a delivery resolves it
+    if not address.is_global:
+        return f"{host} is not a public address"
+    return None
 
 
 class WebhookEventType(StrEnum):
@@ -70,7 +91,12 @@ class DeliveryPage:
 
 
 def validate_subscription(
-    url: str, events: Sequence[WebhookEventType], secret: str | None, *, allow_plain_http: bool
+    url: str,
+    events: Sequence[WebhookEventType],
+    secret: str | None,
+    *,
+    allow_plain_http: bool,
+    allow_private_addresses: bool = True,
 ) -> None:
     """Raise ValidationFailed listing every problem with a new subscription."""
     problems: list[FieldProblem] = []
@@ -83,6 +109,8 @@ def validate_subscription(
         )
     elif parts.scheme == "http" and not (allow_plain_http or parts.hostname in LOOPBACK_HOSTS):
         problems.append(FieldProblem("url", "use https://: payloads carry personal data"))
+    elif not allow_private_addresses and (reason := non_public_address(parts.hostname)):
+        problems.append(FieldProblem("url", f"{reason}; webhooks go to public addresses only"))
     elif parts.username or parts.password:
         problems.append(
             FieldProblem("url", "must not contain a user name or password; the signature authenticates us")

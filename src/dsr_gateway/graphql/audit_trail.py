@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import strawberry
-from graphql import GraphQLError
 
 from dsr_gateway.domain.errors import DomainError
 from dsr_gateway.graphql.context import Info
+from dsr_gateway.graphql.errors import query_error
 from dsr_gateway.graphql.observability import note_access
 from dsr_gateway.graphql.permissions import IsAdmin, IsStaff
 from dsr_gateway.graphql.types.audit_trail import (
@@ -18,10 +18,6 @@ from dsr_gateway.graphql.types.audit_trail import (
     PersonalDataAccessEdge,
 )
 from dsr_gateway.graphql.types.pagination import PageInfo
-
-
-def _user_error(exc: DomainError) -> GraphQLError:
-    return GraphQLError(exc.message, extensions={"code": "BAD_USER_INPUT"})
 
 
 @strawberry.type
@@ -44,7 +40,7 @@ class AuditTrailQuery:
         try:
             page = await ctx.services.audit_trail.trail(ctx.principal, subject_id, request, first, after)
         except DomainError as exc:
-            raise _user_error(exc) from exc
+            raise query_error(exc) from exc
         if subject_id is not None:
             note_access(info, "auditTrail", subject_id)
         elif request is not None:
@@ -71,7 +67,7 @@ class AuditTrailQuery:
         try:
             page = await ctx.services.audit_trail.accesses(ctx.principal, subject_id, request, first, after)
         except DomainError as exc:
-            raise _user_error(exc) from exc
+            raise query_error(exc) from exc
         return PersonalDataAccessConnection(
             edges=[
                 PersonalDataAccessEdge(cursor=c, node=PersonalDataAccess.from_domain(a))

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from strawberry.extensions import SchemaExtension
 
 from dsr_gateway.graphql.context import Info
-from dsr_gateway.services.audit_trail import AccessNote
+from dsr_gateway.services.audit_trail import AccessNote, is_recorded
 
 logger = logging.getLogger("dsr_gateway.graphql")
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
@@ -73,15 +73,16 @@ def note_access(
     notes.append(AccessNote(what, subject_external_id, request_id))
 
 
-def note_checks(info: Info, what: str, subject_external_ids: Iterable[str]) -> None:
-    """The consentCheck hot path: queued for a background batch insert, never awaited."""
+def note_checks(info: Info, what: str, subject_external_ids: Collection[str]) -> None:
+    """The consentCheck hot path: noted for a background write (one set update), never awaited."""
     ctx = info.context
     batcher = getattr(ctx.request.state, "access_batcher", None)
-    if batcher is None:
+    principal = ctx.principal
+    if batcher is None or not is_recorded(principal):
         return
+    assert principal.id is not None
     name = info.operation.name.value if info.operation.name else "anonymous"
-    notes = [AccessNote(what, external_id) for external_id in subject_external_ids]
-    batcher.offer(ctx.services.audit_trail.accesses_of(ctx.principal, name, notes))
+    batcher.note(principal.kind.value, principal.id, name, what, subject_external_ids)
 
 
 class ObservabilityExtension(SchemaExtension):
@@ -102,9 +103,21 @@ class ObservabilityExtension(SchemaExtension):
         metrics = getattr(state, "graphql_metrics", None)
         if metrics is not None:
             metrics.observe(name, kind, not errors, time.perf_counter() - started)
-        notes = context.loaders.get(ACCESS_KEY) if context is not None else None
-        if notes:
-            try:
-                await context.services.audit_trail.record(context.principal, name or "anonymous", notes)
-            except Exception:
-                logger.exception("could not record %d personal-data reads", len(notes))
+        await _record_reads(context, name)
+
+    async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
+        # A subscription sends many results from one operation (and a WebSocket keeps one context for
+        # all its operations): each event's reads are recorded when it has been sent, once.
+        yield
+        await _record_reads(self.execution_context.context, self.execution_context.operation_name)
+
+
+async def _record_reads(context: Any, name: str | None) -> None:
+    """Record the reads noted so far and forget them, so a later event or operation on the same
+    context does not record them again."""
+    notes = context.loaders.pop(ACCESS_KEY, None) if context is not None else None
+    if notes:
+        try:
+            await context.services.audit_trail.record(context.principal, name or "anonymous", notes)
+        except Exception:
+            logger.exception("could not record %d personal-data reads", len(notes))

@@ -8,8 +8,12 @@ from strawberry.permission import BasePermission
 
 from dsr_gateway.graphql.context import Info
 
+# The code query errors carry for a denial (graphql/errors.py query_error uses the same).
+FORBIDDEN: dict[str, Any] = {"code": "FORBIDDEN"}
+
 
 class IsStaff(BasePermission):
+    error_extensions = FORBIDDEN
     message = "Only staff (agents and administrators) may read this."
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
@@ -17,6 +21,7 @@ class IsStaff(BasePermission):
 
 
 class IsAdmin(BasePermission):
+    error_extensions = FORBIDDEN
     message = "Only an administrator may do this."
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
@@ -24,6 +29,7 @@ class IsAdmin(BasePermission):
 
 
 class IsSignedIn(BasePermission):
+    error_extensions = FORBIDDEN
     message = "Sign in to read this."
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:

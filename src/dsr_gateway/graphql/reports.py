@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from graphql import GraphQLError
 
 from dsr_gateway.domain.errors import DomainError
 from dsr_gateway.graphql.context import Info
+from dsr_gateway.graphql.errors import query_error
 from dsr_gateway.graphql.permissions import IsStaff
 from dsr_gateway.graphql.types.reports import ComplianceReport
 
@@ -29,5 +29,5 @@ class ReportQuery:
         try:
             report = await info.context.services.reports.compliance(info.context.principal, from_, to)
         except DomainError as exc:
-            raise GraphQLError(exc.message, extensions={"code": "BAD_USER_INPUT"}) from exc
+            raise query_error(exc) from exc
         return ComplianceReport.from_domain(report)

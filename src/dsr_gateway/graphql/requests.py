@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any, cast
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from dsr_gateway.domain import privacy_requests as pr
@@ -21,6 +20,7 @@ from dsr_gateway.graphql.errors import (
     PermissionDeniedError,
     ValidationError,
     error_from_domain,
+    query_error,
 )
 from dsr_gateway.graphql.observability import note_access
 from dsr_gateway.graphql.permissions import IsStaff
@@ -175,7 +175,7 @@ class RequestQuery:
             )
         except DomainError as exc:
             # A list has no union to carry the failure: a client's bad cursor is shown, not masked.
-            raise GraphQLError(exc.message, extensions={"code": "BAD_USER_INPUT"}) from exc
+            raise query_error(exc) from exc
         for v in page.items:
             note_access(info, "privacyRequests", v.request.subject_external_id, v.request.id)
         edges = [
@@ -352,6 +352,7 @@ class RequestSubscription:
             if view is None:
                 continue
             ctx.forget_loaded()
+            note_access(info, "privacyRequestUpdated", view.request.subject_external_id, request_id)
             yield PrivacyRequestUpdate(
                 request_id=strawberry.ID(request_id),
                 action=str(event.get("action")),

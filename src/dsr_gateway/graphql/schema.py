@@ -23,6 +23,7 @@ from dsr_gateway.graphql.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from dsr_gateway.graphql.execution import GatewayExecutionContext
 from dsr_gateway.graphql.fulfilment import FulfilmentMutation, FulfilmentQuery
 from dsr_gateway.graphql.observability import ObservabilityExtension
 from dsr_gateway.graphql.pipeline import BoundedCache, RequestPipeline, validation_rules
@@ -118,4 +119,5 @@ def build_schema(
         types=[ValidationError, NotFoundError, PermissionDeniedError, ConflictError],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
+        execution_context_class=GatewayExecutionContext,
     )

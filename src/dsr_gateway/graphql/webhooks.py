@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
-from strawberry.exceptions import StrawberryGraphQLError
 
 from dsr_gateway.domain.access import require_admin
-from dsr_gateway.domain.errors import DomainError, NotFound
+from dsr_gateway.domain.errors import DomainError, NotFound, ValidationFailed
 from dsr_gateway.domain.identifiers import parse_id
 from dsr_gateway.domain.webhooks import DeliveryPage
 from dsr_gateway.graphql.context import Info
@@ -18,6 +17,7 @@ from dsr_gateway.graphql.errors import (
     PermissionDeniedError,
     ValidationError,
     error_from_domain,
+    query_error,
 )
 from dsr_gateway.graphql.permissions import IsAdmin, IsStaff
 from dsr_gateway.graphql.types.webhooks import (
@@ -96,8 +96,10 @@ class WebhookQuery:
         if after is not None:
             before_id = delivery_id_from_cursor(after)
             if before_id is None:
-                raise StrawberryGraphQLError(
-                    "`after` is not a cursor from webhookDeliveries; pass an endCursor."
+                raise query_error(
+                    ValidationFailed.single(
+                        "after", "`after` is not a cursor from webhookDeliveries; pass an endCursor."
+                    )
                 )
         number = parse_id(str(subscription_id))
         if number is None:
@@ -107,7 +109,7 @@ class WebhookQuery:
                 info.context.principal, number, first, before_id
             )
         except DomainError as exc:
-            raise StrawberryGraphQLError(exc.message) from exc
+            raise query_error(exc) from exc
         return WebhookDeliveryConnection.from_domain(page)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ API_KEY_CACHE_SECONDS = 30.0
 JWT_CACHE_SECONDS = 60.0
 CACHE_ENTRIES = 10_000
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
+logger = logging.getLogger("dsr_gateway.auth")
 UNKNOWN_KID_REFRESH_SECONDS = 60.0
+# While the identity provider cannot be reached, the keys in hand stay in use; try again this often.
+STALE_RETRY_SECONDS = 30.0
 
 
 class AuthenticationFailed(Exception):
@@ -82,9 +86,21 @@ class JwksKeys:
                 response.raise_for_status()
                 keyset = PyJWKSet.from_dict(response.json())
             except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
-                raise AuthenticationFailed(
-                    "The identity provider's keys could not be fetched; try again."
-                ) from exc
+                if not self._keys:
+                    raise AuthenticationFailed(
+                        "The identity provider's keys could not be fetched; try again."
+                    ) from exc
+                # An outage of the identity provider should not sign everybody out: keep the keys we
+                # have (a key it has since withdrawn stays trusted until it answers again).
+                logger.warning(
+                    "could not refresh the identity provider's keys (%s); using the %d keys in hand, "
+                    "retrying in %.0f s",
+                    type(exc).__name__,
+                    len(self._keys),
+                    STALE_RETRY_SECONDS,
+                )
+                self._fetched_at = self._clock() - self._cache_seconds + STALE_RETRY_SECONDS
+                return
             self._keys = {k.key_id or "": k for k in keyset.keys}
             self._fetched_at = self._clock()
 

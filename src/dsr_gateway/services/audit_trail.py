@@ -2,16 +2,17 @@
 
 Recording costs one INSERT per GraphQL operation (every subject and request the operation read, in one
 multi-row statement) after the operation ran. The consentCheck hot path does not wait for a write: its
-reads are queued to `AccessBatcher`, which writes them in batches in the background (see docs/audit.md).
+reads are noted in `AccessBatcher` (once per distinct read per window) and written in the background (see
+docs/audit.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
+import itertools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -153,52 +154,105 @@ def _page(found: Sequence[T], size: int, key: Callable[[T], int]) -> Page[T]:
 
 
 class AccessBatcher:
-    """A bounded in-memory queue of reads, written in batches by one background task.
+    """consentCheck reads, de-duplicated in memory per window and written by one background task.
 
-    Used for consentCheck, where a synchronous INSERT per call would halve throughput. Reads queued when
-    the process dies are lost (at most `max_delay` seconds' worth); a full queue drops and logs.
+    A read is (actor, operation, field, subject). Within a window the same read is kept once, so noting
+    a batch of ids costs a set update, not an object per id; at the end of the window (or sooner when
+    `max_pending` reads wait) each distinct read becomes one row, dated when the window's first read was
+    noted. Rows a failed write could not store are kept for the next write. Memory is bounded: past
+    `limit` waiting reads, new ones are dropped and counted (`lost`, logged). Reads noted when the
+    process dies are lost (at most one window; a clean shutdown writes them).
     """
 
     def __init__(
         self,
         store: AuditTrailStore,
+        clock: Clock,
         *,
-        max_batch: int = 2000,
-        max_delay: float = 1.0,
-        capacity: int = 200_000,
+        window: float = 60.0,
+        max_pending: int = 500_000,
+        limit: int = 2_000_000,
+        chunk: int = 5000,
     ) -> None:
         self._store = store
-        self._queue: asyncio.Queue[DataAccess] = asyncio.Queue(capacity)
-        self._max_batch = max_batch
-        self._max_delay = max_delay
-        self.dropped = 0
+        self._clock = clock
+        self._window = window
+        self._max_pending = max_pending
+        self._limit = limit
+        self._chunk = chunk
+        self._pending: dict[tuple[str, str, str, str], set[str]] = {}
+        self._pending_count = 0
+        self._retry: list[DataAccess] = []  # rows a failed write left, dated already
+        self._window_started = clock()
+        self._full = asyncio.Event()
+        self.lost = 0
 
-    def offer(self, accesses: Iterable[DataAccess]) -> None:
-        for access in accesses:
-            try:
-                self._queue.put_nowait(access)
-            except asyncio.QueueFull:
-                self.dropped += 1
-                if self.dropped == 1 or self.dropped % 10_000 == 0:
-                    logger.warning("personal-data access queue full: %d reads not recorded", self.dropped)
+    def note(
+        self, actor_kind: str, actor_id: str, operation: str, what: str, subject_ids: Collection[str]
+    ) -> None:
+        if self._pending_count + len(self._retry) >= self._limit:
+            self._lose(len(subject_ids))
+            return
+        if not self._pending:
+            self._window_started = self._clock()
+        key = (actor_kind, actor_id, operation, what)
+        bucket = self._pending.get(key)
+        if bucket is None:
+            bucket = self._pending[key] = set()
+        before = len(bucket)
+        bucket.update(subject_ids)
+        self._pending_count += len(bucket) - before
+        if self._pending_count >= self._max_pending:
+            self._full.set()  # write now rather than grow
+
+    def _lose(self, count: int) -> None:
+        before, self.lost = self.lost, self.lost + count
+        if before == 0 or before // 100_000 != self.lost // 100_000:
+            logger.error(
+                "personal-data access log: %d reads not recorded so far (the database is not keeping up)",
+                self.lost,
+            )
 
     async def flush(self) -> int:
-        """Write everything queued now; returns how many rows were written."""
+        """Write every distinct read noted so far (and rows an earlier failure left); returns how many
+        rows were written."""
+        pending, started = self._pending, self._window_started
+        self._pending, self._pending_count = {}, 0
+        self._full.clear()
+        rows = itertools.chain(
+            self._retry,
+            (
+                DataAccess(started, kind, actor, operation, what, subject_id, None)
+                for (kind, actor, operation, what), subject_ids in pending.items()
+                for subject_id in subject_ids
+            ),
+        )
+        self._retry = []
         written = 0
-        while not self._queue.empty():
-            batch = [self._queue.get_nowait() for _ in range(min(self._max_batch, self._queue.qsize()))]
+        while batch := list(itertools.islice(rows, self._chunk)):
             try:
                 await self._store.add_accesses(batch)
-                written += len(batch)
             except Exception:
-                logger.exception("could not record %d personal-data reads", len(batch))
+                left = batch + list(rows)
+                room = max(0, self._limit - self._pending_count)
+                self._retry = left[:room]
+                if len(left) > room:
+                    self._lose(len(left) - room)
+                logger.exception(
+                    "could not record %d personal-data reads; kept for the next write", len(left)
+                )
                 return written
+            written += len(batch)
         return written
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Flush every `max_delay` seconds (or sooner when a batch is full) until `stop`; flush at the end."""
+        """Flush at the end of each window (or when `max_pending` reads wait) until `stop`, then once more."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._max_delay)
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._full.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=self._window, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
             await self.flush()
         await self.flush()

@@ -248,9 +248,15 @@ class ConsentService:
         problems = scope_problems("", rows.purpose, topic, channel, choosing=False)
         if problems:
             raise ValidationFailed(problems)
-        now = self._clock()
-        found, none = rows.records, ()
-        return [decide(rows.purpose, found.get(i, none), now, topic, channel) for i in external_ids]
+        now, definition, found = self._clock(), rows.purpose, rows.records
+        # Every subject without a record in scope (unknown ones too) gets the same answer: decided once.
+        unrecorded = decide(definition, (), now, topic, channel)
+        decisions: list[Decision] = []
+        append = decisions.append
+        for external_id in external_ids:
+            records = found.get(external_id)
+            append(unrecorded if records is None else decide(definition, records, now, topic, channel))
+        return decisions
 
     async def preferences_of(self, external_ids: Sequence[str]) -> list[list[ConsentView]]:
         """Each subject's preferences (DataLoader batch: two statements for any number of subjects)."""

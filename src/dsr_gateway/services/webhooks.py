@@ -47,12 +47,19 @@ async def enqueue_webhook(
 
 class WebhookService:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, cipher: SecretCipher, *, allow_plain_http: bool
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        cipher: SecretCipher,
+        *,
+        allow_plain_http: bool,
+        allow_private_addresses: bool = True,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._cipher = cipher
         self._allow_plain_http = allow_plain_http
+        self._allow_private_addresses = allow_private_addresses
 
     async def create_subscription(
         self,
@@ -63,7 +70,13 @@ class WebhookService:
         description: str = "",
     ) -> CreatedSubscription:
         require_admin(principal)
-        validate_subscription(url, events, secret, allow_plain_http=self._allow_plain_http)
+        validate_subscription(
+            url,
+            events,
+            secret,
+            allow_plain_http=self._allow_plain_http,
+            allow_private_addresses=self._allow_private_addresses,
+        )
         if len(description) > 500:
             raise ValidationFailed.single("description", "must be at most 500 characters")
         secret = secret or GENERATED_SECRET_PREFIX + secrets.token_urlsafe(32)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -54,6 +54,7 @@ class WebhookSender:
         clock: Clock,
         policy: SenderPolicy | None = None,
         jitter: Callable[[], float] = random.random,
+        destination_guard: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self._uow = uow
         self._http = http
@@ -61,6 +62,8 @@ class WebhookSender:
         self._clock = clock
         self._policy = policy or SenderPolicy()
         self._jitter = jitter
+        # Says why a URL must not be posted to (a non-public address), or None (connectors/public_addresses).
+        self._destination_guard = destination_guard
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries and try each once; returns how many were tried."""
@@ -141,6 +144,10 @@ class WebhookSender:
             "X-DSR-Timestamp": str(timestamp),
             "X-DSR-Signature": sign(secret, timestamp, body),
         }
+        if self._destination_guard is not None:
+            refused = await self._destination_guard(claimed.url)
+            if refused is not None:
+                return AttemptOutcome(False, None, f"not sent: {refused}")
         try:
             response = await self._http.post(
                 claimed.url,

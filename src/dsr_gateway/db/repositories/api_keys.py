@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dsr_gateway.db.tables.access import ApiKeyRow
+from dsr_gateway.domain.errors import ValidationFailed
 from dsr_gateway.services.ports import ApiKeyRecord
 
 
@@ -25,7 +27,11 @@ class SqlApiKeyRepository:
     async def add(self, name: str, prefix: str, key_hash: str, scopes: Sequence[str], now: datetime) -> int:
         row = ApiKeyRow(name=name, prefix=prefix, key_hash=key_hash, scopes=list(scopes), created_at=now)
         self._session.add(row)
-        await self._session.flush()
+        try:
+            await self._session.flush()
+        except IntegrityError as exc:
+            # Two creates of one name at once: the unique index decides (the hash never collides).
+            raise ValidationFailed.single("name", f"a key named {name!r} exists; pick another name") from exc
         assert row.id is not None
         return row.id
 

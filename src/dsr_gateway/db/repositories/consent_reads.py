@@ -1,17 +1,32 @@
 """The read side of the consent ledger: SQLAlchemy Core on a pooled autocommit connection.
 
-No ORM session and no explicit transaction: a consent check is exactly one statement, one round trip.
+No ORM session and no explicit transaction: a consent check is exactly one statement, one round trip
+(on PostgreSQL run by asyncpg directly, see db/hot_reads.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Sequence
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, String, any_, bindparam, literal_column, null, select, tuple_, union_all
+from sqlalchemy import (
+    ARRAY,
+    String,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    null,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dsr_gateway.db.hot_reads import CompiledStatement, HotReadPool
 from dsr_gateway.db.repositories.catalogue import purpose_from_row
 from dsr_gateway.db.repositories.consent import EVENTS, STATES, SUBJECTS
 from dsr_gateway.db.repositories.consent_rows import event_from_row, record_from_row
@@ -23,6 +38,12 @@ from dsr_gateway.services.ports import ConsentCheckRows, LedgerEntry
 
 PURPOSES = PurposeRow.__table__  # type: ignore[attr-defined]
 PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "updated_at")]
+PURPOSE_NAMES = [c.name for c in PURPOSE_COLUMNS]
+# Small checks are coalesced (see `_coalesced`); a large batch is already one statement of its own.
+COALESCE_MAX_IDS = 100
+KEY_AT, VERSION_AT, MATERIAL_AT = (
+    PURPOSE_NAMES.index(n) for n in ("key", "version", "last_material_version")
+)
 STATE_COLUMNS = [STATES.c[n] for n in ("topic", "channel", "status", "method", "notice_version")] + [
     STATES.c[n] for n in ("given_at", "updated_at", "last_event_id")
 ]
@@ -45,10 +66,16 @@ PG_SETTLED: Any = literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text
 
 
 class SqlConsentReader:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, hot: HotReadPool | None = None) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self._check = self._check_statement()
+        self._purposes: dict[tuple[Any, ...], Purpose] = {}
+        self._gathering: dict[tuple[str, str, str], tuple[list[str], asyncio.Future[Any]]] = {}
+        self._dispatching: set[asyncio.Task[None]] = set()
+        # The owner of `hot` (the app) closes it; without one every read goes through SQLAlchemy.
+        self._hot = hot if self._postgres else None
+        self._hot_check = CompiledStatement(self._check, engine)
 
     def _ids_match(self, column: Any) -> Any:
         if self._postgres:
@@ -65,24 +92,92 @@ class SqlConsentReader:
         purpose_row = select(
             *PURPOSE_COLUMNS, *(null().cast(c.type).label(f"s_{c.name}") for c in CHECK_STATE_COLUMNS)
         ).where(PURPOSES.c.key == bindparam("purpose"))
-        state_rows = (
-            select(*(null().cast(c.type) for c in PURPOSE_COLUMNS), *CHECK_STATE_COLUMNS)
-            .select_from(SUBJECTS.join(STATES, STATES.c.subject_id == SUBJECTS.c.id))
-            .where(
-                STATES.c.purpose_key == bindparam("purpose"),
-                self._ids_match(SUBJECTS.c.external_id),
-                STATES.c.topic.in_([ANY, bindparam("topic")]),
-                STATES.c.channel.in_([ANY, bindparam("channel")]),
-            )
+        in_scope = (
+            STATES.c.purpose_key == bindparam("purpose"),
+            STATES.c.topic.in_([ANY, bindparam("topic")]),
+            STATES.c.channel.in_([ANY, bindparam("channel")]),
         )
+        blank_purpose = [null().cast(c.type) for c in PURPOSE_COLUMNS]
+        record_columns = [STATES.c[n] for n in _CHECKED]
+        if self._postgres:
+            # Each id looked up by the unique index, whatever the table's size. Written as a join on
+            # `external_id = ANY(ids)` the planner hashes or scans every subject for a large batch (20 ms
+            # at 72,000 subjects against 4 ms this way, growing with the table); LIMIT 1 keeps the
+            # lateral lookup from being flattened back into that join.
+            ids = (
+                func.unnest(bindparam("ids", type_=ARRAY(String)))
+                .table_valued("external_id")
+                .render_derived(name="ids")
+            )
+            subject = (
+                select(SUBJECTS.c.id, SUBJECTS.c.external_id)
+                .where(SUBJECTS.c.external_id == ids.c.external_id)
+                .limit(literal_column("1"))
+                .lateral("s")
+            )
+            state_rows = (
+                select(*blank_purpose, subject.c.external_id, *record_columns)
+                .select_from(ids.join(subject, true()).join(STATES, STATES.c.subject_id == subject.c.id))
+                .where(*in_scope)
+            )
+        else:
+            state_rows = (
+                select(*blank_purpose, SUBJECTS.c.external_id, *record_columns)
+                .select_from(SUBJECTS.join(STATES, STATES.c.subject_id == SUBJECTS.c.id))
+                .where(SUBJECTS.c.external_id.in_(bindparam("ids", expanding=True)), *in_scope)
+            )
         return union_all(purpose_row, state_rows)
 
     async def check(
         self, purpose: str, external_ids: Sequence[str], topic: str, channel: str
     ) -> ConsentCheckRows | None:
-        params = {"purpose": purpose, "ids": list(external_ids), "topic": topic, "channel": channel}
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(self._check, params)).all()
+        if self._hot is not None and len(external_ids) <= COALESCE_MAX_IDS:
+            return await self._coalesced(purpose, external_ids, topic, channel)
+        return await self._check_now(purpose, external_ids, topic, channel)
+
+    async def _coalesced(
+        self, purpose: str, external_ids: Sequence[str], topic: str, channel: str
+    ) -> ConsentCheckRows | None:
+        """Checks of one (purpose, topic, channel) that arrive in the same turn of the event loop share
+        one statement: with 50 connections of single-subject checks, one pool checkout and one round trip
+        serve several requests (about a third less CPU per check, measured). Each caller reads only its
+        own ids from the shared result; a caller that goes away does not cancel the others' statement."""
+        key = (purpose, topic, channel)
+        gathering = self._gathering.get(key)
+        if gathering is None:
+            gathering = self._gathering[key] = ([], asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().call_soon(self._dispatch, key)
+        gathering[0].extend(external_ids)
+        return await asyncio.shield(gathering[1])
+
+    def _dispatch(self, key: tuple[str, str, str]) -> None:
+        ids, future = self._gathering.pop(key)
+
+        async def run() -> None:
+            try:
+                future.set_result(await self._check_now(key[0], ids, key[1], key[2]))
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            except Exception as exc:  # every caller of the batch gets it
+                future.set_exception(exc)
+
+        task = asyncio.ensure_future(run())
+        self._dispatching.add(task)
+        task.add_done_callback(self._dispatching.discard)
+
+    async def _check_now(
+        self, purpose: str, external_ids: Sequence[str], topic: str, channel: str
+    ) -> ConsentCheckRows | None:
+        # Each id once: the records are grouped by id, and a repeated id would repeat its rows.
+        unique = list(dict.fromkeys(external_ids))
+        params = {"purpose": purpose, "ids": unique, "topic": topic, "channel": channel}
+        rows: Sequence[Any]
+        if self._hot is not None:
+            rows = await self._hot.fetch(self._hot_check, params)
+        else:
+            async with self._engine.connect() as connection:
+                rows = (await connection.execute(self._check, params)).all()
         found: Purpose | None = None
         records: dict[str, list[ConsentRecord]] = {}
         width = len(PURPOSE_COLUMNS)
@@ -91,7 +186,7 @@ class SqlConsentReader:
         for row in rows:
             external_id, row_topic, row_channel, status, method, version, given, updated, last = row[width:]
             if external_id is None:
-                found = _purpose(row._mapping)
+                found = self._purpose_of(row, width)
                 continue
             scope = scopes.get((row_topic, row_channel))
             if scope is None:
@@ -111,6 +206,17 @@ class SqlConsentReader:
             else:
                 mine.append(record)
         return None if found is None else ConsentCheckRows(found, records)
+
+    def _purpose_of(self, row: Any, width: int) -> Purpose:
+        """The check's purpose, built once per (key, version, last material change): every purpose
+        update bumps `version`, a material notice change sets `last_material_version`."""
+        key = (row[KEY_AT], row[VERSION_AT], row[MATERIAL_AT])
+        purpose = self._purposes.get(key)
+        if purpose is None:
+            if len(self._purposes) >= 1024:
+                self._purposes.clear()
+            purpose = self._purposes[key] = _purpose(dict(zip(PURPOSE_NAMES, row[:width], strict=True)))
+        return purpose
 
     async def purposes(self) -> list[Purpose]:
         async with self._engine.connect() as connection:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import strawberry
-from graphql import GraphQLError
 
 from dsr_gateway.domain.errors import PermissionDenied
 from dsr_gateway.graphql.context import Info
+from dsr_gateway.graphql.errors import query_error
 from dsr_gateway.graphql.observability import note_access
 from dsr_gateway.graphql.types.audit import ConsentReceipt
 from dsr_gateway.graphql.types.comms import GpcConflict, subject_gpc_conflicts
@@ -23,7 +23,7 @@ class Subject:
     async def consent_receipts(self, info: Info, first: int = 50) -> list[ConsentReceipt]:
         receipts = await receipts_loader(info, first).load(self.external_id)
         if isinstance(receipts, PermissionDenied):
-            raise GraphQLError(receipts.message) from receipts
+            raise query_error(receipts) from receipts
         note_access(info, "subject.consentReceipts", self.external_id)
         return [ConsentReceipt.from_domain(r) for r in receipts]
 

@@ -1,0 +1,167 @@
+"""Completing plain data objects without the per-field machinery.
+
+graphql-core completes every object of a list field by field: a resolve-info object, the resolver, and a
+completion per field. For objects whose selected fields are all plain attributes holding scalars or enums
+(a `consentCheck` of 1,000 ids returns 1,000 such `ConsentDecision`s) that machinery was about a third of
+the request. `GatewayExecutionContext` builds such objects directly: the same resolver (strawberry's
+attribute read) and the same leaf coercion per field, without the rest. Anything else (a field with a
+resolver or arguments, a nested object, a null where the schema forbids it, a coercion error, @defer,
+resolve middleware) goes the ordinary way, so results and errors are the same; tests compare both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from inspect import isawaitable
+from typing import Any
+
+from graphql import (
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    is_leaf_type,
+)
+from graphql.pyutils import Path, Undefined
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+# Per object type and selection: (response key, resolver, leaf type, nullable), or None when the
+# selection needs the ordinary path.
+Plan = tuple[tuple[str, Callable[..., Any] | None, GraphQLLeafType | None, bool], ...]
+TYPENAME = "__typename"
+
+
+class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Plan | None]] = {}
+        manager = self.middleware_manager
+        self._plain_allowed = manager is None or not manager.middlewares
+
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: Any,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        plan = self._plan(return_type, field_details_list) if self._plain_allowed else None
+        if plan is not None and not isinstance(result, Exception) and not isawaitable(result):
+            completed = _complete_plain(plan, return_type, result)
+            if completed is not None:
+                return completed
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def complete_iterable_value(
+        self,
+        item_type: Any,
+        field_details_list: Any,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        items: Any,
+        position_context: Any,
+    ) -> Any:
+        # A list of plain objects in one loop, without a path, an awaitable check and a recursion per item.
+        inner, nullable = item_type, True
+        if isinstance(inner, GraphQLNonNull):
+            inner, nullable = inner.of_type, False
+        if (
+            self._plain_allowed
+            and isinstance(inner, GraphQLObjectType)
+            and isinstance(items, list | tuple)
+            and self.get_stream_usage(field_details_list, path) is None
+        ):
+            plan = self._plan(inner, field_details_list)
+            if plan is not None:
+                completed = _complete_all(plan, inner, items, nullable)
+                if completed is not None:
+                    return completed
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
+        )
+
+    def _plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
+        # Keyed like graphql-core's own sub-field memo: the list object lives as long as the operation.
+        key = (return_type, id(field_details_list))
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached[1]
+        plan = _plan_for(return_type, self.collect_subfields(return_type, field_details_list))
+        self._plans[key] = (field_details_list, plan)
+        return plan
+
+
+def _plan_for(return_type: GraphQLObjectType, collected: Any) -> Plan | None:
+    if return_type.is_type_of is not None or collected.new_defer_usages:
+        return None
+    steps: list[tuple[str, Callable[..., Any] | None, GraphQLLeafType | None, bool]] = []
+    for response_key, details in collected.grouped_field_set.items():
+        if any(d.defer_usage is not None for d in details):
+            return None
+        node = details[0].node
+        name = node.name.value
+        if name == TYPENAME:
+            steps.append((response_key, None, None, False))
+            continue
+        field = return_type.fields.get(name)
+        if field is None or node.arguments or field.args or node.selection_set is not None:
+            return None
+        resolve = field.resolve
+        # A plain attribute read: no resolver of its own and no extension (permission classes are
+        # extensions); strawberry's `_is_default` mark alone is also set on fields with permissions.
+        definition = field.extensions.get("strawberry-definition") if field.extensions else None
+        if resolve is None or definition is None or not getattr(definition, "is_basic_field", False):
+            return None
+        field_type, nullable = field.type, True
+        if isinstance(field_type, GraphQLNonNull):
+            field_type, nullable = field_type.of_type, False
+        if not is_leaf_type(field_type):
+            return None
+        steps.append((response_key, resolve, field_type, nullable))
+    return tuple(steps)
+
+
+def _complete_all(
+    plan: Plan, return_type: GraphQLObjectType, items: list[Any] | tuple[Any, ...], nullable: bool
+) -> list[Any] | None:
+    completed: list[Any] = []
+    append = completed.append
+    for item in items:
+        if item is None and nullable:
+            append(None)
+            continue
+        if item is None or isinstance(item, Exception) or isawaitable(item):
+            return None  # errors and awaitables are the ordinary path's to report and await
+        value = _complete_plain(plan, return_type, item)
+        if value is None:
+            return None  # the ordinary path completes the whole list again and reports the error
+        append(value)
+    return completed
+
+
+def _complete_plain(plan: Plan, return_type: GraphQLObjectType, source: Any) -> dict[str, Any] | None:
+    """The completed object, or None to let the ordinary path complete it (and report any error)."""
+    completed: dict[str, Any] = {}
+    try:
+        for response_key, resolve, leaf_type, nullable in plan:
+            if resolve is None:
+                completed[response_key] = return_type.name
+                continue
+            value = resolve(source, None)
+            if value is None:
+                if not nullable:
+                    return None
+                completed[response_key] = None
+                continue
+            assert leaf_type is not None
+            coerced = leaf_type.coerce_output_value(value)
+            if coerced is None or coerced is Undefined:
+                return None
+            completed[response_key] = coerced
+    except Exception:  # the ordinary path raises it again, located, with its path
+        return None
+    return completed
