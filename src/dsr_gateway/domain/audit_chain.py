@@ -21,14 +21,21 @@ rewriting a whole tail is the signed checkpoint of chain heads (domain/audit_che
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from functools import lru_cache
+from json.encoder import encode_basestring  # string_text's writer for ASCII text
 from uuid import UUID
 
-from dsr_gateway.domain.canonical_json import canonical_bytes
+from dsr_gateway.domain.canonical_json import (
+    MAX_SAFE_INTEGER,
+    canonical_bytes,
+    canonical_json,
+    string_text,
+    utf16_sort_key,
+)
 
 GENESIS_HASH = "0" * 64
 
@@ -125,6 +132,55 @@ def seal(
     fields[layout.prev_hash_field] = prev_hash
     fields[layout.hash_field] = event_hash(prev_hash, fields, layout)
     return fields
+
+
+class ChainTemplate:
+    """`event_hash` for many events of one shape (a bulk import), several times faster, same hashes.
+
+    The hashed text is written from a %-format made once: member names sorted (by UTF-16 code units) and
+    the `constants` written once; per event only the `varying` values are written, each exactly as
+    `canonical_json` writes it (tests compare both on many documents).
+    """
+
+    def __init__(
+        self,
+        varying: Sequence[str],
+        constants: Mapping[str, object],
+        layout: ChainLayout = DEFAULT_LAYOUT,
+    ) -> None:
+        names = [*varying, *constants, layout.prev_hash_field]
+        if len(set(names)) != len(names) or layout.hash_field in names:
+            raise ValueError("each hashed name once, as varying or constant; prev_hash and hash are set here")
+        slots = {name: "%s" for name in (*varying, layout.prev_hash_field)}
+        slots.update({k: canonical_json(normalise(v)).replace("%", "%%") for k, v in constants.items()})
+        order = sorted(names, key=utf16_sort_key)
+        members = (f"{string_text(name).replace('%', '%%')}:{slots[name]}" for name in order)
+        self._format = "{" + ",".join(members) + "}"
+        # Which given value (the varying ones, then prev_hash) fills each of the format's slots.
+        given = [*varying, layout.prev_hash_field]
+        self._take = [given.index(n) for n in order if slots[n] == "%s"]
+        self._in_order = self._take == list(range(len(given)))
+
+    def hash(self, prev_hash: str, values: Sequence[object]) -> str:
+        """The event's hash, `values` given in the order of `varying`."""
+        texts: list[str] = []
+        add = texts.append
+        for value in values:  # the common types inline: this loop runs for every imported row
+            kind = type(value)
+            if kind is str:
+                add(encode_basestring(value) if value.isascii() else string_text(value))  # type: ignore[attr-defined,arg-type]
+            elif kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:  # type: ignore[operator]
+                add(str(value))
+            elif value is None:
+                add("null")
+            elif kind is datetime and value.tzinfo is not None:  # type: ignore[attr-defined]
+                add(encode_basestring(_utc_text(value)))  # type: ignore[arg-type]
+            else:
+                add(canonical_json(normalise(value)))  # datetimes, enums ...; refused as event_hash would
+        add(string_text(prev_hash))
+        if not self._in_order:
+            texts = [texts[i] for i in self._take]
+        return hashlib.sha256((self._format % tuple(texts)).encode("utf-8")).hexdigest()
 
 
 class ChainProblem(StrEnum):
