@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from functools import lru_cache
+from typing import Any
 from json.encoder import encode_basestring  # string_text's writer for ASCII text
 from uuid import UUID
 
@@ -161,20 +162,20 @@ class ChainTemplate:
         self._take = [given.index(n) for n in order if slots[n] == "%s"]
         self._in_order = self._take == list(range(len(given)))
 
-    def hash(self, prev_hash: str, values: Sequence[object]) -> str:
+    def hash(self, prev_hash: str, values: Sequence[Any]) -> str:
         """The event's hash, `values` given in the order of `varying`."""
         texts: list[str] = []
         add = texts.append
         for value in values:  # the common types inline: this loop runs for every imported row
             kind = type(value)
             if kind is str:
-                add(encode_basestring(value) if value.isascii() else string_text(value))  # type: ignore[attr-defined,arg-type]
-            elif kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:  # type: ignore[operator]
+                add(encode_basestring(value) if value.isascii() else string_text(value))
+            elif kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
                 add(str(value))
             elif value is None:
                 add("null")
-            elif kind is datetime and value.tzinfo is not None:  # type: ignore[attr-defined]
-                add(encode_basestring(_utc_text(value)))  # type: ignore[arg-type]
+            elif kind is datetime and value.tzinfo is not None:
+                add(encode_basestring(_utc_text(value)))
             else:
                 add(canonical_json(normalise(value)))  # datetimes, enums ...; refused as event_hash would
         add(string_text(prev_hash))
