@@ -134,16 +134,16 @@ class FailingSecondChunk:
 
     async def __aenter__(self) -> SqlUnitOfWork:
         uow = await self._uow.__aenter__()
-        append = uow.consents.append
+        record = uow.consent_import.record
         calls = [0]
 
         async def failing(*args: Any) -> Any:
             calls[0] += 1
             if calls[0] == 2:
                 raise ConnectionError("the database went away")
-            return await append(*args)
+            return await record(*args)
 
-        uow.consents.append = failing  # type: ignore[method-assign]
+        uow.consent_import.record = failing  # type: ignore[method-assign]
         return uow
 
     async def __aexit__(self, *exc: object) -> None:

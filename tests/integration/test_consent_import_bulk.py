@@ -69,21 +69,21 @@ async def test_a_bulk_import_continues_chains_and_sets_the_projection(
     assert (await check(gql, ["bulk-0"], READER))[0]["allowed"] is True
 
 
-class FailOnSecondAppend:
+class FailOnSecondChunk:
     def __init__(self, uow: Any) -> None:
         self._uow = uow
 
     async def __aenter__(self) -> Any:
         uow = await self._uow.__aenter__()
-        append, calls = uow.consents.append, [0]
+        record, calls = uow.consent_import.record, [0]
 
         async def failing(*args: Any) -> Any:
             calls[0] += 1
             if calls[0] == 2:
                 raise ConnectionError("the database went away")
-            return await append(*args)
+            return await record(*args)
 
-        uow.consents.append = failing
+        uow.consent_import.record = failing
         return uow
 
     async def __aexit__(self, *exc: object) -> None:
@@ -92,7 +92,7 @@ class FailOnSecondAppend:
 
 async def test_a_failure_in_a_later_bulk_chunk_leaves_nothing(gql: GraphQLClient, database_url: str) -> None:
     await seed_catalogue(gql)
-    engine, importer = service(database_url, FailOnSecondAppend)
+    engine, importer = service(database_url, FailOnSecondChunk)
     try:
         with pytest.raises(ConnectionError):
             await importer.run(rows(), chunk_rows=len(rows()) // 2 + 1)

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from functools import lru_cache
-from typing import Any
 from json.encoder import encode_basestring  # string_text's writer for ASCII text
+from typing import Any
 from uuid import UUID
 
 from dsr_gateway.domain.canonical_json import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,10 +11,13 @@ from dsr_gateway.domain.consent import (
     Actor,
     ActorKind,
     ConsentAction,
+    ConsentEvent,
     ConsentMethod,
+    ConsentRecord,
     NewConsentEvent,
     Origin,
     Scope,
+    apply,
 )
 from dsr_gateway.domain.consent_rules import scope_problems
 from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
@@ -225,3 +228,19 @@ class RowParser:
         if problems:
             return "; ".join(f"{p.field}: {p.message}" for p in problems)
         return Scope(purpose.key, topic, channel)
+
+
+class ImportFold:
+    """The projection after imported events, continued from the stored records in ledger order."""
+
+    def __init__(self, stored: Mapping[int, Iterable[ConsentRecord]]) -> None:
+        self._state = {(s, r.scope): r for s, records in stored.items() for r in records}
+        self.stored = frozenset(self._state)  # (subject, scope) pairs that already have a record
+        self.changed: dict[tuple[int, Scope], ConsentRecord] = {}
+
+    def add(self, event: ConsentEvent) -> None:
+        key = (event.subject_id, event.scope)
+        before = self._state.get(key)
+        after = apply(before, event)
+        if after is not before:
+            self._state[key] = self.changed[key] = after

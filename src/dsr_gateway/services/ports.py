@@ -10,6 +10,7 @@ from typing import Any, Protocol, Self
 
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.consent_feed import FeedPosition
+from dsr_gateway.domain.consent_import import ImportRow
 from dsr_gateway.domain.notices import PrivacyNotice
 from dsr_gateway.domain.privacy_requests import (
     Challenge,
@@ -116,6 +117,13 @@ class ConsentLedger(Protocol):
     async def save_states(self, records: Iterable[tuple[int, ConsentRecord]]) -> None: ...
     async def all_events(self, subject_ids: Collection[int]) -> list[ConsentEvent]: ...
     async def analyze(self) -> None: ...
+
+
+class ConsentImportWriter(Protocol):
+    """Records a chunk of imported rows: subjects created on first use, each event continuing its
+    subject's chain in row order, the projection folded from the stored records."""
+
+    async def record(self, rows: Sequence[ImportRow], now: datetime) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +275,8 @@ class UnitOfWork(Protocol):
     def webhooks(self) -> WebhookRepository: ...
     @property
     def consents(self) -> ConsentLedger: ...
+    @property
+    def consent_import(self) -> ConsentImportWriter: ...
     @property
     def requests(self) -> PrivacyRequestRepository: ...
     @property

@@ -1,0 +1,202 @@
+"""The importer's chunks: subjects, chained events and projection, in the caller's transaction.
+
+On PostgreSQL (chunks of BULK_MIN_ROWS rows or more) a chunk costs a few statements and two COPYs:
+- subjects: one INSERT ... RETURNING names the subjects this chunk creates; only the others' chain heads
+  and states are read (nobody else can see, so write to, a subject before this transaction commits);
+- events: sealed with a ChainTemplate (the hashed text of the file's constant columns written once) and
+  folded into the projection WHILE they are streamed to `COPY consent_event`, so PostgreSQL inserts the
+  rows as Python seals the next ones;
+- projection: scopes with no stored record are COPYed into consent_state; the others are upserted
+  through the temporary table (consent_bulk.save_states).
+Elsewhere (SQLite, small chunks) the ledger's multi-row statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dsr_gateway.db.repositories import consent_bulk
+from dsr_gateway.db.repositories.chain_sealing import CONSENT_LAYOUT, CONSENT_SEALER
+from dsr_gateway.db.repositories.consent import SqlConsentLedger
+from dsr_gateway.db.repositories.consent_rows import event_values, recorded, state_values
+from dsr_gateway.domain.audit_chain import GENESIS_HASH, ChainTemplate, event_hash
+from dsr_gateway.domain.consent import ConsentRecord, NewConsentEvent
+from dsr_gateway.domain.consent_import import ImportFold, ImportRow
+
+# The hashed columns that differ between the rows of one file; the others are the file's constants.
+VARYING = (
+    "subject_id",
+    "purpose_key",
+    "topic",
+    "channel",
+    "action",
+    "notice_version",
+    "origin_app_id",
+    "occurred_at",
+    "sequence",
+)
+CREATE_SUBJECTS = text(
+    "INSERT INTO subject (external_id, created_at) SELECT unnest(CAST(:ids AS text[])), :now "
+    "ON CONFLICT (external_id) DO NOTHING RETURNING external_id, id"
+)
+
+
+class SqlConsentImport:
+    def __init__(self, session: AsyncSession, ledger: SqlConsentLedger) -> None:
+        self._session = session
+        self._ledger = ledger
+        self._postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+        self._temp_ready = False  # consent_bulk's temporary projection table exists in this transaction
+        self._template: tuple[tuple[object, ...], ChainTemplate] | None = None
+
+    async def record(self, rows: Sequence[ImportRow], now: datetime) -> None:
+        """Subjects, events (in row order, each continuing its subject's chain) and projection."""
+        if self._postgres and len(rows) >= consent_bulk.BULK_MIN_ROWS:
+            await self._copy(await self._session.connection(), rows, now)
+            return
+        ledger = self._ledger
+        ids = await ledger.ensure_subjects([r.external_id for r in rows], now)
+        pairs = [(ids[r.external_id], r.event) for r in rows]
+        fold = ImportFold(await ledger.states(set(ids.values()), {e.scope.purpose for _, e in pairs}))
+        for event in await ledger.append(pairs):
+            fold.add(event)
+        await ledger.save_states([(subject, record) for (subject, _), record in fold.changed.items()])
+
+    async def _copy(self, connection: AsyncConnection, rows: Sequence[ImportRow], now: datetime) -> None:
+        ids, created = await _subjects(connection, [r.external_id for r in rows], now)
+        others = [i for e, i in ids.items() if e not in created]
+        heads: dict[int, tuple[int, str]] = {}
+        stored: dict[int, list[ConsentRecord]] = {}
+        if others:
+            result = await connection.execute(consent_bulk.HEADS, {"ids": others})
+            heads = {subject: (sequence, digest) for subject, sequence, digest in result}
+            stored = await consent_bulk.states(connection, others, None)
+        event_ids = list((await connection.execute(consent_bulk.NEW_IDS, {"n": len(rows)})).scalars())
+        tx_order = (await connection.execute(consent_bulk.TX_ORDER)).scalar_one()
+        fold = ImportFold(stored)
+        records = self._sealed(rows, ids, heads, event_ids, tx_order, fold)
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(
+            "consent_event", records=records, columns=consent_bulk.EVENT_COLUMNS
+        )
+        new = [_state_record(s, r) for (s, scope), r in fold.changed.items() if (s, scope) not in fold.stored]
+        if new:
+            await driver.copy_records_to_table(
+                "consent_state", records=new, columns=consent_bulk.STATE_COLUMNS
+            )
+        known = [state_values(s, r) for (s, scope), r in fold.changed.items() if (s, scope) in fold.stored]
+        if known:
+            await consent_bulk.save_states(connection, known, self._temp_ready)
+            self._temp_ready = True
+
+    def _sealed(
+        self,
+        rows: Sequence[ImportRow],
+        ids: dict[str, int],
+        heads: dict[int, tuple[int, str]],
+        event_ids: list[int],
+        tx_order: int,
+        fold: ImportFold,
+    ) -> Iterator[tuple[object, ...]]:
+        """The events' COPY rows, sealed and folded one by one as COPY asks for them."""
+        for event_id, row in zip(event_ids, rows, strict=True):
+            event, subject = row.event, ids[row.external_id]
+            sequence, prev_hash = heads.get(subject, (0, GENESIS_HASH))
+            sequence += 1
+            scope, origin, action = event.scope, event.origin, event.action.value
+            varying = (
+                subject,
+                scope.purpose,
+                scope.topic,
+                scope.channel,
+                action,
+                event.notice_version,
+                origin.app_id,
+                event.occurred_at,
+                sequence,
+            )
+            template = self._template_for(subject, event)
+            if template is not None:
+                digest = template.hash(prev_hash, varying)
+            else:
+                document = {**CONSENT_SEALER.document(event_values(subject, event)), "sequence": sequence}
+                digest = event_hash(prev_hash, document, CONSENT_LAYOUT)
+            heads[subject] = (sequence, digest)
+            fold.add(recorded(event_id, subject, event))
+            yield (
+                event_id,
+                tx_order,
+                *varying[:5],
+                event.method.value,
+                event.notice_version,
+                origin.app_id,
+                origin.url,
+                origin.user_agent,
+                origin.ip,
+                event.actor.kind.value,
+                event.actor.id,
+                event.occurred_at,
+                event.recorded_at,
+                event.idempotency_key,
+                sequence,
+                prev_hash,
+                digest,
+            )
+
+    def _template_for(self, subject: int, event: NewConsentEvent) -> ChainTemplate | None:
+        """The template of the file's constant columns, made from its first event; None for an event
+        whose constant columns differ (sealed the general way)."""
+        origin = event.origin
+        constants = (
+            event.method,
+            event.actor,
+            event.recorded_at,
+            event.idempotency_key,
+            origin.url,
+            origin.user_agent,
+            origin.ip,
+        )
+        if self._template is None:
+            values = CONSENT_SEALER.document(event_values(subject, event))
+            fixed = {k: v for k, v in values.items() if k not in VARYING}
+            self._template = constants, ChainTemplate(VARYING, fixed, CONSENT_LAYOUT)
+        made_for, template = self._template
+        return template if constants == made_for else None
+
+
+async def _subjects(
+    connection: AsyncConnection, external_ids: Sequence[str], now: datetime
+) -> tuple[dict[str, int], set[str]]:
+    """Ids of these subjects, and which of them this call created."""
+    unique = list(dict.fromkeys(external_ids))
+    result = await connection.execute(CREATE_SUBJECTS, {"ids": unique, "now": now})
+    created: dict[str, int] = {e: i for e, i in result}
+    others = [e for e in unique if e not in created]
+    ids = dict(created)
+    if others:
+        found = await connection.execute(consent_bulk.SUBJECT_IDS, {"ids": others})
+        ids.update({e: i for e, i in found})
+    return ids, set(created)
+
+
+def _state_record(subject_id: int, record: ConsentRecord) -> tuple[Any, ...]:
+    scope = record.scope
+    return (
+        subject_id,
+        scope.purpose,
+        scope.topic,
+        scope.channel,
+        record.status.value,
+        record.method.value,
+        record.notice_version,
+        record.given_at,
+        record.updated_at,
+        record.last_event_id,
+    )
