@@ -96,7 +96,7 @@ class ConsentImportService:
         if not dry_run and report.imported >= ANALYZE_AFTER_ROWS:
             # Plans for the consent check are poor until the statistics know the imported rows.
             async with self._uow() as uow:
-                await uow.consents.analyze()
+                await uow.consent_import.analyze()
                 await uow.commit()
         return report
 

@@ -124,6 +124,7 @@ class ConsentImportWriter(Protocol):
     subject's chain in row order, the projection folded from the stored records."""
 
     async def record(self, rows: Sequence[ImportRow], now: datetime) -> None: ...
+    async def analyze(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

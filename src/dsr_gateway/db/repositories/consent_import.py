@@ -13,12 +13,13 @@ Elsewhere (SQLite, small chunks) the ledger's multi-row statements.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dsr_gateway.db.repositories import consent_bulk
@@ -41,6 +42,7 @@ VARYING = (
     "occurred_at",
     "sequence",
 )
+LEDGER_TABLES = ("subject", "consent_event", "consent_state")
 CREATE_SUBJECTS = text(
     "INSERT INTO subject (external_id, created_at) SELECT unnest(CAST(:ids AS text[])), :now "
     "ON CONFLICT (external_id) DO NOTHING RETURNING external_id, id"
@@ -67,6 +69,21 @@ class SqlConsentImport:
         for event in await ledger.append(pairs):
             fold.add(event)
         await ledger.save_states([(subject, record) for (subject, _), record in fold.changed.items()])
+
+    async def analyze(self) -> None:
+        """Refresh the planner's statistics of the ledger tables; on PostgreSQL side by side, each
+        table on a connection of its own (outside this unit of work's transaction)."""
+        engine = self._session.bind
+        if not self._postgres or not isinstance(engine, AsyncEngine):
+            await self._ledger.analyze()
+            return
+
+        async def analyze(table: str) -> None:
+            async with engine.connect() as connection:
+                await connection.execute(text(f"ANALYZE {table}"))
+                await connection.commit()
+
+        await asyncio.gather(*(analyze(table) for table in LEDGER_TABLES))
 
     async def _copy(self, connection: AsyncConnection, rows: Sequence[ImportRow], now: datetime) -> None:
         ids, created = await _subjects(connection, [r.external_id for r in rows], now)
