@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from functools import lru_cache
-from json.encoder import encode_basestring  # string_text's writer for ASCII text
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +38,7 @@ from dsr_gateway.domain.canonical_json import (
 )
 
 GENESIS_HASH = "0" * 64
+MEMO_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,23 +161,29 @@ class ChainTemplate:
         given = [*varying, layout.prev_hash_field]
         self._take = [given.index(n) for n in order if slots[n] == "%s"]
         self._in_order = self._take == list(range(len(given)))
+        self._texts: dict[object, str] = {}  # canonical text by str or datetime value
 
     def hash(self, prev_hash: str, values: Sequence[Any]) -> str:
         """The event's hash, `values` given in the order of `varying`."""
         texts: list[str] = []
         add = texts.append
+        memo = self._texts
         for value in values:  # the common types inline: this loop runs for every imported row
             kind = type(value)
-            if kind is str:
-                add(encode_basestring(value) if value.isascii() else string_text(value))
-            elif kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            if kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
                 add(str(value))
             elif value is None:
                 add("null")
-            elif kind is datetime and value.tzinfo is not None:
-                add(encode_basestring(_utc_text(value)))
+            elif kind is str or kind is datetime:
+                # Texts, times: the same few values again and again (purposes, actions, a file's dates).
+                text = memo.get(value)
+                if text is None:
+                    text = canonical_json(normalise(value))  # refuses what event_hash refuses
+                    if len(memo) < MEMO_SIZE:
+                        memo[value] = text
+                add(text)
             else:
-                add(canonical_json(normalise(value)))  # datetimes, enums ...; refused as event_hash would
+                add(canonical_json(normalise(value)))  # enums, floats ...
         add(string_text(prev_hash))
         if not self._in_order:
             texts = [texts[i] for i in self._take]

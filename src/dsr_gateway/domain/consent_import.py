@@ -30,6 +30,9 @@ IMPORT_ACTOR = Actor(ActorKind.SYSTEM, "import")
 FUTURE_TOLERANCE = timedelta(days=1)
 
 
+ACTIONS = {a.value: a for a in ConsentAction}  # a dict look-up: an Enum call costs ~1 µs a row
+
+
 class RowRejected(Exception):
     """The row cannot be imported; the message says why, for the rejected-row report."""
 
@@ -174,12 +177,9 @@ class RowParser:
         if purpose is None:
             raise RowRejected(f"no purpose {key!r}")
         text = (get("action") or "").strip()
-        try:
-            action = ConsentAction(text.upper())
-        except ValueError:
-            raise RowRejected(
-                f"action {text!r} is not one of {', '.join(a.value for a in ConsentAction)}"
-            ) from None
+        action = ACTIONS.get(text.upper())
+        if action is None:
+            raise RowRejected(f"action {text!r} is not one of {', '.join(a.value for a in ConsentAction)}")
         when = (get("occurred_at") or "").strip()
         occurred_at = self._instants.get(when)
         if occurred_at is None:
