@@ -157,10 +157,11 @@ class ChainTemplate:
         order = sorted(names, key=utf16_sort_key)
         members = (f"{string_text(name).replace('%', '%%')}:{slots[name]}" for name in order)
         self._format = "{" + ",".join(members) + "}"
-        # Which given value (the varying ones, then prev_hash) fills each of the format's slots.
-        given = [*varying, layout.prev_hash_field]
-        self._take = [given.index(n) for n in order if slots[n] == "%s"]
-        self._in_order = self._take == list(range(len(given)))
+        slotted = [n for n in order if slots[n] == "%s"]
+        self._prev_at = slotted.index(layout.prev_hash_field)
+        # Varying names given in another order than the slots': which given value fills each slot.
+        given = [*varying[: self._prev_at], layout.prev_hash_field, *varying[self._prev_at :]]
+        self._take = None if given == slotted else [given.index(n) for n in slotted]
         self._texts: dict[object, str] = {}  # canonical text by str or datetime value
 
     def hash(self, prev_hash: str, values: Sequence[Any]) -> str:
@@ -184,8 +185,8 @@ class ChainTemplate:
                 add(text)
             else:
                 add(canonical_json(normalise(value)))  # enums, floats ...
-        add(string_text(prev_hash))
-        if not self._in_order:
+        texts.insert(self._prev_at, string_text(prev_hash))
+        if self._take is not None:
             texts = [texts[i] for i in self._take]
         return hashlib.sha256((self._format % tuple(texts)).encode("utf-8")).hexdigest()
 

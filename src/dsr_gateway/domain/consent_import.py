@@ -234,13 +234,29 @@ class ImportFold:
     """The projection after imported events, continued from the stored records in ledger order."""
 
     def __init__(self, stored: Mapping[int, Iterable[ConsentRecord]]) -> None:
-        self._state = {(s, r.scope): r for s, records in stored.items() for r in records}
-        self.stored = frozenset(self._state)  # (subject, scope) pairs that already have a record
-        self.changed: dict[tuple[int, Scope], ConsentRecord] = {}
+        # Keyed by flat (subject, purpose, topic, channel) tuples: hashing them is cheaper than a Scope.
+        self._stored = {_key(s, r.scope): r for s, records in stored.items() for r in records}
+        self._state = dict(self._stored)
 
     def add(self, event: ConsentEvent) -> None:
-        key = (event.subject_id, event.scope)
-        before = self._state.get(key)
-        after = apply(before, event)
-        if after is not before:
-            self._state[key] = self.changed[key] = after
+        scope = event.scope
+        key = (event.subject_id, scope.purpose, scope.topic, scope.channel)
+        state = self._state
+        state[key] = apply(state.get(key), event)
+
+    def changed(self) -> tuple[list[tuple[int, ConsentRecord]], list[tuple[int, ConsentRecord]]]:
+        """(subject, record) whose record changed: (those with no stored record, those with one)."""
+        new: list[tuple[int, ConsentRecord]] = []
+        replaced: list[tuple[int, ConsentRecord]] = []
+        stored = self._stored
+        for key, record in self._state.items():
+            before = stored.get(key)
+            if before is None:
+                new.append((key[0], record))
+            elif record is not before:
+                replaced.append((key[0], record))
+        return new, replaced
+
+
+def _key(subject_id: int, scope: Scope) -> tuple[int, str, str, str]:
+    return (subject_id, scope.purpose, scope.topic, scope.channel)

@@ -30,17 +30,18 @@ from dsr_gateway.domain.audit_chain import GENESIS_HASH, ChainTemplate, event_ha
 from dsr_gateway.domain.consent import ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.consent_import import ImportFold, ImportRow
 
-# The hashed columns that differ between the rows of one file; the others are the file's constants.
+# The hashed columns that differ between the rows of one file (in name order, as `_sealed` gives them);
+# the others are the file's constants.
 VARYING = (
-    "subject_id",
-    "purpose_key",
-    "topic",
-    "channel",
     "action",
+    "channel",
     "notice_version",
-    "origin_app_id",
     "occurred_at",
+    "origin_app_id",
+    "purpose_key",
     "sequence",
+    "subject_id",
+    "topic",
 )
 LEDGER_TABLES = ("subject", "consent_event", "consent_state")
 CREATE_SUBJECTS = text(
@@ -68,7 +69,8 @@ class SqlConsentImport:
         fold = ImportFold(await ledger.states(set(ids.values()), {e.scope.purpose for _, e in pairs}))
         for event in await ledger.append(pairs):
             fold.add(event)
-        await ledger.save_states([(subject, record) for (subject, _), record in fold.changed.items()])
+        new, replaced = fold.changed()
+        await ledger.save_states(new + replaced)
 
     async def analyze(self) -> None:
         """Refresh the planner's statistics of the ledger tables; on PostgreSQL side by side, each
@@ -103,14 +105,16 @@ class SqlConsentImport:
         await driver.copy_records_to_table(
             "consent_event", records=records, columns=consent_bulk.EVENT_COLUMNS
         )
-        new = [_state_record(s, r) for (s, scope), r in fold.changed.items() if (s, scope) not in fold.stored]
+        new, replaced = fold.changed()
         if new:
+            states = [_state_record(s, r) for s, r in new]
             await driver.copy_records_to_table(
-                "consent_state", records=new, columns=consent_bulk.STATE_COLUMNS
+                "consent_state", records=states, columns=consent_bulk.STATE_COLUMNS
             )
-        known = [state_values(s, r) for (s, scope), r in fold.changed.items() if (s, scope) in fold.stored]
-        if known:
-            await consent_bulk.save_states(connection, known, self._temp_ready)
+        if replaced:
+            await consent_bulk.save_states(
+                connection, [state_values(s, r) for s, r in replaced], self._temp_ready
+            )
             self._temp_ready = True
 
     def _sealed(
@@ -123,69 +127,83 @@ class SqlConsentImport:
         fold: ImportFold,
     ) -> Iterator[tuple[object, ...]]:
         """The events' COPY rows, sealed and folded one by one as COPY asks for them."""
+        first = rows[0].event
+        template = self._template_for(ids[rows[0].external_id], first)
+        origin, actor = first.origin, first.actor
+        # The columns outside the template's varying ones, as the template hashed them.
+        method, kind, actor_id = first.method.value, actor.kind.value, actor.id
+        url, agent, ip, recorded_at, key = origin.url, origin.user_agent, origin.ip, first.recorded_at, None
+        made_for = _constants(first)
         for event_id, row in zip(event_ids, rows, strict=True):
             event, subject = row.event, ids[row.external_id]
             sequence, prev_hash = heads.get(subject, (0, GENESIS_HASH))
             sequence += 1
-            scope, origin, action = event.scope, event.origin, event.action.value
-            varying = (
-                subject,
-                scope.purpose,
-                scope.topic,
-                scope.channel,
-                action,
-                event.notice_version,
-                origin.app_id,
-                event.occurred_at,
-                sequence,
-            )
-            template = self._template_for(subject, event)
-            if template is not None:
-                digest = template.hash(prev_hash, varying)
+            scope, app_id = event.scope, event.origin.app_id
+            # Enum members' _value_: a plain attribute (`.value` is a descriptor call).
+            action, version, occurred_at = event.action._value_, event.notice_version, event.occurred_at
+            if template is not None and _constants(event) == made_for:
+                digest = template.hash(
+                    prev_hash,
+                    (
+                        action,
+                        scope.channel,
+                        version,
+                        occurred_at,
+                        app_id,
+                        scope.purpose,
+                        sequence,
+                        subject,
+                        scope.topic,
+                    ),
+                )
+                values: tuple[object, ...] = (method, version, app_id, url, agent, ip, kind, actor_id)
+                recorded_text: tuple[object, ...] = (occurred_at, recorded_at, key)
             else:
                 document = {**CONSENT_SEALER.document(event_values(subject, event)), "sequence": sequence}
                 digest = event_hash(prev_hash, document, CONSENT_LAYOUT)
+                o, a = event.origin, event.actor
+                values = (event.method.value, version, app_id, o.url, o.user_agent, o.ip, a.kind.value, a.id)
+                recorded_text = (occurred_at, event.recorded_at, event.idempotency_key)
             heads[subject] = (sequence, digest)
             fold.add(recorded(event_id, subject, event))
             yield (
                 event_id,
                 tx_order,
-                *varying[:5],
-                event.method.value,
-                event.notice_version,
-                origin.app_id,
-                origin.url,
-                origin.user_agent,
-                origin.ip,
-                event.actor.kind.value,
-                event.actor.id,
-                event.occurred_at,
-                event.recorded_at,
-                event.idempotency_key,
+                subject,
+                scope.purpose,
+                scope.topic,
+                scope.channel,
+                action,
+                *values,
+                *recorded_text,
                 sequence,
                 prev_hash,
                 digest,
             )
 
     def _template_for(self, subject: int, event: NewConsentEvent) -> ChainTemplate | None:
-        """The template of the file's constant columns, made from its first event; None for an event
-        whose constant columns differ (sealed the general way)."""
-        origin = event.origin
-        constants = (
-            event.method,
-            event.actor,
-            event.recorded_at,
-            event.idempotency_key,
-            origin.url,
-            origin.user_agent,
-            origin.ip,
-        )
+        """The template of the file's constant columns, made from its first event (None when the
+        first event of a later chunk differs: those rows are sealed the general way)."""
         if self._template is None:
             values = CONSENT_SEALER.document(event_values(subject, event))
             fixed = {k: v for k, v in values.items() if k not in VARYING}
-            self._template = constants, ChainTemplate(VARYING, fixed, CONSENT_LAYOUT)
+            self._template = _constants(event), ChainTemplate(VARYING, fixed, CONSENT_LAYOUT)
         made_for, template = self._template
-        return template if constants == made_for else None
+        return template if _constants(event) == made_for else None
+
+
+def _constants(event: NewConsentEvent) -> tuple[object, ...]:
+    """The values of the template's constant columns."""
+    origin = event.origin
+    return (
+        event.method,
+        event.actor,
+        event.recorded_at,
+        event.idempotency_key,
+        origin.url,
+        origin.user_agent,
+        origin.ip,
+    )
 
 
 async def _subjects(
