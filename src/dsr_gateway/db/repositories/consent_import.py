@@ -43,6 +43,17 @@ VARYING = (
     "subject_id",
     "topic",
 )
+# The other hashed columns, the same in every row the template seals (`_constants` reads them).
+CONSTANT = (
+    "method",
+    "origin_url",
+    "origin_user_agent",
+    "origin_ip",
+    "actor_kind",
+    "actor_id",
+    "recorded_at",
+    "idempotency_key",
+)
 LEDGER_TABLES = ("subject", "consent_event", "consent_state")
 CREATE_SUBJECTS = text(
     "INSERT INTO subject (external_id, created_at) SELECT unnest(CAST(:ids AS text[])), :now "
@@ -132,7 +143,8 @@ class SqlConsentImport:
         origin, actor = first.origin, first.actor
         # The columns outside the template's varying ones, as the template hashed them.
         method, kind, actor_id = first.method.value, actor.kind.value, actor.id
-        url, agent, ip, recorded_at, key = origin.url, origin.user_agent, origin.ip, first.recorded_at, None
+        url, agent, ip, recorded_at = origin.url, origin.user_agent, origin.ip, first.recorded_at
+        idempotency_key = first.idempotency_key
         made_for = _constants(first)
         for event_id, row in zip(event_ids, rows, strict=True):
             event, subject = row.event, ids[row.external_id]
@@ -157,13 +169,13 @@ class SqlConsentImport:
                     ),
                 )
                 values: tuple[object, ...] = (method, version, app_id, url, agent, ip, kind, actor_id)
-                recorded_text: tuple[object, ...] = (occurred_at, recorded_at, key)
+                times: tuple[object, ...] = (occurred_at, recorded_at, idempotency_key)
             else:
                 document = {**CONSENT_SEALER.document(event_values(subject, event)), "sequence": sequence}
                 digest = event_hash(prev_hash, document, CONSENT_LAYOUT)
                 o, a = event.origin, event.actor
                 values = (event.method.value, version, app_id, o.url, o.user_agent, o.ip, a.kind.value, a.id)
-                recorded_text = (occurred_at, event.recorded_at, event.idempotency_key)
+                times = (occurred_at, event.recorded_at, event.idempotency_key)
             heads[subject] = (sequence, digest)
             fold.add(recorded(event_id, subject, event))
             yield (
@@ -175,7 +187,7 @@ class SqlConsentImport:
                 scope.channel,
                 action,
                 *values,
-                *recorded_text,
+                *times,
                 sequence,
                 prev_hash,
                 digest,
@@ -187,6 +199,8 @@ class SqlConsentImport:
         if self._template is None:
             values = CONSENT_SEALER.document(event_values(subject, event))
             fixed = {k: v for k, v in values.items() if k not in VARYING}
+            if set(fixed) != set(CONSTANT):  # a new hashed column: say here whether it varies
+                raise AssertionError(f"consent_event's hashed columns changed: {sorted(fixed)}")
             self._template = _constants(event), ChainTemplate(VARYING, fixed, CONSENT_LAYOUT)
         made_for, template = self._template
         return template if _constants(event) == made_for else None
