@@ -12,7 +12,7 @@ import pytest
 from dsr_gateway.cli_consent import import_consents
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.uow import SqlUnitOfWork
-from dsr_gateway.services.consent_import import ConsentImportService
+from dsr_gateway.services.consent_import import ConsentImportService, ImportAborted
 from tests.support.app import GraphQLClient, client_token
 from tests.support.consent_factories import EVENTS, check, seed_catalogue
 
@@ -177,3 +177,22 @@ def test_the_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
         main(["import-consents", "--help"])
     assert done.value.code == 0
     assert "--dry-run" in capsys.readouterr().out
+
+
+async def test_strict_rejection_while_a_chunk_is_being_written_leaves_nothing(
+    catalogue: GraphQLClient, database_url: str
+) -> None:
+    # Chunks of 2: the bad row is checked while the chunk before it is being written.
+    engine = make_engine(database_url)
+    service = ConsentImportService(
+        lambda: SqlUnitOfWork(make_session_factory(engine)), lambda: datetime.now(UTC)
+    )
+    names = HEADER.strip().split(",")
+    lines = [*GOOD, BAD[0][0]]
+    rows = [(i + 2, dict(zip(names, line.split(","), strict=True))) for i, line in enumerate(lines)]
+    try:
+        with pytest.raises(ImportAborted, match="line 6: no purpose 'nope'"):
+            await service.run(rows, strict=True, chunk_rows=2)
+    finally:
+        await engine.dispose()
+    assert await events(catalogue) == []

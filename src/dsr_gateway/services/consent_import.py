@@ -1,7 +1,8 @@
 """Bulk import of consents from an earlier system: one transaction, rejected rows reported, IMPORT method.
 
-Valid rows are recorded in chunks (multi-row inserts) inside ONE transaction: a fatal error anywhere
-(the database, a strict-mode rejection) rolls back the whole file, so nothing is half-imported.
+Valid rows are recorded in chunks (COPY on PostgreSQL, multi-row inserts elsewhere) inside ONE transaction,
+each chunk written while the next is checked: a fatal error anywhere (the database, a strict-mode
+rejection) rolls back the whole file, so nothing is half-imported.
 """
 
 from __future__ import annotations
