@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any
-
-import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from typing import TYPE_CHECKING, Any
 
 from dsr_gateway.settings import Settings
+
+if TYPE_CHECKING:  # cli.py imports this module for every command: keep it light
+    import httpx
+    from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+    from sqlmodel.ext.asyncio.session import AsyncSession
 
 DURATION = re.compile(r"^(\d+)d?$")
 
@@ -75,6 +76,8 @@ def campaign(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _campaign(settings: Settings, purpose: str, days: int) -> int:
+    import httpx
+
     from dsr_gateway.db.engine import make_engine, make_session_factory
     from dsr_gateway.db.migrate import upgrade
     from dsr_gateway.domain.errors import DomainError

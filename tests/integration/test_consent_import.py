@@ -12,7 +12,7 @@ import pytest
 from dsr_gateway.cli_consent import import_consents
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.uow import SqlUnitOfWork
-from dsr_gateway.services.consent_import import ConsentImportService
+from dsr_gateway.services.consent_import import ConsentImportService, ImportAborted
 from tests.support.app import GraphQLClient, client_token
 from tests.support.consent_factories import EVENTS, check, seed_catalogue
 
@@ -134,16 +134,16 @@ class FailingSecondChunk:
 
     async def __aenter__(self) -> SqlUnitOfWork:
         uow = await self._uow.__aenter__()
-        append = uow.consents.append
+        record = uow.consent_import.record
         calls = [0]
 
         async def failing(*args: Any) -> Any:
             calls[0] += 1
             if calls[0] == 2:
                 raise ConnectionError("the database went away")
-            return await append(*args)
+            return await record(*args)
 
-        uow.consents.append = failing  # type: ignore[method-assign]
+        uow.consent_import.record = failing  # type: ignore[method-assign]
         return uow
 
     async def __aexit__(self, *exc: object) -> None:
@@ -177,3 +177,22 @@ def test_the_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
         main(["import-consents", "--help"])
     assert done.value.code == 0
     assert "--dry-run" in capsys.readouterr().out
+
+
+async def test_strict_rejection_while_a_chunk_is_being_written_leaves_nothing(
+    catalogue: GraphQLClient, database_url: str
+) -> None:
+    # Chunks of 2: the bad row is checked while the chunk before it is being written.
+    engine = make_engine(database_url)
+    service = ConsentImportService(
+        lambda: SqlUnitOfWork(make_session_factory(engine)), lambda: datetime.now(UTC)
+    )
+    names = HEADER.strip().split(",")
+    lines = [*GOOD, BAD[0][0]]
+    rows = [(i + 2, dict(zip(names, line.split(","), strict=True))) for i, line in enumerate(lines)]
+    try:
+        with pytest.raises(ImportAborted, match="line 6: no purpose 'nope'"):
+            await service.run(rows, strict=True, chunk_rows=2)
+    finally:
+        await engine.dispose()
+    assert await events(catalogue) == []

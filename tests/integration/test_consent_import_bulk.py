@@ -13,6 +13,16 @@ import pytest
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.repositories.consent_bulk import BULK_MIN_ROWS
 from dsr_gateway.db.uow import SqlUnitOfWork
+from dsr_gateway.domain.consent import (
+    Actor,
+    ActorKind,
+    ConsentAction,
+    ConsentMethod,
+    NewConsentEvent,
+    Origin,
+    Scope,
+)
+from dsr_gateway.domain.consent_import import IMPORT_ACTOR, ImportRow
 from dsr_gateway.services.consent_import import ConsentImportService
 from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
 from tests.support.consent_factories import check, choice, seed_catalogue, set_consents
@@ -69,21 +79,21 @@ async def test_a_bulk_import_continues_chains_and_sets_the_projection(
     assert (await check(gql, ["bulk-0"], READER))[0]["allowed"] is True
 
 
-class FailOnSecondAppend:
+class FailOnSecondChunk:
     def __init__(self, uow: Any) -> None:
         self._uow = uow
 
     async def __aenter__(self) -> Any:
         uow = await self._uow.__aenter__()
-        append, calls = uow.consents.append, [0]
+        record, calls = uow.consent_import.record, [0]
 
         async def failing(*args: Any) -> Any:
             calls[0] += 1
             if calls[0] == 2:
                 raise ConnectionError("the database went away")
-            return await append(*args)
+            return await record(*args)
 
-        uow.consents.append = failing
+        uow.consent_import.record = failing
         return uow
 
     async def __aexit__(self, *exc: object) -> None:
@@ -92,7 +102,7 @@ class FailOnSecondAppend:
 
 async def test_a_failure_in_a_later_bulk_chunk_leaves_nothing(gql: GraphQLClient, database_url: str) -> None:
     await seed_catalogue(gql)
-    engine, importer = service(database_url, FailOnSecondAppend)
+    engine, importer = service(database_url, FailOnSecondChunk)
     try:
         with pytest.raises(ConnectionError):
             await importer.run(rows(), chunk_rows=len(rows()) // 2 + 1)
@@ -100,3 +110,38 @@ async def test_a_failure_in_a_later_bulk_chunk_leaves_nothing(gql: GraphQLClient
         await engine.dispose()
     assert (await gql(COUNT, token=READER))["consentEvents"]["edges"] == []
     assert {d["reason"] for d in await check(gql, ["bulk-1", "bulk-2"], READER)} == {"NOT_GIVEN"}
+
+
+async def test_rows_unlike_the_first_are_sealed_the_general_way(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    # The chunk writer takes its template from the first row; rows recorded at another time (or by
+    # another actor) differ in a constant column and are hashed column by column: all must verify.
+    await seed_catalogue(gql)
+    now = datetime.now(UTC)
+    rows = []
+    for index in range(2 * BULK_MIN_ROWS):
+        event = NewConsentEvent(
+            scope=Scope("analytics"),
+            action=ConsentAction.GRANT if index % 2 else ConsentAction.OBJECT,
+            method=ConsentMethod.IMPORT,
+            notice_version=None,
+            origin=Origin(app_id="crm"),
+            actor=IMPORT_ACTOR if index % 3 else Actor(ActorKind.SYSTEM, "other-import"),
+            occurred_at=START + timedelta(seconds=index),
+            recorded_at=now if index % 5 else now - timedelta(seconds=1),
+        )
+        rows.append(ImportRow(index + 2, f"mixed-{index % 50}", event))
+    engine = make_engine(database_url)
+    try:
+        async with SqlUnitOfWork(make_session_factory(engine)) as uow:
+            await uow.consent_import.record(rows, now)
+            await uow.commit()
+    finally:
+        await engine.dispose()
+    verified = (await gql(VERIFY, token=agent_token()))["auditVerification"]
+    assert verified["ok"], verified
+    assert verified["eventsChecked"] == len(rows)
+    # The last event of each subject (index 350..399: GRANT when odd) decides the projection.
+    decisions = await check(gql, ["mixed-1", "mixed-2"], READER, purpose="analytics")
+    assert [d["allowed"] for d in decisions] == [True, False]

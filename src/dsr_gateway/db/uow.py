@@ -13,6 +13,7 @@ from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
 from dsr_gateway.db.repositories.comms import SqlCommsRepository
 from dsr_gateway.db.repositories.consent import SqlConsentLedger
+from dsr_gateway.db.repositories.consent_import import SqlConsentImport
 from dsr_gateway.db.repositories.exports import SqlExportPackageRepository
 from dsr_gateway.db.repositories.fulfilment_steps import SqlFulfilmentStepRepository
 from dsr_gateway.db.repositories.identity import SqlIdentityRepository
@@ -46,6 +47,7 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(self.session)
         self.exports = SqlExportPackageRepository(self.session)
         self.consents = SqlConsentLedger(self.session)
+        self.consent_import = SqlConsentImport(self.session, self.consents)
         self.requests = SqlPrivacyRequestRepository(self.session)
         self.identities = SqlIdentityRepository(self.session)
         self.outbox = SqlOutboxRepository(self.session)

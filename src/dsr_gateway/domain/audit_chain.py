@@ -21,16 +21,24 @@ rewriting a whole tail is the signed checkpoint of chain heads (domain/audit_che
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from functools import lru_cache
+from typing import Any
 from uuid import UUID
 
-from dsr_gateway.domain.canonical_json import canonical_bytes
+from dsr_gateway.domain.canonical_json import (
+    MAX_SAFE_INTEGER,
+    canonical_bytes,
+    canonical_json,
+    string_text,
+    utf16_sort_key,
+)
 
 GENESIS_HASH = "0" * 64
+MEMO_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,62 @@ def seal(
     fields[layout.prev_hash_field] = prev_hash
     fields[layout.hash_field] = event_hash(prev_hash, fields, layout)
     return fields
+
+
+class ChainTemplate:
+    """`event_hash` for many events of one shape (a bulk import), several times faster, same hashes.
+
+    The hashed text is written from a %-format made once: member names sorted (by UTF-16 code units) and
+    the `constants` written once; per event only the `varying` values are written, each exactly as
+    `canonical_json` writes it (tests compare both on many documents).
+    """
+
+    def __init__(
+        self,
+        varying: Sequence[str],
+        constants: Mapping[str, object],
+        layout: ChainLayout = DEFAULT_LAYOUT,
+    ) -> None:
+        names = [*varying, *constants, layout.prev_hash_field]
+        if len(set(names)) != len(names) or layout.hash_field in names:
+            raise ValueError("each hashed name once, as varying or constant; prev_hash and hash are set here")
+        slots = {name: "%s" for name in (*varying, layout.prev_hash_field)}
+        slots.update({k: canonical_json(normalise(v)).replace("%", "%%") for k, v in constants.items()})
+        order = sorted(names, key=utf16_sort_key)
+        members = (f"{string_text(name).replace('%', '%%')}:{slots[name]}" for name in order)
+        self._format = "{" + ",".join(members) + "}"
+        slotted = [n for n in order if slots[n] == "%s"]
+        self._prev_at = slotted.index(layout.prev_hash_field)
+        # Varying names given in another order than the slots': which given value fills each slot.
+        given = [*varying[: self._prev_at], layout.prev_hash_field, *varying[self._prev_at :]]
+        self._take = None if given == slotted else [given.index(n) for n in slotted]
+        self._texts: dict[object, str] = {}  # canonical text by str or datetime value
+
+    def hash(self, prev_hash: str, values: Sequence[Any]) -> str:
+        """The event's hash, `values` given in the order of `varying`."""
+        texts: list[str] = []
+        add = texts.append
+        memo = self._texts
+        for value in values:  # the common types inline: this loop runs for every imported row
+            kind = type(value)
+            if kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                add(str(value))
+            elif value is None:
+                add("null")
+            elif kind is str or kind is datetime:
+                # Texts, times: the same few values again and again (purposes, actions, a file's dates).
+                text = memo.get(value)
+                if text is None:
+                    text = canonical_json(normalise(value))  # refuses what event_hash refuses
+                    if len(memo) < MEMO_SIZE:
+                        memo[value] = text
+                add(text)
+            else:
+                add(canonical_json(normalise(value)))  # enums, floats ...
+        texts.insert(self._prev_at, string_text(prev_hash))
+        if self._take is not None:
+            texts = [texts[i] for i in self._take]
+        return hashlib.sha256((self._format % tuple(texts)).encode("utf-8")).hexdigest()
 
 
 class ChainProblem(StrEnum):

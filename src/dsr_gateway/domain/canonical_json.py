@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring as _encode_string  # the C encoder json uses
 
 MAX_SAFE_INTEGER = 2**53
 
@@ -31,29 +33,36 @@ class NotCanonicalisable(ValueError):
 
 def canonical_json(value: object) -> str:
     """The RFC 8785 text of `value`; encode it as UTF-8 before hashing or signing."""
-    if _flat_ascii(value):
+    if _plain_object(value):
         # The common case (a chained event's document): `json.dumps` gives the same text, much faster.
-        return _FLAT.encode(value)
+        return _PLAIN.encode(value)
     parts: list[str] = []
     _write(value, parts)
     return "".join(parts)
 
 
-# For an object (nested objects and arrays too) with ASCII names and only null, booleans, safe integers
-# and ASCII strings, RFC 8785 and `json.dumps(sort_keys=True, ensure_ascii=False)` agree: ASCII names sort
-# the same by code point and by UTF-16 code unit, and json escapes exactly `"`, `\\` and U+0000..U+001F,
-# with the same short forms and lower-case `\u00xx`. Anything else (floats, non-ASCII text) takes the
-# general path.
-_FLAT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+# For an object (nested objects and arrays too) holding only null, booleans, safe integers and text,
+# RFC 8785 and `json.dumps(sort_keys=True, ensure_ascii=False)` agree when:
+# - no name holds a character outside the Basic Multilingual Plane (nor a surrogate): only then do
+#   code-point order (json) and UTF-16 code-unit order (RFC 8785) sort names the same;
+# - no text holds a lone surrogate (RFC 8785 refuses it; json would write it);
+# json escapes exactly `"`, `\\` and U+0000..U+001F, with the same short forms and lower-case `\u00xx`,
+# and writes every other character as itself, as RFC 8785 does. Anything else (floats, huge integers,
+# other types) takes the general path.
+_PLAIN = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_BMP = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")
+_MAX_DEPTH = 32
 
 
-def _flat_ascii(value: object, depth: int = 0) -> bool:
-    """True for objects (nested objects and arrays too) holding only ASCII names and text, safe
-    integers, booleans and null: the values whose RFC 8785 text `json.dumps` writes identically."""
-    if type(value) is not dict or depth > 32:
+def _plain_object(value: object, depth: int = 0) -> bool:
+    """True for the objects whose RFC 8785 text `json.dumps` writes identically (see above)."""
+    if type(value) is not dict or depth > _MAX_DEPTH:
         return False
     for key, item in value.items():
-        if type(key) is not str or not key.isascii() or not _plain(item, depth):
+        if type(key) is not str or not (key.isascii() or _NOT_BMP.search(key) is None):
+            return False
+        if not _plain(item, depth):
             return False
     return True
 
@@ -62,14 +71,21 @@ def _plain(item: object, depth: int) -> bool:
     if item is None or item is True or item is False:
         return True
     if isinstance(item, str):
-        return type(item) is str and item.isascii()
+        return type(item) is str and (item.isascii() or _SURROGATE.search(item) is None)
     if isinstance(item, int):
         return type(item) is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER
     if type(item) is dict:
-        return _flat_ascii(item, depth + 1)
+        return _plain_object(item, depth + 1)
     if type(item) is list or type(item) is tuple:
-        return depth < 32 and all(_plain(v, depth + 1) for v in item)
+        return depth < _MAX_DEPTH and all(_plain(v, depth + 1) for v in item)
     return False
+
+
+def string_text(text: str) -> str:
+    """The RFC 8785 text of one string (quoted and escaped), as `canonical_json(text)` gives it."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return _encode_string(text)
+    return _string(text)  # refuses the lone surrogate
 
 
 def canonical_bytes(value: object) -> bytes:

@@ -107,9 +107,10 @@ class ObservabilityExtension(SchemaExtension):
 
     async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
         # A subscription sends many results from one operation (and a WebSocket keeps one context for
-        # all its operations): each event's reads are recorded when it has been sent, once.
-        yield
+        # all its operations): each event's reads are recorded, once, before it is sent (after it, a
+        # client closing the subscription would cancel the recording).
         await _record_reads(self.execution_context.context, self.execution_context.operation_name)
+        yield
 
 
 async def _record_reads(context: Any, name: str | None) -> None:

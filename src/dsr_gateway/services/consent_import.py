@@ -1,23 +1,25 @@
 """Bulk import of consents from an earlier system: one transaction, rejected rows reported, IMPORT method.
 
-Valid rows are recorded in chunks (multi-row inserts) inside ONE transaction: a fatal error anywhere
-(the database, a strict-mode rejection) rolls back the whole file, so nothing is half-imported.
+Valid rows are recorded in chunks (COPY on PostgreSQL, multi-row inserts elsewhere) inside ONE transaction,
+each chunk written while the next is checked: a fatal error anywhere (the database, a strict-mode
+rejection) rolls back the whole file, so nothing is half-imported.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
-from dsr_gateway.domain.consent import ConsentRecord, Scope, apply
 from dsr_gateway.domain.consent_import import ImportRow, RowParser, RowRejected
 from dsr_gateway.domain.errors import DomainError
 from dsr_gateway.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 CHUNK_ROWS = 5000
 ANALYZE_AFTER_ROWS = 10_000
+YIELD_EVERY_ROWS = 250  # rows checked between turns of the chunk being recorded
 Progress = Callable[[int, int], None]  # rows read, rows imported
 
 
@@ -64,32 +66,82 @@ class ConsentImportService:
             for version in await _notice_versions(uow):
                 notices[version] = await uow.consents.notice_purposes(version)
             parse = RowParser(purposes, notices.get, now)
-            iterator = iter(rows)
-            for batch in _batches(iterator, chunk_rows):
-                valid: list[ImportRow] = []
-                for line, row in batch:
-                    report.rows += 1
-                    try:
-                        valid.append(parse(line, row))
-                    except RowRejected as exc:
-                        report.rejected.append(Rejection(line, str(exc)))
-                        if strict:
-                            raise ImportAborted(f"line {line}: {exc}; nothing was imported (strict)") from exc
-                subjects.update(r.external_id for r in valid)
-                if not dry_run and valid:
-                    await _record(uow, valid, now)
-                report.imported += len(valid)
-                if progress:
-                    progress(report.rows, report.imported)
+            writer = _ChunkWriter(uow, now, progress)
+            try:
+                for batch in _batches(iter(rows), chunk_rows):
+                    valid: list[ImportRow] = []
+                    for line, row in batch:
+                        report.rows += 1
+                        if report.rows % YIELD_EVERY_ROWS == 0:
+                            await writer.let_run()
+                        try:
+                            valid.append(parse(line, row))
+                        except RowRejected as exc:
+                            report.rejected.append(Rejection(line, str(exc)))
+                            if strict:
+                                raise ImportAborted(
+                                    f"line {line}: {exc}; nothing was imported (strict)"
+                                ) from exc
+                    subjects.update(r.external_id for r in valid)
+                    report.imported += len(valid)
+                    if not dry_run and valid:
+                        await writer.write(valid, report.rows, report.imported)
+                    elif progress:
+                        progress(report.rows, report.imported)
+                await writer.wait()
+            finally:
+                await writer.settle()
             report.subjects = len(subjects)
             if not dry_run:
                 await uow.commit()
         if not dry_run and report.imported >= ANALYZE_AFTER_ROWS:
             # Plans for the consent check are poor until the statistics know the imported rows.
             async with self._uow() as uow:
-                await uow.consents.analyze()
+                await uow.consent_import.analyze()
                 await uow.commit()
         return report
+
+
+class _ChunkWriter:
+    """Records a chunk while the service checks the next one: PostgreSQL writes as Python parses.
+
+    One chunk at a time is in flight (the unit of work has one connection); `write` first waits for the
+    one before. Progress is reported once a chunk is recorded.
+    """
+
+    def __init__(self, uow: UnitOfWork, now: datetime, progress: Progress | None) -> None:
+        self._uow = uow
+        self._now = now
+        self._progress = progress
+        self._pending: asyncio.Task[None] | None = None
+
+    async def write(self, rows: list[ImportRow], read: int, imported: int) -> None:
+        await self.wait()
+        self._pending = asyncio.create_task(self._record(rows, read, imported))
+        await asyncio.sleep(0)  # let it send its first statement
+
+    async def _record(self, rows: list[ImportRow], read: int, imported: int) -> None:
+        await self._uow.consent_import.record(rows, self._now)
+        if self._progress:
+            self._progress(read, imported)
+
+    async def let_run(self) -> None:
+        """Give a chunk in flight its turn (it waits on the database most of the time)."""
+        if self._pending is not None:
+            await asyncio.sleep(0)
+
+    async def wait(self) -> None:
+        """Until the chunk in flight is recorded; its error, if any, is raised here."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+
+    async def settle(self) -> None:
+        """After a failure elsewhere: let the chunk in flight end (its own error no longer matters),
+        so the rollback finds the connection free."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await asyncio.gather(pending, return_exceptions=True)
 
 
 async def _notice_versions(uow: UnitOfWork) -> list[int]:
@@ -102,20 +154,3 @@ def _batches(
 ) -> Iterator[list[tuple[int, Mapping[str, str | None]]]]:
     while batch := list(islice(iterator, size)):
         yield batch
-
-
-async def _record(uow: UnitOfWork, rows: list[ImportRow], now: datetime) -> None:
-    """Subjects, events and projection of one chunk; the fold continues from the stored state."""
-    ids = await uow.consents.ensure_subjects([r.external_id for r in rows], now)
-    pairs = [(ids[r.external_id], r.event) for r in rows]
-    current = await uow.consents.states(set(ids.values()), {e.scope.purpose for _, e in pairs})
-    state: dict[tuple[int, Scope], ConsentRecord] = {
-        (subject, record.scope): record for subject, records in current.items() for record in records
-    }
-    changed: dict[tuple[int, Scope], ConsentRecord] = {}
-    for event in await uow.consents.append(pairs):
-        key = (event.subject_id, event.scope)
-        after = apply(state.get(key), event)
-        if after is not state.get(key):
-            state[key] = changed[key] = after
-    await uow.consents.save_states([(subject, record) for (subject, _), record in changed.items()])
