@@ -44,8 +44,10 @@ def test_the_ledger_api_offers_no_way_to_change_or_delete_an_event() -> None:
         assert [n for n in names if any(w in n for w in MUTATING_WORDS)] == [], api
 
 
+# One choice per call takes the single-row statements (on the driver on PostgreSQL), two the multi-row ones.
+@pytest.mark.parametrize("per_call", [1, 2])
 async def test_concurrent_writes_leave_the_projection_equal_to_the_fold_of_events(
-    gql: GraphQLClient, engine: AsyncEngine
+    gql: GraphQLClient, engine: AsyncEngine, per_call: int
 ) -> None:
     await seed_catalogue(gql)
     tokens = [subject_token(), agent_token(), client_token("consent:write")]
@@ -60,7 +62,7 @@ async def test_concurrent_writes_leave_the_projection_equal_to_the_fold_of_event
                     token=token,
                 )
             )
-        choices = [choice(granted=i % 2 == 0), choice(topic="promotions", granted=i % 3 == 0)]
+        choices = [choice(granted=i % 2 == 0), choice(topic="promotions", granted=i % 3 == 0)][:per_call]
         method = None if token == tokens[1] else "CHECKBOX"
         values = {"subjectId": "customer-1", "choices": choices, "noticeVersion": 1, "method": method}
         return asyncio.ensure_future(gql(SET_CONSENTS, {"input": values}, token=token))
@@ -72,7 +74,7 @@ async def test_concurrent_writes_leave_the_projection_equal_to_the_fold_of_event
         subject_id = await uow.consents.lock_subject("customer-1", datetime.now(UTC))
         events = await uow.consents.all_events([subject_id])
         projection = (await uow.consents.states([subject_id]))[subject_id]
-    assert len(events) > 40
+    assert len(events) >= 40
     folded = {scope: record for (_, scope), record in fold(events).items()}
     assert {r.scope: r for r in projection} == folded
     # Live writes take their time under the subject's lock: the last event of each scope is the state.

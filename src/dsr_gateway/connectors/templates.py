@@ -21,6 +21,7 @@ from jinja2 import (
     FileSystemLoader,
     PackageLoader,
     StrictUndefined,
+    Template,
     TemplateNotFound,
     select_autoescape,
 )
@@ -31,6 +32,7 @@ __all__ = ["MessageKind", "MessageTemplates", "RenderedMessage", "TemplateMissin
 
 DEFAULT_LANGUAGE = "en"
 PARTS = ("subject.txt", "txt", "html")
+MAX_CHOICES = 1024  # languages are free text from subjects: the lookup cache is bounded
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{2,8})?$")
 
 
@@ -82,18 +84,30 @@ class MessageTemplates:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            # Read once per process (a changed override needs a restart): no file stat per render.
+            auto_reload=False,
         )
         self._env.filters["day"] = _day
         self._defaults = dict(defaults or {})
+        # (kind, language asked) -> the language found and its three templates, looked up once.
+        self._chosen: dict[tuple[MessageKind, str | None], tuple[str, tuple[Template, ...]]] = {}
 
     def render(self, kind: MessageKind, language: str | None, context: Mapping[str, Any]) -> RenderedMessage:
         """Subject, text and HTML of `kind`; a variable the template needs and `context` lacks raises."""
-        chosen = self._language_for(kind, language)
+        chosen, templates = self._templates_for(kind, language)
         values = {**self._defaults, **context, "language": chosen}
-        subject, text, html = (
-            self._env.get_template(f"{chosen}/{kind.value}.{part}").render(values) for part in PARTS
-        )
+        subject, text, html = (t.render(values) for t in templates)
         return RenderedMessage(subject=_one_line(subject), text=text, html=html, language=chosen)
+
+    def _templates_for(self, kind: MessageKind, language: str | None) -> tuple[str, tuple[Template, ...]]:
+        found = self._chosen.get((kind, language))
+        if found is None:
+            if len(self._chosen) >= MAX_CHOICES:
+                self._chosen.clear()
+            chosen = self._language_for(kind, language)
+            parts = tuple(self._env.get_template(f"{chosen}/{kind.value}.{part}") for part in PARTS)
+            found = self._chosen[(kind, language)] = (chosen, parts)
+        return found
 
     def _language_for(self, kind: MessageKind, language: str | None) -> str:
         # A language counts only when all three parts exist in it: never an English subject over German text.

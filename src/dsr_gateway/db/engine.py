@@ -23,9 +23,11 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False, read_only:
         # writers queue on busy_timeout instead of failing halfway with "database is locked".
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    # A fixed pool, as for reads (db/read_engine.py): overflow connections were closed on return, so under
+    # a burst writers paid new connections. No pre-ping: on asyncpg it is three round trips (BEGIN, a
+    # query, ROLLBACK) per checkout; a connection found dead fails its one transaction, SQLAlchemy then
+    # invalidates the pool, and connections are recycled hourly.
+    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_recycle=3600)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.driver import flush_pending, forget_pending
 from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
 from dsr_gateway.db.repositories.comms import SqlCommsRepository
@@ -58,13 +59,16 @@ class SqlUnitOfWork:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         # Whatever was not committed explicitly is rolled back: a use case never half-writes.
+        forget_pending(self.session)
         try:
             await self.session.rollback()
         finally:
             await self.session.close()
 
     async def commit(self) -> None:
+        await flush_pending(self.session)  # deferred writes (db/driver.py) go with the commit
         await self.session.commit()
 
     async def rollback(self) -> None:
+        forget_pending(self.session)
         await self.session.rollback()

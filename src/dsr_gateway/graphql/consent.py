@@ -19,6 +19,7 @@ from dsr_gateway.graphql.errors import (
     query_error,
 )
 from dsr_gateway.graphql.observability import note_access, note_checks
+from dsr_gateway.graphql.plain_inputs import plain_input
 from dsr_gateway.graphql.types.catalogue import Channel
 from dsr_gateway.graphql.types.consent import (
     Consent,
@@ -32,6 +33,7 @@ from dsr_gateway.graphql.types.pagination import PageInfo
 from dsr_gateway.services.consent import ConsentChange, SetConsentsRequest, WithdrawRequest
 
 
+@plain_input
 @strawberry.input(description="One separate choice about a purpose, or one topic/channel of it.")
 class ConsentChoiceInput:
     purpose: str
@@ -43,6 +45,7 @@ class ConsentChoiceInput:
     )
 
 
+@plain_input
 @strawberry.input(description="Where the choice was made. The IP address is stored truncated to /24 or /48.")
 class ConsentOriginInput:
     app_id: str | None = None
@@ -51,6 +54,7 @@ class ConsentOriginInput:
     ip: str | None = None
 
 
+@plain_input
 @strawberry.input
 class SetConsentsInput:
     choices: list[ConsentChoiceInput]
@@ -68,6 +72,7 @@ class SetConsentsInput:
     )
 
 
+@plain_input
 @strawberry.input(
     description="Withdraw one topic or channel of a purpose, a whole purpose, or (no purpose) all."
 )

@@ -119,10 +119,14 @@ class ConsentService:
         key = validate_idempotency_key(request.idempotency_key)
         async with self._uow() as uow:
             version = request.notice_version
-            listed, stated = await uow.consents.purposes_and_notice(version)
+            # An existing subject is locked by the statement that reads the catalogue (one round trip);
+            # a new one is created and locked once the choices are valid.
+            found, listed, stated = await uow.consents.lock_with_catalogue(external_id, version)
             purposes = {p.key: p for p in listed}
             planned = validate_choices(request.choices, purposes, method, version, stated)
-            subject_id = await uow.consents.lock_subject(external_id, self._clock())
+            subject_id = (
+                found if found is not None else await uow.consents.lock_subject(external_id, self._clock())
+            )
             if key is not None:
                 previous = await uow.consents.events_for_key(subject_id, key)
                 if previous:
@@ -149,7 +153,8 @@ class ConsentService:
         if request.purpose is None and (request.topic != ANY or request.channel != ANY):
             raise ValidationFailed.single("purpose", "name the purpose the topic or channel belongs to")
         async with self._uow() as uow:
-            purposes = {p.key: p for p in await uow.purposes.list_all()}
+            found, listed, _ = await uow.consents.lock_with_catalogue(external_id, None)
+            purposes = {p.key: p for p in listed}
             if request.purpose is not None:
                 purpose = purposes.get(request.purpose)
                 if purpose is None:
@@ -157,7 +162,9 @@ class ConsentService:
                 problems = scope_problems("", purpose, request.topic, request.channel)
                 if problems:
                     raise ValidationFailed(problems)
-            subject_id = await uow.consents.lock_subject(external_id, self._clock())
+            subject_id = (
+                found if found is not None else await uow.consents.lock_subject(external_id, self._clock())
+            )
             if key is not None:
                 previous = await uow.consents.events_for_key(subject_id, key)
                 if previous:

@@ -5,15 +5,16 @@ Core statements on the unit of work's connection; every list comes in keyset pag
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select, tuple_
+from sqlalchemy import bindparam, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.driver import DriverStatement
 from dsr_gateway.db.tables.comms import (
     BreachNoticeRow,
     BreachRecipientRow,
@@ -37,6 +38,38 @@ IDENT = SubjectIdentityRow.__table__  # type: ignore[attr-defined]
 SUBJECTS = SubjectRow.__table__  # type: ignore[attr-defined]
 CHUNK = 1000
 
+# Built once (every consent change made by someone else reads its subject's contact): the subject's own
+# address, else the newest one it gave in a privacy request (COALESCE reads that only when needed).
+_NEWEST_IDENTITY_EMAIL = (
+    select(IDENT.c.email_encrypted)
+    .where(IDENT.c.subject_id == SUBJECTS.c.id, IDENT.c.email_encrypted.is_not(None))
+    .order_by(IDENT.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_CONTACT = select(
+    SUBJECTS.c.id,
+    SUBJECTS.c.external_id,
+    func.coalesce(CONTACTS.c.email_encrypted, _NEWEST_IDENTITY_EMAIL).label("email_encrypted"),
+    CONTACTS.c.language,
+).select_from(SUBJECTS.outerjoin(CONTACTS, CONTACTS.c.subject_id == SUBJECTS.c.id))
+CONTACTS_OF = _CONTACT.where(SUBJECTS.c.id.in_(bindparam("ids", expanding=True)))
+CONTACT_OF = DriverStatement(_CONTACT.where(SUBJECTS.c.id == bindparam("id")))
+# The consent write locks its subject and reads the contact in the same statement (repositories/consent.py).
+LOCKED_CONTACT = _CONTACT.where(SUBJECTS.c.external_id == bindparam("external_id")).with_for_update(
+    of=SUBJECTS
+)
+_READ_WITH_LOCK = "dsr_gateway.comms.contact_read_with_lock"
+
+
+def remember_contact(session: AsyncSession, contact: Contact) -> None:
+    """A contact read with its subject's lock, kept for this unit of work's next `contacts` of it."""
+    session.info[_READ_WITH_LOCK] = contact
+
+
+def contact_from(row: Mapping[str, Any]) -> Contact:
+    return Contact(row["id"], row["external_id"], row["email_encrypted"], row["language"])
+
 
 class SqlCommsRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -50,42 +83,26 @@ class SqlCommsRepository:
 
     async def contacts(self, subject_ids: Collection[int]) -> dict[int, Contact]:
         """Each subject's address and language: `subject_contact` first, else the newest address the
-        subject gave in a privacy request. Three statements per 1,000 subjects."""
+        subject gave in a privacy request. One statement per 1,000 subjects."""
         found: dict[int, Contact] = {}
         ids = list(dict.fromkeys(subject_ids))
+        if len(ids) == 1:  # a consent change's announcement
+            known: Contact | None = self._session.info.pop(_READ_WITH_LOCK, None)
+            if known is not None and known.subject_id == ids[0]:
+                return {known.subject_id: known}
+            for r in await CONTACT_OF.run(self._session, {"id": ids[0]}):
+                found[r["id"]] = contact_from(r)
+            return found
         for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            rows = await self._run(
-                select(SUBJECTS.c.id, SUBJECTS.c.external_id, CONTACTS.c.email_encrypted, CONTACTS.c.language)
-                .select_from(SUBJECTS.outerjoin(CONTACTS, CONTACTS.c.subject_id == SUBJECTS.c.id))
-                .where(SUBJECTS.c.id.in_(chunk))
-            )
-            for r in rows:
+            for r in await self._run(CONTACTS_OF, {"ids": ids[start : start + CHUNK]}):
                 found[r.id] = Contact(r.id, r.external_id, r.email_encrypted, r.language)
-            missing = [i for i in chunk if i in found and found[i].email_encrypted is None]
-            if missing:
-                newest = (
-                    select(IDENT.c.subject_id, func.max(IDENT.c.id).label("id"))
-                    .where(IDENT.c.subject_id.in_(missing), IDENT.c.email_encrypted.is_not(None))
-                    .group_by(IDENT.c.subject_id)
-                    .subquery()
-                )
-                rows = await self._run(
-                    select(IDENT.c.subject_id, IDENT.c.email_encrypted).join(
-                        newest, newest.c.id == IDENT.c.id
-                    )
-                )
-                for r in rows:
-                    old = found[r.subject_id]
-                    found[r.subject_id] = Contact(
-                        old.subject_id, old.external_id, r.email_encrypted, old.language
-                    )
         return found
 
     async def set_contact(
         self, subject_id: int, email_encrypted: str | None, hint: str | None, language: str | None,
         now: datetime,
     ) -> None:  # fmt: skip
+        self._session.info.pop(_READ_WITH_LOCK, None)
         insert = pg_insert if self._postgres else sqlite_insert
         values = {
             "email_encrypted": email_encrypted,

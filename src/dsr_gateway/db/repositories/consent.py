@@ -6,17 +6,20 @@ Every statement is SQLAlchemy Core run on the unit of work's session (no ORM obj
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, bindparam, literal_column, select, text
+from sqlalchemy import BigInteger, ColumnElement, Integer, and_, bindparam, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.driver import DriverStatement, flush_pending
 from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
+from dsr_gateway.db.repositories.comms import LOCKED_CONTACT, remember_contact
 from dsr_gateway.db.repositories.consent_rows import (
     event_from_row,
     event_values,
@@ -31,6 +34,7 @@ from dsr_gateway.db.tables.subjects import SubjectRow
 from dsr_gateway.domain.audit_chain import ChainHead
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.purposes import Purpose
+from dsr_gateway.services.comms.ports import Contact
 
 EVENTS = ConsentEventRow.__table__  # type: ignore[attr-defined]
 STATES = ConsentStateRow.__table__  # type: ignore[attr-defined]
@@ -42,34 +46,64 @@ PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "
 CHUNK = 1000
 # The writing transaction's id: the changes feed reads only below the oldest transaction still open.
 PG_TX_ORDER: Any = literal_column("(pg_current_xact_id()::text::bigint)")
+NEXT_EVENT_ID: Any = literal_column("nextval(pg_get_serial_sequence('consent_event', 'id'))", BigInteger)
 
 
 # The write path's statements, built once (building a select or an upsert costs more than running it).
-PURPOSES_AND_NOTICE = (
-    select(*PURPOSE_COLUMNS, NOTICE_PURPOSES.c.purpose_key.isnot(None).label("stated"))
-    .select_from(
-        PURPOSES.outerjoin(
-            NOTICE_PURPOSES,
-            and_(
-                NOTICE_PURPOSES.c.purpose_key == PURPOSES.c.key,
-                NOTICE_PURPOSES.c.notice_version == bindparam("version"),
-            ),
-        )
-    )
-    .order_by(PURPOSES.c.key)
+_CATALOGUE = PURPOSES.outerjoin(
+    NOTICE_PURPOSES,
+    and_(
+        NOTICE_PURPOSES.c.purpose_key == PURPOSES.c.key,
+        NOTICE_PURPOSES.c.notice_version == bindparam("version"),
+    ),
 )  # no version asked (NULL): nothing stated
+_STATED = NOTICE_PURPOSES.c.purpose_key.isnot(None).label("stated")
+PURPOSES_AND_NOTICE = select(*PURPOSE_COLUMNS, _STATED).select_from(_CATALOGUE).order_by(PURPOSES.c.key)
+LOCK_SUBJECT = (
+    select(SUBJECTS.c.id).where(SUBJECTS.c.external_id == bindparam("external_id")).with_for_update()
+)
 
 
-def _states_and_head() -> Any:
+def _locked_with_catalogue() -> Any:
+    """The subject (id and contact; NULLs: no such subject yet) with its row locked, on every row of the
+    purposes and the notice's purposes; one row of NULLs beside the subject when there is no purpose."""
+    one = select(literal_column("1").label("one")).subquery("one")
+    locked = LOCKED_CONTACT.subquery("locked")
+    catalogue = select(*PURPOSE_COLUMNS, _STATED).select_from(_CATALOGUE).subquery("catalogue")
+    return (
+        select(
+            locked.c.id.label("subject_id"),
+            locked.c.external_id.label("subject_external_id"),
+            locked.c.email_encrypted.label("subject_email_encrypted"),
+            locked.c.language.label("subject_language"),
+            *catalogue.c,
+        )
+        .select_from(
+            one.outerjoin(locked, literal_column("true")).outerjoin(catalogue, literal_column("true"))
+        )
+        .order_by(catalogue.c.key)
+    )
+
+
+def _states_and_head(reserve_id: bool = False) -> Any:
     """A subject's state rows with its chain head (sequence, hash) on each; one row of NULLs when the
-    subject has no state yet."""
+    subject has no state yet. With `reserve_id` (PostgreSQL), also the next event id, taken once."""
     head = (
         select(EVENTS.c.sequence, EVENTS.c.hash)
         .where(EVENTS.c.subject_id == bindparam("subject_id"))
         .order_by(EVENTS.c.sequence.desc())
         .limit(1)
     )
-    one = select(bindparam("subject_id", type_=Integer).label("sid")).subquery("one")
+    sid = bindparam("subject_id", type_=Integer).label("sid")
+    if reserve_id:  # a volatile function keeps the one-row subquery from being flattened: one call
+        one = select(sid, NEXT_EVENT_ID.label("next_id")).subquery("one")
+        return select(
+            head.with_only_columns(EVENTS.c.sequence).scalar_subquery().label("head_sequence"),
+            head.with_only_columns(EVENTS.c.hash).scalar_subquery().label("head_hash"),
+            one.c.next_id,
+            *STATES.c,
+        ).select_from(one.outerjoin(STATES, STATES.c.subject_id == one.c.sid))
+    one = select(sid).subquery("one")
     return select(
         head.with_only_columns(EVENTS.c.sequence).scalar_subquery().label("head_sequence"),
         head.with_only_columns(EVENTS.c.hash).scalar_subquery().label("head_hash"),
@@ -89,13 +123,19 @@ def _upsert_states(insert: Any) -> Any:
 
 
 STATES_AND_HEAD = _states_and_head()
-LOCK_SUBJECT = (
-    select(SUBJECTS.c.id).where(SUBJECTS.c.external_id == bindparam("external_id")).with_for_update()
-)
 INSERT_EVENTS = EVENTS.insert().returning(EVENTS.c.id, sort_by_parameter_order=True)
 INSERT_EVENTS_PG = INSERT_EVENTS.values(tx_order=PG_TX_ORDER)
 UPSERT_STATES_PG = _upsert_states(pg_insert)
 UPSERT_STATES_SQLITE = _upsert_states(sqlite_insert)
+# The same statements, run on the driver on PostgreSQL (db/driver.py): one row each on the write path.
+D_PURPOSES_AND_NOTICE = DriverStatement(PURPOSES_AND_NOTICE)
+D_LOCKED_WITH_CATALOGUE = DriverStatement(_locked_with_catalogue())
+D_LOCK_SUBJECT = DriverStatement(LOCK_SUBJECT)
+D_STATES_AND_HEAD = DriverStatement(STATES_AND_HEAD)
+D_STATES_HEAD_AND_ID_PG = DriverStatement(_states_and_head(reserve_id=True))
+D_INSERT_EVENT_PG = DriverStatement(INSERT_EVENTS_PG)
+D_INSERT_EVENT_WITH_ID_PG = DriverStatement(EVENTS.insert().values(tx_order=PG_TX_ORDER))
+D_UPSERT_STATE_PG = DriverStatement(UPSERT_STATES_PG)
 
 
 class SqlConsentLedger:
@@ -104,15 +144,26 @@ class SqlConsentLedger:
         self._postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
         # Chain heads read with a locked subject's states, used by the next `append` of that subject.
         self._heads: dict[int, ChainHead | None] = {}
+        # An event id taken with a locked subject's states (PostgreSQL): that subject's next single-event
+        # `append` uses it and is then written with the commit's other deferred rows (db/driver.py).
+        self._next_ids: dict[int, int] = {}
         self._temp_ready = False  # the bulk projection's temporary table exists in this transaction
 
     def _bulk(self, rows: int) -> bool:
         return self._postgres and rows >= consent_bulk.BULK_MIN_ROWS
 
+    async def _connection(self) -> AsyncConnection:
+        # A deferred projection row (`save_states`) is written before the ledger's tables are touched again.
+        await flush_pending(self._session)
+        return await self._session.connection()
+
     async def _run(self, statement: Any, params: Any = None) -> Any:
         # Core on the session's connection: the same transaction, without the ORM's per-statement work.
-        connection = await self._session.connection()
-        return await connection.execute(statement, params)
+        return await (await self._connection()).execute(statement, params)
+
+    async def _fetch(self, statement: DriverStatement, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+        await flush_pending(self._session)
+        return await statement.run(self._session, params)
 
     async def lock_subject(self, external_id: str, now: datetime) -> int:
         """The subject's id, created on first use, its row locked until commit (FOR UPDATE).
@@ -121,16 +172,16 @@ class SqlConsentLedger:
         SQLite needs no row lock: its writers hold the database lock from BEGIN IMMEDIATE.
         """
         params = {"external_id": external_id}
-        found = (await self._run(LOCK_SUBJECT, params)).scalar()
-        if found is None:
+        rows = await self._fetch(D_LOCK_SUBJECT, params)
+        if not rows:
             await self.ensure_subjects([external_id], now)
-            found = (await self._run(LOCK_SUBJECT, params)).scalar_one()
-        return int(found)
+            rows = await self._fetch(D_LOCK_SUBJECT, params)
+        return int(rows[0]["id"])
 
     async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]:
         """Ids of these subjects, creating the missing ones (idempotent under concurrency)."""
         if self._bulk(len(external_ids)):
-            return await consent_bulk.ensure_subjects(await self._session.connection(), external_ids, now)
+            return await consent_bulk.ensure_subjects(await self._connection(), external_ids, now)
         insert = pg_insert if self._postgres else sqlite_insert
         ids: dict[str, int] = {}
         unique = list(dict.fromkeys(external_ids))
@@ -147,12 +198,37 @@ class SqlConsentLedger:
             ids.update({r.external_id: r.id for r in rows})
         return ids
 
+    async def lock_with_catalogue(
+        self, external_id: str, version: int | None
+    ) -> tuple[int | None, list[Purpose], set[str] | None]:
+        """`lock_subject` of an existing subject (None: not created yet, nothing locked) and
+        `purposes_and_notice`, in one statement. The lock is taken as the statement runs; anything read
+        after the subject's state must come from a later statement (see `states`)."""
+        params = {"external_id": external_id, "version": version}
+        rows = await self._fetch(D_LOCKED_WITH_CATALOGUE, params)
+        first = rows[0]
+        subject_id = first["subject_id"]
+        if subject_id is not None:  # the "permission changed" message needs it: no second statement
+            remember_contact(
+                self._session,
+                Contact(
+                    subject_id,
+                    first["subject_external_id"],
+                    first["subject_email_encrypted"],
+                    first["subject_language"],
+                ),
+            )
+        rows = [r for r in rows if r["key"] is not None]
+        purposes = [purpose_from_mapping(r) for r in rows]
+        keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
+        return (int(subject_id) if subject_id is not None else None), purposes, (keys or None)
+
     async def purposes_and_notice(self, version: int | None) -> tuple[list[Purpose], set[str] | None]:
         """Every purpose (by key) and, for a notice version, the purposes it states (None: no such
         version): one statement, Core on the transaction's connection (no ORM objects)."""
-        rows = (await self._run(PURPOSES_AND_NOTICE, {"version": version})).all()
-        purposes = [purpose_from_mapping(r._mapping) for r in rows]
-        keys = {r.key for r in rows if r.stated} if version is not None else set()
+        rows = await self._fetch(D_PURPOSES_AND_NOTICE, {"version": version})
+        purposes = [purpose_from_mapping(r) for r in rows]
+        keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
         # A published notice states at least one purpose: none stated means there is no such version.
         return purposes, (keys or None)
 
@@ -179,7 +255,7 @@ class SqlConsentLedger:
             (subject_id,) = subject_ids
             return {subject_id: await self._states_and_head(subject_id)}
         if self._bulk(len(subject_ids)):
-            return await consent_bulk.states(await self._session.connection(), subject_ids, purposes)
+            return await consent_bulk.states(await self._connection(), subject_ids, purposes)
         result: dict[int, list[ConsentRecord]] = {s: [] for s in subject_ids}
         ids = list(subject_ids)
         for start in range(0, len(ids), CHUNK):
@@ -197,22 +273,37 @@ class SqlConsentLedger:
         events are appended; the lock itself stays a statement of its own (see docs/consent.md).
         """
         records: list[ConsentRecord] = []
-        rows = (await self._run(STATES_AND_HEAD, {"subject_id": subject_id})).all()
-        first = rows[0]._mapping
+        statement = D_STATES_HEAD_AND_ID_PG if self._postgres else D_STATES_AND_HEAD
+        rows = await self._fetch(statement, {"subject_id": subject_id})
+        first = rows[0]
         sequence, digest = first["head_sequence"], first["head_hash"]
         self._heads[subject_id] = ChainHead(sequence, digest) if sequence is not None else None
+        if self._postgres:
+            self._next_ids[subject_id] = int(first["next_id"])
         for row in rows:
-            mapping = row._mapping
-            if mapping["purpose_key"] is not None:
-                records.append(record_from_row(mapping))
+            if row["purpose_key"] is not None:
+                records.append(record_from_row(row))
         return records
 
     async def append(self, events: Sequence[tuple[int, NewConsentEvent]]) -> list[ConsentEvent]:
         """Insert events (multi-row statements), in order; return them with their ids."""
+        if len(events) != 1:  # a subject's ids follow its chain: a reserved id is not used after others
+            for subject_id, _ in events:
+                self._next_ids.pop(subject_id, None)
         if self._bulk(len(events)):
             for subject_id, _ in events:  # the bulk path reads every head itself
                 self._heads.pop(subject_id, None)
-            return await consent_bulk.append(await self._session.connection(), events)
+            return await consent_bulk.append(await self._connection(), events)
+        if self._postgres and len(events) == 1:  # one choice: one row, on the driver
+            ((subject_id, event),) = events
+            known = {subject_id: self._heads.pop(subject_id)} if subject_id in self._heads else {}
+            (row,) = await CONSENT_SEALER.seal_all(self._run, [event_values(subject_id, event)], known)
+            event_id = self._next_ids.pop(subject_id, None)
+            if event_id is None:
+                rows = await self._fetch(D_INSERT_EVENT_PG, row)
+                return [recorded(rows[0]["id"], subject_id, event)]
+            await D_INSERT_EVENT_WITH_ID_PG.later(self._session, {"id": event_id, **row})
+            return [recorded(event_id, subject_id, event)]
         saved: list[ConsentEvent] = []
         statement = INSERT_EVENTS_PG if self._postgres else INSERT_EVENTS
         for start in range(0, len(events), CHUNK):
@@ -230,8 +321,11 @@ class SqlConsentLedger:
         if not values:
             return
         if self._bulk(len(values)):
-            await consent_bulk.save_states(await self._session.connection(), values, self._temp_ready)
+            await consent_bulk.save_states(await self._connection(), values, self._temp_ready)
             self._temp_ready = True
+            return
+        if self._postgres and len(values) == 1:  # one scope changed: written with the commit's other rows
+            await D_UPSERT_STATE_PG.later(self._session, values[0])
             return
         statement = UPSERT_STATES_PG if self._postgres else UPSERT_STATES_SQLITE
         for start in range(0, len(values), CHUNK):

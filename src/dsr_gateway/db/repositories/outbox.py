@@ -9,14 +9,18 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.driver import DriverStatement, flush_pending
 from dsr_gateway.db.tables.outbox import OutboxDeliveryRow, OutboxRow
 from dsr_gateway.domain.privacy_requests import MessageKind, OutboxMessage, OutboxStatus
 from dsr_gateway.services.ports import DeliveryRecord, NewMessage, StoredMessage
 
 O = OutboxRow.__table__  # type: ignore[attr-defined]  # noqa: E741
 D = OutboxDeliveryRow.__table__  # type: ignore[attr-defined]
+INSERT_MANY = O.insert().returning(O.c.id, sort_by_parameter_order=True)
+INSERT_ONE = DriverStatement(O.insert())
 
 
 def _message(row: RowMapping) -> OutboxMessage:
@@ -41,6 +45,26 @@ def _message(row: RowMapping) -> OutboxMessage:
     )
 
 
+def _values(m: NewMessage, now: datetime) -> dict[str, Any]:
+    return {
+        "kind": m.kind,
+        "request_id": m.request_id,
+        "recipient_encrypted": m.recipient_encrypted,
+        "recipient_hint": m.recipient_hint,
+        "subject_line": m.subject_line,
+        "body": m.body,
+        "template_data": m.template_data,
+        "html": m.html,
+        "language": m.language,
+        "headers": m.headers,
+        "subject_id": m.subject_id,
+        "status": m.status.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
 def _stored(row: RowMapping) -> StoredMessage:
     return StoredMessage(_message(row), row["recipient_encrypted"])
 
@@ -49,8 +73,13 @@ class SqlOutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def _connection(self) -> AsyncConnection:
+        # Deferred messages (`add_later`) are written before anything else touches the outbox.
+        await flush_pending(self._session)
+        return await self._session.connection()
+
     async def add(self, message: NewMessage, now: datetime) -> int:
-        result = await (await self._session.connection()).execute(
+        result = await (await self._connection()).execute(
             O.insert()
             .values(
                 kind=message.kind,
@@ -76,34 +105,20 @@ class SqlOutboxRepository:
     async def add_many(self, messages: Sequence[NewMessage], now: datetime) -> list[int]:
         """Insert messages in multi-row statements; their ids in the same order."""
         ids: list[int] = []
-        statement = O.insert().returning(O.c.id, sort_by_parameter_order=True)
-        for start in range(0, len(messages), 500):
-            chunk = messages[start : start + 500]
-            rows = await (await self._session.connection()).execute(
-                statement,
-                [
-                    {
-                        "kind": m.kind,
-                        "request_id": m.request_id,
-                        "recipient_encrypted": m.recipient_encrypted,
-                        "recipient_hint": m.recipient_hint,
-                        "subject_line": m.subject_line,
-                        "body": m.body,
-                        "template_data": m.template_data,
-                        "html": m.html,
-                        "language": m.language,
-                        "headers": m.headers,
-                        "subject_id": m.subject_id,
-                        "status": m.status.value,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
-                    for m in chunk
-                ],
-            )
-            ids.extend(int(i) for i in rows.scalars())
+        rows = [_values(m, now) for m in messages]
+        connection = await self._connection()
+        for start in range(0, len(rows), 500):
+            result = await connection.execute(INSERT_MANY, rows[start : start + 500])
+            ids.extend(int(i) for i in result.scalars())
         return ids
+
+    async def add_later(self, messages: Sequence[NewMessage], now: datetime) -> None:
+        """Insert messages with the unit of work's other deferred writes (db/driver.py): in the same
+        transaction, by the commit at the latest; no ids. One message (a consent change's) is deferred."""
+        if len(messages) == 1:
+            await INSERT_ONE.later(self._session, _values(messages[0], now))
+        elif messages:
+            await self.add_many(messages, now)
 
     async def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> Sequence[StoredMessage]:
         """Take up to `limit` due messages for this sender: other senders skip them (SKIP LOCKED on
@@ -114,24 +129,22 @@ class SqlOutboxRepository:
             .order_by(O.c.next_attempt_at, O.c.id)
             .limit(limit)
         )
-        if (await self._session.connection()).dialect.name == "postgresql":
+        if (await self._connection()).dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        ids = list((await (await self._session.connection()).execute(query)).scalars())
+        ids = list((await (await self._connection()).execute(query)).scalars())
         if not ids:
             return []
-        await (await self._session.connection()).execute(
+        await (await self._connection()).execute(
             update(O).where(O.c.id.in_(ids)).values(next_attempt_at=lease_until, attempts=O.c.attempts + 1)
         )
         rows = (
-            await (await self._session.connection()).execute(
-                select(O).where(O.c.id.in_(ids)).order_by(O.c.id)
-            )
+            await (await self._connection()).execute(select(O).where(O.c.id.in_(ids)).order_by(O.c.id))
         ).mappings()
         return [_stored(r) for r in rows]
 
     async def unlogged(self, limit: int) -> Sequence[StoredMessage]:
         rows = (
-            await (await self._session.connection()).execute(
+            await (await self._connection()).execute(
                 select(O)
                 .where(O.c.status == OutboxStatus.PENDING.value, O.c.logged_at.is_(None))
                 .order_by(O.c.id)
@@ -142,7 +155,7 @@ class SqlOutboxRepository:
 
     async def mark_logged(self, ids: Collection[int], now: datetime) -> None:
         if ids:
-            await (await self._session.connection()).execute(
+            await (await self._connection()).execute(
                 update(O).where(O.c.id.in_(list(ids))).values(logged_at=now)
             )
 
@@ -154,7 +167,7 @@ class SqlOutboxRepository:
         next_attempt_at: datetime,
         sent_at: datetime | None,
     ) -> None:
-        await (await self._session.connection()).execute(
+        await (await self._connection()).execute(
             D.insert().values(
                 outbox_id=message_id,
                 attempt=attempt.attempt,
@@ -169,9 +182,7 @@ class SqlOutboxRepository:
             "sent_at": sent_at,
             "last_error": None if attempt.succeeded else attempt.detail,
         }
-        await (await self._session.connection()).execute(
-            update(O).where(O.c.id == message_id).values(**values)
-        )
+        await (await self._connection()).execute(update(O).where(O.c.id == message_id).values(**values))
 
     async def listing(
         self, request_id: str | None, first: int, before_id: int | None
@@ -181,13 +192,13 @@ class SqlOutboxRepository:
             query = query.where(O.c.request_id == request_id)
         if before_id is not None:
             query = query.where(O.c.id < before_id)
-        return [_message(r) for r in (await (await self._session.connection()).execute(query)).mappings()]
+        return [_message(r) for r in (await (await self._connection()).execute(query)).mappings()]
 
     async def deliveries(self, outbox_ids: Collection[int]) -> dict[int, list[DeliveryRecord]]:
         found: dict[int, list[DeliveryRecord]] = defaultdict(list)
         if outbox_ids:
             rows = (
-                await (await self._session.connection()).execute(
+                await (await self._connection()).execute(
                     select(D).where(D.c.outbox_id.in_(list(outbox_ids))).order_by(D.c.outbox_id, D.c.id)
                 )
             ).mappings()

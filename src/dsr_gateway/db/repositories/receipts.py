@@ -9,10 +9,12 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.driver import DriverStatement, flush_pending
 from dsr_gateway.db.tables.audit import ConsentReceiptRow
 from dsr_gateway.domain.receipts import StoredReceipt
 
 RECEIPTS = ConsentReceiptRow.__table__  # type: ignore[attr-defined]
+INSERT_RECEIPT = DriverStatement(RECEIPTS.insert())
 
 
 def _receipt(row: ConsentReceiptRow) -> StoredReceipt:
@@ -24,10 +26,9 @@ class SqlConsentReceiptRepository:
         self._session = session
 
     async def add(self, receipt: StoredReceipt) -> None:
-        # Core on the session's connection (the consent write path): no ORM object, no flush.
-        connection = await self._session.connection()
-        await connection.execute(
-            RECEIPTS.insert(),
+        # Deferred (db/driver.py): written with the consent write's other rows in one statement.
+        await INSERT_RECEIPT.later(
+            self._session,
             {
                 "receipt_id": receipt.receipt_id,
                 "subject_id": receipt.subject_id,
@@ -37,6 +38,7 @@ class SqlConsentReceiptRepository:
         )
 
     async def list_for_subject(self, subject_id: int, limit: int) -> Sequence[StoredReceipt]:
+        await flush_pending(self._session)
         rows = await self._session.exec(
             select(ConsentReceiptRow)
             .where(ConsentReceiptRow.subject_id == subject_id)
@@ -52,6 +54,7 @@ class SqlConsentReceiptRepository:
         found: dict[int, list[StoredReceipt]] = {}
         if not subject_ids:
             return found
+        await flush_pending(self._session)
         order = (col(ConsentReceiptRow.created_at).desc(), col(ConsentReceiptRow.id).desc())
         rank = (
             func.row_number()
@@ -72,6 +75,7 @@ class SqlConsentReceiptRepository:
         return found
 
     async def get(self, receipt_id: str) -> StoredReceipt | None:
+        await flush_pending(self._session)
         row = (
             await self._session.exec(
                 select(ConsentReceiptRow).where(ConsentReceiptRow.receipt_id == receipt_id)

@@ -90,4 +90,4 @@ class ConsentEffects:
             messages.append(
                 self._composer.to_contact(MessageKind.PERMISSION_CHANGED, context, contact, subject_id)
             )
-        await uow.outbox.add_many(messages, self._clock())
+        await uow.outbox.add_later(messages, self._clock())
