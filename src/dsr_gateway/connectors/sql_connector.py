@@ -52,8 +52,8 @@ OLD_VALUES_SHOWN = 10
 def make_system_engine(url: str) -> AsyncEngine:
     """An engine for a business database; unlike the gateway's, it changes no database settings."""
     if url.startswith("sqlite"):
-        return create_async_engine(url, connect_args={"timeout": 10})
-    return create_async_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+        return create_async_engine(url, connect_args={"timeout": 10}, hide_parameters=True)
+    return create_async_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True, hide_parameters=True)
 
 
 class SqlConnector:

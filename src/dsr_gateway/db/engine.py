@@ -9,12 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# hide_parameters on every engine: a failed statement's error (logged, and shown as a fulfilment step's
+# lastError) would otherwise quote its parameters, e.g. a subject's id or email address.
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False, read_only: bool = False) -> AsyncEngine:
     """The engine for `url`; with `read_only` on SQLite, transactions start deferred (no write lock)."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if read_only:
             event.listen(engine.sync_engine, "begin", _sqlite_begin_deferred)
@@ -27,7 +34,9 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False, read_only:
     # a burst writers paid new connections. No pre-ping: on asyncpg it is three round trips (BEGIN, a
     # query, ROLLBACK) per checkout; a connection found dead fails its one transaction, SQLAlchemy then
     # invalidates the pool, and connections are recycled hourly.
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_recycle=3600)
+    return create_async_engine(
+        url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=0, pool_recycle=3600
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
