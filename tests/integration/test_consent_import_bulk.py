@@ -145,3 +145,31 @@ async def test_rows_unlike_the_first_are_sealed_the_general_way(
     # The last event of each subject (index 350..399: GRANT when odd) decides the projection.
     decisions = await check(gql, ["mixed-1", "mixed-2"], READER, purpose="analytics")
     assert [d["allowed"] for d in decisions] == [True, False]
+
+
+async def test_a_small_chunk_then_a_bulk_chunk_leaves_the_newest_choice_in_force(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    # Chunk 1 keeps one valid row (a GRANT; the rest are rejected): the small path queues its projection
+    # upsert. Chunk 2 is large (the COPY path) and withdraws that grant later. The projection must end
+    # on the withdrawal (found by review: the queued upsert used to overwrite the COPY's newer row).
+    await seed_catalogue(gql)
+    size = BULK_MIN_ROWS + 50
+
+    def row(line: int, subject: str, purpose: str, action: str, minute: int) -> tuple[int, dict[str, Any]]:
+        when = (START + timedelta(minutes=minute)).isoformat()
+        values = (subject, purpose, action, when, "", "", "1", "old-crm")
+        return line, dict(zip(COLUMNS, values, strict=True))
+
+    first = [row(2, "imp-0", "marketing_email", "GRANT", 0)]
+    first += [row(3 + i, "imp-x", "no_such_purpose", "GRANT", 0) for i in range(size - 1)]
+    second = [row(2 + size, "imp-0", "marketing_email", "WITHDRAW", 5)]
+    second += [row(3 + size + i, f"imp-{i + 1}", "marketing_email", "GRANT", 1) for i in range(size - 1)]
+    engine, importer = service(database_url)
+    try:
+        report = await importer.run(first + second, chunk_rows=size)
+    finally:
+        await engine.dispose()
+    assert report.imported == size + 1
+    [decision] = await check(gql, ["imp-0"], client_token("consent:read"))
+    assert (decision["allowed"], decision["reason"]) == (False, "WITHDRAWN")

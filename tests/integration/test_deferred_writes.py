@@ -124,3 +124,19 @@ async def test_a_unit_of_work_reads_its_deferred_rows(gql: GraphQLClient, engine
     assert record.status is ConsentStatus.WITHDRAWN
     assert record.last_event_id == second
     assert await _counts(engine, subject_id) == (1, 2, 2)
+
+
+async def test_writes_inside_a_rolled_back_savepoint_are_not_sent_later(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    await seed_catalogue(gql)
+    factory = make_session_factory(engine)
+    async with SqlUnitOfWork(factory) as uow:
+        subject_id = await uow.consents.lock_subject("deferred-4", datetime.now(UTC))
+        savepoint = await uow.session.begin_nested()
+        receipt = StoredReceipt("r-savepoint", subject_id, datetime.now(UTC), "jws")
+        await uow.consent_receipts.add(receipt)
+        await uow.outbox.add_later([_message(subject_id)], datetime.now(UTC))
+        await savepoint.rollback()
+        await uow.commit()
+    assert await _counts(engine, subject_id) == (0, 0, 0)

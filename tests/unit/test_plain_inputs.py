@@ -30,6 +30,8 @@ class PlainLeaf:
 @strawberry.input
 class PlainRoot:
     leaves: list[PlainLeaf]
+    bare: str | None  # no default: None when omitted
+    maybe: strawberry.Maybe[str]
     tags: list[str] | None = None
     nested: PlainLeaf | None = None
     count: int | None = strawberry.field(default=None, name="howMany")
@@ -46,6 +48,8 @@ class SlowLeaf:
 @strawberry.input
 class SlowRoot:
     leaves: list[SlowLeaf]
+    bare: str | None  # no default: None when omitted
+    maybe: strawberry.Maybe[str]
     tags: list[str] | None = None
     nested: SlowLeaf | None = None
     count: int | None = strawberry.field(default=None, name="howMany")
@@ -82,6 +86,7 @@ def _shape(value: Any) -> Any:
         {"leaves": [{"name": "a"}], "note": None},
         {"leaves": [{"name": "a", "colour": "RED", "flag": True}, {"name": "b", "colour": None}]},
         {"leaves": [{"name": "a"}], "tags": ["x"], "nested": {"name": "n", "colour": "BLUE"}, "howMany": 3},
+        {"leaves": [], "bare": "b", "maybe": "m"},
     ],
 )
 async def test_a_plain_input_is_built_like_strawberry_builds_it(value: dict[str, Any]) -> None:
@@ -94,3 +99,13 @@ async def test_a_plain_input_is_built_like_strawberry_builds_it(value: dict[str,
     assert all(isinstance(leaf, PlainLeaf) for leaf in plain.leaves)
     assert plain.nested is None or isinstance(plain.nested, PlainLeaf)
     assert all(leaf.colour is None or isinstance(leaf.colour, Colour) for leaf in plain.leaves)
+
+
+async def test_an_explicit_null_for_a_maybe_field_is_refused_as_strawberry_refuses_it() -> None:
+    value = {"leaves": [], "maybe": None}
+    plain = await SCHEMA.execute(
+        "query($a: PlainRoot!) { both(plain: $a, slow: {leaves: []}) }", {"a": value}
+    )
+    slow = await SCHEMA.execute("query($b: SlowRoot!) { both(plain: {leaves: []}, slow: $b) }", {"b": value})
+    assert plain.errors
+    assert [e.message for e in plain.errors] == [e.message for e in slow.errors or []]

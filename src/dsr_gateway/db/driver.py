@@ -9,7 +9,8 @@ go through the compiled statement's own parameter building and bind/result proce
 Rows come back as mappings in both cases.
 
 Not seen by SQLAlchemy: engine events and `echo` miss these statements, and a database error arrives as
-asyncpg's exception (the unit of work still rolls back; a lost connection is noticed at the rollback).
+asyncpg's exception (the unit of work still rolls back). A connection found dead here is discarded with
+the rest of the pool, as SQLAlchemy does for a disconnect it sees (`_guarded`).
 
 Limits, checked: one parameter set per call (a multi-row INSERT goes through `connection.execute`), no
 expanding IN (use `= ANY(:array)`), no Python-callable column defaults.
@@ -23,14 +24,17 @@ queued twice in one flush (two CTEs updating one row would be undefined in Postg
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import Insert
 
+logger = logging.getLogger("dsr_gateway.db")
+T = TypeVar("T")
 Row = Mapping[str, Any]
 Processor = Callable[[Any], Any] | None
 PENDING = "dsr_gateway.driver.pending"  # the session's queue of deferred writes (session.info)
@@ -113,7 +117,7 @@ class DriverStatement:
             result = await connection.execute(self._statement, dict(params))
             return cast(list[Row], list(result.mappings().all())) if result.returns_rows else []
         compiled = self._for(connection.dialect, params)
-        records = await driver.fetch(compiled.text, *compiled.arguments(params))
+        records = await _guarded(connection, driver, driver.fetch(compiled.text, *compiled.arguments(params)))
         if not any(compiled.results):
             return records  # type: ignore[no-any-return]
         return [
@@ -127,7 +131,8 @@ class DriverStatement:
     async def later(self, session: AsyncSession, params: Mapping[str, Any]) -> None:
         """Queue this write for the session's next `flush_pending` (PostgreSQL); elsewhere run it now."""
         connection, driver = await _connection(session)
-        if driver is None:
+        if driver is None or session.in_nested_transaction():
+            # Inside a SAVEPOINT a queued write would outlive the savepoint's rollback: run it now.
             await self.run(session, params)
             return
         compiled = self._for(connection.dialect, params)
@@ -144,8 +149,23 @@ async def flush_pending(session: AsyncSession) -> None:
     if not pending:
         return
     text = _combined(tuple(compiled for _, compiled, _ in pending))
-    _, driver = await _connection(session)
-    await driver.execute(text, *[value for _, _, values in pending for value in values])
+    connection, driver = await _connection(session)
+    await _guarded(connection, driver, driver.execute(text, *[v for _, _, values in pending for v in values]))
+
+
+async def _guarded(connection: AsyncConnection, driver: Any, operation: Awaitable[T]) -> T:
+    """Run a driver operation; if it finds the connection dead, do what SQLAlchemy does on a disconnect
+    it sees itself: discard this connection and every other one pooled before it (a restarted or failed
+    over server has closed them all), so the next transaction gets a fresh connection. Without a pre-ping
+    (db/engine.py) this is what brings writes back after the database returns."""
+    try:
+        return await operation
+    except Exception:  # asyncpg's own, or the adapter's translation of it (BEGIN)
+        if driver.is_closed():
+            logger.warning("the database closed a write connection; discarding the pooled connections")
+            await connection.invalidate()
+            await connection.engine.dispose(close=False)
+        raise
 
 
 def forget_pending(session: AsyncSession) -> None:
@@ -187,14 +207,16 @@ async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
     driver statement that comes first begins it the same way, so COMMIT/ROLLBACK through SQLAlchemy end it.
     """
     cached = session.info.get(_DRIVER)
-    if cached is not None and cached[0] is session.sync_session.get_transaction():
+    nested = session.in_nested_transaction()
+    if cached is not None and cached[0] is session.sync_session.get_transaction() and not nested:
         return cached[1], cached[2]
+    # Asking the session emits a SAVEPOINT it still owes (begin_nested is lazy): never skipped when nested.
     connection = await session.connection()
     driver = None
     if connection.dialect.name == "postgresql":
         adapter: Any = (await connection.get_raw_connection()).dbapi_connection
-        if adapter._transaction is None:
-            await adapter._start_transaction()
         driver = adapter.driver_connection
+        if adapter._transaction is None:
+            await _guarded(connection, driver, adapter._start_transaction())
     session.info[_DRIVER] = (session.sync_session.get_transaction(), connection, driver)
     return connection, driver

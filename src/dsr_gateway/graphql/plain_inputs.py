@@ -11,11 +11,13 @@ default, as with Strawberry's own conversion.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import MISSING
 from typing import Any, TypeVar
 
 from strawberry.types.arguments import InputContext
 from strawberry.types.base import (
     StrawberryList,
+    StrawberryMaybe,
     StrawberryObjectDefinition,
     StrawberryOptional,
     has_object_definition,
@@ -32,6 +34,10 @@ def _identity(value: Any, _context: InputContext) -> Any:
 
 def _converter(type_: Any) -> Convert:
     """How to convert one value of this (resolved) field type; `None` stays `None`."""
+    if isinstance(type_, StrawberryMaybe):
+        # Maybe[T] wraps values in Some() and refuses an explicit null: Strawberry's own conversion.
+        maybe = type_
+        return lambda value, context: context.convert(value, maybe)
     while isinstance(type_, StrawberryOptional):
         type_ = type_.of_type
     if isinstance(type_, StrawberryList):
@@ -54,6 +60,13 @@ class _Builder:
     def __init__(self, definition: StrawberryObjectDefinition) -> None:
         self._definition = definition
         self._fields: list[tuple[str, str, Convert]] | None = None
+        # As Strawberry does: a field without a default reads None when omitted (graphql-core has already
+        # refused an omitted non-null field).
+        self._implicit = {
+            field.python_name: None
+            for field in definition.fields
+            if field.default_value is MISSING and field.default_factory is MISSING
+        }
 
     def _prepare(self, context: InputContext) -> list[tuple[str, str, Convert]]:
         names = context.config.name_converter
@@ -70,11 +83,10 @@ class _Builder:
         fields = self._fields
         if fields is None:
             fields = self._fields = self._prepare(context)
-        kwargs = {
-            python_name: convert(value[graphql_name], context)
-            for graphql_name, python_name, convert in fields
-            if graphql_name in value
-        }
+        kwargs = dict(self._implicit)
+        for graphql_name, python_name, convert in fields:
+            if graphql_name in value:
+                kwargs[python_name] = convert(value[graphql_name], context)
         return cls(**kwargs)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.driver import flush_pending
 from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_LAYOUT, CONSENT_SEALER
 from dsr_gateway.db.repositories.consent import SqlConsentLedger
@@ -71,6 +72,10 @@ class SqlConsentImport:
 
     async def record(self, rows: Sequence[ImportRow], now: datetime) -> None:
         """Subjects, events (in row order, each continuing its subject's chain) and projection."""
+        # An earlier small chunk's projection upsert may still be queued (db/driver.py deferred writes):
+        # sent now, or the COPY below would read states without it and the queue would later overwrite
+        # a newer row with it.
+        await flush_pending(self._session)
         if self._postgres and len(rows) >= consent_bulk.BULK_MIN_ROWS:
             await self._copy(await self._session.connection(), rows, now)
             return
