@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import strawberry
 from strawberry.permission import BasePermission
+from strawberry.schema.config import StrawberryConfig
 
 from dsr_gateway.graphql.execution import GatewayExecutionContext
 
@@ -169,3 +170,30 @@ async def test_plain_objects_skip_the_per_field_resolution() -> None:
     resolved.clear()
     await schema.execute("{ decisions { subjectId shout } }")
     assert "Decision.shout" in resolved  # a field with a resolver still resolves
+
+
+@strawberry.type
+class Row:
+    name: str
+    allowed: bool
+
+
+@strawberry.type
+class DictQuery:
+    @strawberry.field
+    def rows(self) -> list[Row]:
+        return [{"name": "a", "allowed": True}, {"name": "b", "allowed": False}]  # type: ignore[list-item]
+
+
+async def test_a_schema_with_its_own_default_resolver_is_read_through_it() -> None:
+    config = StrawberryConfig(default_resolver=lambda source, name: source[name])
+    fast = strawberry.Schema(DictQuery, config=config, execution_context_class=GatewayExecutionContext)
+    ordinary = strawberry.Schema(DictQuery, config=config)
+    query = "{ rows { name allowed } }"
+    got, expected = await fast.execute(query), await ordinary.execute(query)
+    assert got.errors is None
+    assert (
+        got.data
+        == expected.data
+        == {"rows": [{"name": "a", "allowed": True}, {"name": "b", "allowed": False}]}
+    )

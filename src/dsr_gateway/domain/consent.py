@@ -10,7 +10,7 @@ Scopes: `topic` and `channel` are `ANY` ("") when a choice covers the whole purp
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -272,18 +272,39 @@ def decide(
     channel: str = ANY,
 ) -> Decision:
     """May the business process the subject's data for this purpose (topic, channel) now, and why."""
+    return decider(purpose, now, topic, channel)(records)
+
+
+def decider(
+    purpose: Purpose, now: datetime, topic: str = ANY, channel: str = ANY
+) -> Callable[[Iterable[ConsentRecord]], Decision]:
+    """`decide` for many subjects: what depends only on the purpose and the time is worked out once."""
     if needs_no_consent(purpose):
-        return ALLOWED_NOT_REQUIRED
-    record = covering_record(records, topic, channel)
+        return lambda _records: ALLOWED_NOT_REQUIRED
     opt_out = purpose.mechanism is ConsentMechanism.OPT_OUT
-    if record is None:
-        # Opt-out purposes are in effect until an objection; opt-in ones need an explicit grant.
-        return ALLOWED_NOT_REQUIRED if opt_out else REFUSED_NOT_GIVEN
-    if record.status is ConsentStatus.GRANTED:
+    unrecorded = ALLOWED_NOT_REQUIRED if opt_out else REFUSED_NOT_GIVEN
+    material = purpose.last_material_version
+    period = purpose.reconfirm_after_days
+    # Given at or before this moment: past the reconfirmation period (given_at + period <= now).
+    lapsed_by = now - timedelta(days=period) if period is not None else None
+
+    def decision(records: Iterable[ConsentRecord]) -> Decision:
+        record = covering_record(records, topic, channel)
+        if record is None:
+            # Opt-out purposes are in effect until an objection; opt-in ones need an explicit grant.
+            return unrecorded
+        if record.status is not ConsentStatus.GRANTED:
+            return _REFUSAL[record.status]
         if opt_out:
             return ALLOWED_GRANTED
-        return _granted_decision(purpose, record, now)
-    return _REFUSAL[record.status]
+        # A material change of the purpose after the version agreed to: the consent no longer counts.
+        if material is not None and (record.notice_version is None or record.notice_version < material):
+            return REFUSED_NEEDS_RECONSENT
+        if lapsed_by is not None and record.given_at is not None and record.given_at <= lapsed_by:
+            return REFUSED_EXPIRED
+        return ALLOWED_GRANTED
+
+    return decision
 
 
 _REFUSAL: Mapping[ConsentStatus, Decision] = {
@@ -292,17 +313,6 @@ _REFUSAL: Mapping[ConsentStatus, Decision] = {
     ConsentStatus.EXPIRED: REFUSED_EXPIRED,
     ConsentStatus.GPC_OPT_OUT: Decision(False, ConsentReason.GPC_OPT_OUT),
 }
-
-
-def _granted_decision(purpose: Purpose, record: ConsentRecord, now: datetime) -> Decision:
-    # A material change of the purpose after the version agreed to: the consent no longer counts.
-    material = purpose.last_material_version
-    if material is not None and (record.notice_version is None or record.notice_version < material):
-        return REFUSED_NEEDS_RECONSENT
-    period = purpose.reconfirm_after_days
-    if period is not None and record.given_at is not None and now >= record.given_at + timedelta(days=period):
-        return REFUSED_EXPIRED
-    return ALLOWED_GRANTED
 
 
 @dataclass(frozen=True, slots=True)

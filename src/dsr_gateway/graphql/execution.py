@@ -12,10 +12,14 @@ resolve middleware) goes the ordinary way, so results and errors are the same; t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from inspect import isawaitable
+from operator import attrgetter
 from typing import Any
 
 from graphql import (
+    GraphQLBoolean,
+    GraphQLEnumType,
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -25,9 +29,19 @@ from graphql import (
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-# Per object type and selection: (response key, resolver, leaf type, nullable), or None when the
-# selection needs the ordinary path.
-Plan = tuple[tuple[str, Callable[..., Any] | None, GraphQLLeafType | None, bool], ...]
+# Per selected field: (response key, how to read it from the object (None: __typename), its leaf
+# coercion, nullable).
+Step = tuple[str, Callable[[Any], Any] | None, Callable[[Any], Any] | None, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How to complete one object type's selection directly; `origin` is the type's own class."""
+
+    steps: tuple[Step, ...]
+    origin: type | None
+
+
 TYPENAME = "__typename"
 
 
@@ -98,7 +112,7 @@ class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
 def _plan_for(return_type: GraphQLObjectType, collected: Any) -> Plan | None:
     if return_type.is_type_of is not None or collected.new_defer_usages:
         return None
-    steps: list[tuple[str, Callable[..., Any] | None, GraphQLLeafType | None, bool]] = []
+    steps: list[Step] = []
     for response_key, details in collected.grouped_field_set.items():
         if any(d.defer_usage is not None for d in details):
             return None
@@ -121,8 +135,37 @@ def _plan_for(return_type: GraphQLObjectType, collected: Any) -> Plan | None:
             field_type, nullable = field_type.of_type, False
         if not is_leaf_type(field_type):
             return None
-        steps.append((response_key, resolve, field_type, nullable))
-    return tuple(steps)
+        # What strawberry's resolver of a basic field does (`default_resolver(source, python_name)`),
+        # without its three calls, when the default resolver is the built-in getattr.
+        read = attrgetter(definition.python_name) if definition.default_resolver is getattr else None
+        steps.append((response_key, read or _call_with_no_info(resolve), _coercer(field_type), nullable))
+    strawberry_type = return_type.extensions.get("strawberry-definition") if return_type.extensions else None
+    return Plan(tuple(steps), getattr(strawberry_type, "origin", None))
+
+
+def _call_with_no_info(resolve: Callable[..., Any]) -> Callable[[Any], Any]:
+    return lambda source: resolve(source, None)
+
+
+def _coercer(leaf_type: GraphQLLeafType) -> Callable[[Any], Any]:
+    """The leaf's output coercion; for enums and booleans (few, immutable values) remembered per value."""
+    coerce = leaf_type.coerce_output_value
+    if not (isinstance(leaf_type, GraphQLEnumType) or leaf_type is GraphQLBoolean):
+        return coerce
+    seen: dict[Any, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        found = seen.get(value, _NOT_SEEN)
+        if found is _NOT_SEEN:
+            found = coerce(value)
+            if len(seen) < 64:
+                seen[value] = found
+        return found
+
+    return remembered
+
+
+_NOT_SEEN = object()
 
 
 def _complete_all(
@@ -130,12 +173,14 @@ def _complete_all(
 ) -> list[Any] | None:
     completed: list[Any] = []
     append = completed.append
+    origin = plan.origin
     for item in items:
-        if item is None and nullable:
-            append(None)
-            continue
-        if item is None or isinstance(item, Exception) or isawaitable(item):
-            return None  # errors and awaitables are the ordinary path's to report and await
+        if type(item) is not origin:  # the type's own class is neither null, an error nor awaitable
+            if item is None and nullable:
+                append(None)
+                continue
+            if item is None or isinstance(item, Exception) or isawaitable(item):
+                return None  # errors and awaitables are the ordinary path's to report and await
         value = _complete_plain(plan, return_type, item)
         if value is None:
             return None  # the ordinary path completes the whole list again and reports the error
@@ -147,18 +192,18 @@ def _complete_plain(plan: Plan, return_type: GraphQLObjectType, source: Any) -> 
     """The completed object, or None to let the ordinary path complete it (and report any error)."""
     completed: dict[str, Any] = {}
     try:
-        for response_key, resolve, leaf_type, nullable in plan:
-            if resolve is None:
+        for response_key, read, coerce, nullable in plan.steps:
+            if read is None:
                 completed[response_key] = return_type.name
                 continue
-            value = resolve(source, None)
+            value = read(source)
             if value is None:
                 if not nullable:
                     return None
                 completed[response_key] = None
                 continue
-            assert leaf_type is not None
-            coerced = leaf_type.coerce_output_value(value)
+            assert coerce is not None
+            coerced = coerce(value)
             if coerced is None or coerced is Undefined:
                 return None
             completed[response_key] = coerced

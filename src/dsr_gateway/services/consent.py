@@ -17,7 +17,7 @@ from dsr_gateway.domain.consent import (
     Origin,
     Scope,
     apply,
-    decide,
+    decider,
     needs_no_consent,
     preferences,
 )
@@ -248,15 +248,11 @@ class ConsentService:
         problems = scope_problems("", rows.purpose, topic, channel, choosing=False)
         if problems:
             raise ValidationFailed(problems)
-        now, definition, found = self._clock(), rows.purpose, rows.records
+        found = rows.records
+        decision = decider(rows.purpose, self._clock(), topic, channel)
         # Every subject without a record in scope (unknown ones too) gets the same answer: decided once.
-        unrecorded = decide(definition, (), now, topic, channel)
-        decisions: list[Decision] = []
-        append = decisions.append
-        for external_id in external_ids:
-            records = found.get(external_id)
-            append(unrecorded if records is None else decide(definition, records, now, topic, channel))
-        return decisions
+        unrecorded = decision(())
+        return [unrecorded if (records := found.get(i)) is None else decision(records) for i in external_ids]
 
     async def preferences_of(self, external_ids: Sequence[str]) -> list[list[ConsentView]]:
         """Each subject's preferences (DataLoader batch: two statements for any number of subjects)."""
