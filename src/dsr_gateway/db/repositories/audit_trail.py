@@ -76,6 +76,19 @@ def _access(row: Any) -> DataAccess:
     )
 
 
+# Below this many rows a multi-row INSERT is as quick as starting a COPY.
+COPY_MIN_ROWS = 200
+ACCESS_COPY_COLUMNS = [
+    "occurred_at",
+    "actor_kind",
+    "actor_id",
+    "operation",
+    "what",
+    "subject_external_id",
+    "request_id",
+]
+
+
 class SqlAuditTrail:
     """Reads on their own connection, newest first, keyset-paginated by event id."""
 
@@ -122,6 +135,9 @@ class SqlAuditTrail:
     async def add_accesses(self, accesses: Sequence[DataAccess]) -> None:
         if not accesses:
             return
+        if len(accesses) >= COPY_MIN_ROWS and self._engine.dialect.name == "postgresql":
+            await self._copy_accesses(accesses)
+            return
         values = [
             {
                 "occurred_at": a.occurred_at,
@@ -136,6 +152,27 @@ class SqlAuditTrail:
         ]
         async with self._engine.begin() as connection:
             await connection.execute(insert(ACCESS), values)
+
+    async def _copy_accesses(self, accesses: Sequence[DataAccess]) -> None:
+        """COPY through asyncpg: the access log's window writes (a row per distinct consentCheck read,
+        hundreds of thousands at a time) cost ~1 µs a row instead of SQLAlchemy's ~10 µs, in the same
+        process that answers the checks."""
+        records = [
+            (
+                a.occurred_at,
+                a.actor_kind,
+                a.actor_id[:255],
+                a.operation[:100],
+                a.what[:100],
+                a.subject_external_id,
+                a.request_id,
+            )
+            for a in accesses
+        ]
+        async with self._engine.begin() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.copy_records_to_table(ACCESS.name, records=records, columns=ACCESS_COPY_COLUMNS)
 
     async def accesses(
         self, external_id: str | None, request_id: str | None, before_id: int | None, limit: int
