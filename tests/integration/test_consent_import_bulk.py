@@ -4,6 +4,7 @@ a failure in a later chunk leaves nothing half-imported."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from dsr_gateway.domain.consent import (
     Scope,
 )
 from dsr_gateway.domain.consent_import import IMPORT_ACTOR, ImportRow
+from dsr_gateway.domain.errors import Conflict
 from dsr_gateway.services.consent_import import ConsentImportService
 from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
 from tests.support.consent_factories import check, choice, seed_catalogue, set_consents
@@ -31,6 +33,12 @@ COLUMNS = ("subject_id", "purpose", "action", "occurred_at", "topic", "channel",
 VERIFY = "{ auditVerification { ok eventsChecked brokenChains firstBreak { chain problem } } }"
 COUNT = '{ consentEvents(since: "", first: 1) { edges { node { id } } } }'
 READER = client_token("consent:read")
+HISTORY = "query($subjectId: String) { consentEvents(subjectId: $subjectId) { edges { node { action } } } }"
+SET_INPUT = {
+    "choices": [{"purpose": "marketing_email", "granted": True}],
+    "noticeVersion": 1,
+    "method": "AGENT",
+}
 # Two chunks, each with more rows, subjects and changed states than the bulk threshold.
 SUBJECTS = 2 * BULK_MIN_ROWS + 50
 PER_SUBJECT = 3
@@ -173,3 +181,46 @@ async def test_a_small_chunk_then_a_bulk_chunk_leaves_the_newest_choice_in_force
     assert report.imported == size + 1
     [decision] = await check(gql, ["imp-0"], client_token("consent:read"))
     assert (decision["allowed"], decision["reason"]) == (False, "WITHDRAWN")
+
+
+async def test_an_import_racing_a_write_on_one_subject_fails_as_a_conflict_and_leaves_nothing(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises the import and the write (the database lock)")
+    await seed_catalogue(gql)
+    await set_consents(gql, choice(), token=subject_token("bulk-0"))  # an existing chain the import extends
+    engine, importer = service(database_url)
+    factory = make_session_factory(engine)
+    try:
+        # A live write holds bulk-0 (locked, head read, its event appended, not committed yet) ...
+        async with SqlUnitOfWork(factory) as writer:
+            now = datetime.now(UTC)
+            subject = await writer.consents.lock_subject("bulk-0", now)
+            await writer.consents.states([subject])
+            event = NewConsentEvent(
+                Scope("marketing_email"),
+                ConsentAction.WITHDRAW,
+                ConsentMethod.AGENT,
+                1,
+                Origin(),
+                Actor(ActorKind.AGENT, "agent-1"),
+                now,
+                now,
+            )
+            await writer.consents.append([(subject, event)])
+            # ... while the import reads bulk-0's head (the committed one) and waits to write after it.
+            importing = asyncio.create_task(importer.run(rows(), chunk_rows=len(rows())))
+            # Less than PostgreSQL's deadlock_timeout (1 s): the import, waiting first, checks first
+            # and is the one chosen (or fails on the chain index if it had not written yet).
+            await asyncio.sleep(0.5)
+            await writer.commit()
+        with pytest.raises(Conflict) as refused:
+            await asyncio.wait_for(importing, 30)
+    finally:
+        await engine.dispose()
+    assert "send it again" in str(refused.value)
+    # The live write stands; nothing of the import was recorded.
+    history = await gql(HISTORY, {"subjectId": "bulk-0"}, token=READER)
+    assert [e["node"]["action"] for e in history["consentEvents"]["edges"]] == ["WITHDRAW", "GRANT"]
+    assert (await check(gql, ["bulk-1"], READER))[0]["reason"] == "NOT_GIVEN"

@@ -22,6 +22,33 @@ from dsr_gateway.db.repositories.receipts import SqlConsentReceiptRepository
 from dsr_gateway.db.repositories.requests import SqlPrivacyRequestRepository
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
 from dsr_gateway.db.repositories.webhooks import SqlWebhookRepository
+from dsr_gateway.domain.errors import Conflict
+
+# Failures of concurrency, not of the request: PostgreSQL chose this transaction as a deadlock's victim
+# (40P01) or could not serialise it (40001), or another transaction took this one's place in a subject's
+# hash chain (an import reads the heads of the subjects it extends without locking them, so a live write
+# in between wins). Nothing was saved; the same request sent again succeeds.
+RETRYABLE_STATES = frozenset({"40P01", "40001"})
+CHAIN_INDEX = "uq_consent_event_chain"
+TRY_AGAIN = (
+    "Another change to the same records was being saved at the same moment; nothing of this one was "
+    "saved: send it again."
+)
+
+
+def concurrency_failure(exc: BaseException) -> bool:
+    """Whether `exc` is one of those failures: asyncpg's own (a driver statement) or wrapped by
+    SQLAlchemy's adapter (`orig`, then its cause)."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if getattr(seen, "sqlstate", None) in RETRYABLE_STATES:
+            return True
+        if getattr(seen, "constraint_name", None) == CHAIN_INDEX:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 class SqlUnitOfWork:
@@ -64,6 +91,9 @@ class SqlUnitOfWork:
             await self.session.rollback()
         finally:
             await self.session.close()
+        if exc is not None and concurrency_failure(exc):
+            # A typed, retryable answer (ConflictError) instead of an unexpected error.
+            raise Conflict(TRY_AGAIN) from exc
 
     async def commit(self) -> None:
         await flush_pending(self.session)  # deferred writes (db/driver.py) go with the commit
