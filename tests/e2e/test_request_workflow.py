@@ -247,3 +247,24 @@ async def test_retry_is_only_for_failed_requests(gql: GraphQLClient) -> None:
     refused = await act(gql, RETRY, request["id"])
     assert refused["__typename"] == "ConflictError"
     assert refused["currentStatus"] == "SUBMITTED"
+
+
+async def test_a_subject_sees_that_staff_acted_but_not_which_staff_member(gql: GraphQLClient) -> None:
+    # Logged by an agent for customer-7, assigned and approved by agents: staff identities are staff data.
+    logged = await submit(gql, agent_token("agent-4"), subjectExternalId="customer-7")
+    request_id = logged["request"]["id"]
+    await act(gql, ASSIGN, request_id, token=agent_token("agent-4"), assignee="agent-9")
+    await act(gql, APPROVE, request_id, token=agent_token("agent-9"))
+
+    as_subject = (await gql(GET, {"id": request_id}, token=subject_token("customer-7")))["privacyRequest"]
+    assert as_subject["submittedBy"] == "staff"
+    assert as_subject["assignee"] is None
+    assert [(e["action"], e["actorKind"], e["actorId"]) for e in as_subject["history"]] == [
+        ("ASSIGN", "AGENT", None),
+        ("APPROVE", "AGENT", None),
+    ]
+
+    as_staff = (await gql(GET, {"id": request_id}, token=agent_token("agent-1")))["privacyRequest"]
+    assert as_staff["submittedBy"] == "staff:agent-4"
+    assert as_staff["assignee"] == "agent-9"
+    assert [e["actorId"] for e in as_staff["history"]] == ["agent-4", "agent-9"]

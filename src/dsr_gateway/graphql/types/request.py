@@ -37,6 +37,7 @@ SlaStatus = DomainSlaStatus
 Jurisdiction = sla_rules.Jurisdiction
 RequestAction: TypeAlias = Annotated[workflow.Action, strawberry.enum(name="RequestAction")]
 ActorKind: TypeAlias = Annotated[workflow.ActorRole, strawberry.enum(name="ActorKind")]
+STAFF_ROLES = frozenset({workflow.ActorRole.AGENT, workflow.ActorRole.ADMIN})
 MessageKind = pr.MessageKind
 OutboxStatus = pr.OutboxStatus
 
@@ -59,13 +60,15 @@ class RequestEvent:
     data: JSON
 
     @classmethod
-    def from_domain(cls, event: workflow.RequestEvent) -> RequestEvent:
+    def from_domain(cls, event: workflow.RequestEvent, *, staff_viewer: bool = True) -> RequestEvent:
+        # Staff identities are staff data: a subject sees that an agent acted, not which one.
+        hide = not staff_viewer and event.actor_kind in STAFF_ROLES
         return cls(
             action=event.action,
             from_status=event.from_status,
             to_status=event.to_status,
             actor_kind=event.actor_kind,
-            actor_id=event.actor_id,
+            actor_id=None if hide else event.actor_id,
             occurred_at=event.occurred_at,
             reason=event.reason,
             data=cast(JSON, dict(event.data)),
@@ -107,11 +110,11 @@ class PrivacyRequest:
     jurisdiction: Jurisdiction
     details: JSON
     received_at: datetime
-    submitted_by: str = strawberry.field(description="Who submitted it: `subject:<id>`, `staff:<id>`, ...")
+    submitter: strawberry.Private[str]
     duplicate_of: strawberry.ID | None = strawberry.field(
         description="The earlier open request of the same type for the same subject, when this repeats it."
     )
-    assignee: str | None
+    assignee_id: strawberry.Private[str | None]
     version: int = strawberry.field(description="Pass it as expectedVersion to refuse concurrent changes.")
     due_at: datetime
     original_due_at: datetime
@@ -136,9 +139,27 @@ class PrivacyRequest:
     async def contact(self, info: Info) -> str | None:
         return await contact_loader(info).load(str(self.id))
 
-    @strawberry.field(description="Every transition, extension and assignment, oldest first.")
+    @strawberry.field(
+        description="Who submitted it: `subject:<id>`, `staff:<id>`, ... (others than staff see `staff` "
+        "without the id)."
+    )
+    def submitted_by(self, info: Info) -> str:
+        if info.context.principal.is_staff or not self.submitter.startswith("staff:"):
+            return self.submitter
+        return "staff"
+
+    @strawberry.field(description="The agent working on it (staff only; null for others).")
+    def assignee(self, info: Info) -> str | None:
+        return self.assignee_id if info.context.principal.is_staff else None
+
+    @strawberry.field(
+        description="Every transition, extension and assignment, oldest first (others than staff see no "
+        "agent's id)."
+    )
     async def history(self, info: Info) -> list[RequestEvent]:
-        return [RequestEvent.from_domain(e) for e in await history_loader(info).load(str(self.id))]
+        staff = info.context.principal.is_staff
+        events = await history_loader(info).load(str(self.id))
+        return [RequestEvent.from_domain(e, staff_viewer=staff) for e in events]
 
     @strawberry.field(description="Its fulfilment steps, one per system per phase (staff; empty for others).")
     async def fulfilment(
@@ -190,9 +211,9 @@ class PrivacyRequest:
             jurisdiction=r.jurisdiction,
             details=cast(JSON, r.details),
             received_at=r.received_at,
-            submitted_by=r.submitted_by,
+            submitter=r.submitted_by,
             duplicate_of=strawberry.ID(r.duplicate_of) if r.duplicate_of else None,
-            assignee=r.assignee,
+            assignee_id=r.assignee,
             version=r.version,
             due_at=r.due_at,
             original_due_at=r.original_due_at,
