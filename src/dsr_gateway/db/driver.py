@@ -101,7 +101,8 @@ class DriverStatement:
         self._insert = isinstance(statement, Insert)
         self._compiled: dict[tuple[int, tuple[str, ...]], _Compiled] = {}
 
-    def _for(self, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled:
+    def compiled_for(self, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled:
+        """The statement compiled for `dialect` (once; for an INSERT, once per set of keys given)."""
         # An INSERT's column list depends on the keys given; other statements bind by name.
         keys = tuple(params) if self._insert else ()
         key = (id(dialect), keys)
@@ -116,7 +117,7 @@ class DriverStatement:
         if driver is None:
             result = await connection.execute(self._statement, dict(params))
             return cast(list[Row], list(result.mappings().all())) if result.returns_rows else []
-        compiled = self._for(connection.dialect, params)
+        compiled = self.compiled_for(connection.dialect, params)
         records = await _guarded(connection, driver, driver.fetch(compiled.text, *compiled.arguments(params)))
         if not any(compiled.results):
             return records  # type: ignore[no-any-return]
@@ -135,7 +136,7 @@ class DriverStatement:
             # Inside a SAVEPOINT a queued write would outlive the savepoint's rollback: run it now.
             await self.run(session, params)
             return
-        compiled = self._for(connection.dialect, params)
+        compiled = self.compiled_for(connection.dialect, params)
         pending: list[tuple[DriverStatement, _Compiled, list[Any]]] = session.info.setdefault(PENDING, [])
         if any(queued is self for queued, _, _ in pending):
             await flush_pending(session)
@@ -199,12 +200,25 @@ def _combined(parts: tuple[_Compiled, ...]) -> str:
     return found
 
 
+async def driver_connection(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under a SQLAlchemy connection, inside that connection's transaction.
+
+    SQLAlchemy's asyncpg adapter begins its transaction at the first statement it runs itself; a COPY or a
+    driver statement that comes first begins it the same way, so COMMIT/ROLLBACK through SQLAlchemy end it
+    (without this, a first COPY would run in autocommit, outside the unit of work).
+    """
+    adapter: Any = (await connection.get_raw_connection()).dbapi_connection
+    driver = adapter.driver_connection
+    if adapter._transaction is None and not adapter.autocommit:
+        await _guarded(connection, driver, adapter._start_transaction())
+    return driver
+
+
 async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
     """The session's connection and, on PostgreSQL, its asyncpg connection inside the transaction.
 
     Kept for the session's current transaction (asking the session for its connection costs a greenlet
-    hop each time). SQLAlchemy's asyncpg adapter begins its transaction at the first statement it runs; a
-    driver statement that comes first begins it the same way, so COMMIT/ROLLBACK through SQLAlchemy end it.
+    hop each time); `driver_connection` begins the transaction when a driver statement comes first.
     """
     cached = session.info.get(_DRIVER)
     nested = session.in_nested_transaction()
@@ -212,11 +226,6 @@ async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
         return cached[1], cached[2]
     # Asking the session emits a SAVEPOINT it still owes (begin_nested is lazy): never skipped when nested.
     connection = await session.connection()
-    driver = None
-    if connection.dialect.name == "postgresql":
-        adapter: Any = (await connection.get_raw_connection()).dbapi_connection
-        driver = adapter.driver_connection
-        if adapter._transaction is None:
-            await _guarded(connection, driver, adapter._start_transaction())
+    driver = await driver_connection(connection) if connection.dialect.name == "postgresql" else None
     session.info[_DRIVER] = (session.sync_session.get_transaction(), connection, driver)
     return connection, driver

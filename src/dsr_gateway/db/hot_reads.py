@@ -2,7 +2,8 @@
 
 SQLAlchemy's connection checkout, execution context and result wrapping cost about as much as the
 statement itself on this path (measured: ~110 µs of a ~600 µs request). The statement is still built
-with SQLAlchemy Core and compiled once; only its execution goes around it. The app opens the pool in its
+with SQLAlchemy Core and compiled once (db/driver.py `DriverStatement`, as for the write path); only its
+execution goes around SQLAlchemy. The app opens the pool in its
 lifespan (a database that does not answer yet is tried again by the first check) and closes it.
 """
 
@@ -15,43 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ARRAY
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql import ClauseElement
 
 logger = logging.getLogger("dsr_gateway.db")
 # As long as SQLAlchemy's pool waits for a connection before giving up.
 ACQUIRE_TIMEOUT_SECONDS = 30.0
-
-
-class CompiledStatement:
-    """A Core statement as asyncpg SQL ($1, $2 ...) with its parameter names in order.
-
-    Only for statements whose parameters need no conversion on the way in (strings, numbers, arrays of
-    them): SQLAlchemy's bind processors do not run here, so a statement that has one is refused.
-    """
-
-    def __init__(self, statement: ClauseElement, engine: AsyncEngine) -> None:
-        compiled: Any = statement.compile(dialect=engine.dialect)  # an SQLCompiler: positional names
-        self.sql = str(compiled)
-        self.names: Sequence[str] = tuple(compiled.positiontup or ())
-        # An array of plain items only has SQLAlchemy's list() around it: asyncpg takes the list as is.
-        converted = [
-            name
-            for name in compiled._bind_processors
-            if not (
-                isinstance(compiled.binds[name].type, ARRAY)
-                and compiled.binds[name].type.item_type.bind_processor(engine.dialect) is None
-            )
-        ]
-        if converted:
-            raise ValueError(f"parameters {sorted(converted)} need SQLAlchemy's conversion")
-        # Literals the statement binds itself (e.g. the "any topic" value), by parameter name.
-        self._fixed = {k: v for k, v in compiled.params.items() if v is not None}
-
-    def arguments(self, params: dict[str, Any]) -> list[Any]:
-        fixed = self._fixed
-        return [params[name] if name in params else fixed[name] for name in self.names]
 
 
 async def _json_codecs(connection: asyncpg.Connection) -> None:
@@ -92,10 +60,11 @@ class HotReadPool:
                 )
             return self._pool
 
-    async def fetch(self, statement: CompiledStatement, params: dict[str, Any]) -> list[Any]:
+    async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        """The rows of one statement (text and positional arguments of a compiled DriverStatement)."""
         pool = self._pool or await self._opened()
         async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
-            rows: list[Any] = await connection.fetch(statement.sql, *statement.arguments(params))
+            rows: list[Any] = await connection.fetch(sql, *arguments)
             return rows
 
     async def aclose(self) -> None:

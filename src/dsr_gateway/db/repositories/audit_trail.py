@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dsr_gateway.db.driver import driver_connection
 from dsr_gateway.db.tables.accountability import PersonalDataAccessRow
 from dsr_gateway.db.tables.consent import ConsentEventRow
 from dsr_gateway.db.tables.requests import PrivacyRequestEventRow, PrivacyRequestRow
@@ -170,8 +171,7 @@ class SqlAuditTrail:
             for a in accesses
         ]
         async with self._engine.begin() as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
-            assert driver is not None
+            driver = await driver_connection(connection)
             await driver.copy_records_to_table(ACCESS.name, records=records, columns=ACCESS_COPY_COLUMNS)
 
     async def accesses(

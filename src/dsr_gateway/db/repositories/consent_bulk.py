@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dsr_gateway.db.driver import driver_connection
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
 from dsr_gateway.db.repositories.consent_rows import event_values, record_from_row, recorded
 from dsr_gateway.domain.audit_chain import ChainHead
@@ -83,11 +84,6 @@ _upsert = f"INSERT INTO consent_state ({_cols}) SELECT {_cols} FROM {STATE_TEMP}
 UPSERT_STATES = text(_upsert + f"ON CONFLICT (subject_id, purpose_key, topic, channel) DO UPDATE SET {_set}")
 
 
-async def _driver(connection: AsyncConnection) -> Any:
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
-
-
 async def ensure_subjects(
     connection: AsyncConnection, external_ids: Collection[str], now: datetime
 ) -> dict[str, int]:
@@ -125,7 +121,7 @@ async def append(
     for event_id, values in zip(ids, sealed, strict=True):
         values["id"], values["tx_order"] = event_id, tx_order
         records.append(tuple(values[c] for c in EVENT_COLUMNS))
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     await driver.copy_records_to_table("consent_event", records=records, columns=EVENT_COLUMNS)
     return [recorded(i, s, e) for i, (s, e) in zip(ids, events, strict=True)]
 
@@ -147,7 +143,7 @@ async def save_states(
         await connection.execute(
             text(f"CREATE TEMPORARY TABLE {STATE_TEMP} (LIKE consent_state) ON COMMIT DROP")
         )
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     await driver.copy_records_to_table(
         STATE_TEMP, records=[tuple(v[c] for c in STATE_COLUMNS) for v in values], columns=STATE_COLUMNS
     )

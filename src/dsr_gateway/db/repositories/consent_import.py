@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dsr_gateway.db.driver import flush_pending
+from dsr_gateway.db.driver import driver_connection, flush_pending
 from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_LAYOUT, CONSENT_SEALER
 from dsr_gateway.db.repositories.consent import SqlConsentLedger
@@ -116,8 +116,7 @@ class SqlConsentImport:
         tx_order = (await connection.execute(consent_bulk.TX_ORDER)).scalar_one()
         fold = ImportFold(stored)
         records = self._sealed(rows, ids, heads, event_ids, tx_order, fold)
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
+        driver = await driver_connection(connection)
         await driver.copy_records_to_table(
             "consent_event", records=records, columns=consent_bulk.EVENT_COLUMNS
         )

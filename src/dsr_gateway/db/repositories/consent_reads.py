@@ -26,7 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dsr_gateway.db.hot_reads import CompiledStatement, HotReadPool
+from dsr_gateway.db.driver import DriverStatement
+from dsr_gateway.db.hot_reads import HotReadPool
 from dsr_gateway.db.repositories.catalogue import purpose_from_row
 from dsr_gateway.db.repositories.consent import EVENTS, STATES, SUBJECTS
 from dsr_gateway.db.repositories.consent_rows import event_from_row, record_from_row
@@ -75,7 +76,7 @@ class SqlConsentReader:
         self._dispatching: set[asyncio.Task[None]] = set()
         # The owner of `hot` (the app) closes it; without one every read goes through SQLAlchemy.
         self._hot = hot if self._postgres else None
-        self._hot_check = CompiledStatement(self._check, engine)
+        self._hot_check = DriverStatement(self._check)
 
     def _ids_match(self, column: Any) -> Any:
         if self._postgres:
@@ -174,7 +175,8 @@ class SqlConsentReader:
         params = {"purpose": purpose, "ids": unique, "topic": topic, "channel": channel}
         rows: Sequence[Any]
         if self._hot is not None:
-            rows = await self._hot.fetch(self._hot_check, params)
+            compiled = self._hot_check.compiled_for(self._engine.dialect, params)
+            rows = await self._hot.fetch(compiled.text, compiled.arguments(params))
         else:
             async with self._engine.connect() as connection:
                 rows = (await connection.execute(self._check, params)).all()
