@@ -75,6 +75,8 @@ STATUS_AFTER: Mapping[ConsentAction, ConsentStatus] = {
     ConsentAction.EXPIRE: ConsentStatus.EXPIRED,
     ConsentAction.GPC_OPT_OUT: ConsentStatus.GPC_OPT_OUT,
 }
+# The actions after which the scope is granted (a receipt says GRANTED, a message says "granted").
+GRANTING_ACTIONS = frozenset(a for a, s in STATUS_AFTER.items() if s is ConsentStatus.GRANTED)
 
 
 class ConsentReason(StrEnum):

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from dsr_gateway.domain.consent import (
     ANY,
+    GRANTING_ACTIONS,
     Actor,
     ActorKind,
     ConsentAction,
@@ -138,7 +139,7 @@ def _notice_version(
     stated = notice_purposes(version)
     if stated is None:
         raise RowRejected(f"no privacy notice version {version}")
-    granting = action in (ConsentAction.GRANT, ConsentAction.RECONFIRM)
+    granting = action in GRANTING_ACTIONS
     if granting and purpose.mechanism is ConsentMechanism.OPT_IN and purpose.key not in stated:
         raise RowRejected(f"notice version {version} does not state {purpose.key!r}")
     return version

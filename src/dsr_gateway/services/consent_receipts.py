@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import cast
 
-from dsr_gateway.domain.consent import ConsentAction, ConsentEvent
+from dsr_gateway.domain.consent import GRANTING_ACTIONS, ConsentAction, ConsentEvent
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.domain.receipts import (
     ConsentEventKind,
@@ -18,8 +18,6 @@ from dsr_gateway.domain.receipts import (
 from dsr_gateway.services.audit_ports import ReceiptUnitOfWork
 from dsr_gateway.services.ports import UnitOfWork
 from dsr_gateway.services.receipts import ReceiptService, new_receipt_id
-
-GRANTING = frozenset({ConsentAction.GRANT, ConsentAction.RECONFIRM})
 
 
 def event_kind(events: Sequence[ConsentEvent]) -> ConsentEventKind:
@@ -51,7 +49,7 @@ def receipt_purposes(
                 category=purpose.category,
                 legal_basis=purpose.legal_basis,
                 mechanism=purpose.mechanism,
-                state=PurposeState.GRANTED if deciding.action in GRANTING else PurposeState.WITHDRAWN,
+                state=PurposeState.GRANTED if deciding.action in GRANTING_ACTIONS else PurposeState.WITHDRAWN,
                 pii_categories=pii.get(key, ()),
                 recipients=purpose.recipients,
                 termination=(

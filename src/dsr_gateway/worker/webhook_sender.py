@@ -8,7 +8,6 @@ which a redelivery keeps).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -74,18 +73,6 @@ class WebhookSender:
         if claimed:
             await asyncio.gather(*(self._attempt(c) for c in claimed))
         return len(claimed)
-
-    async def run(self, stop: asyncio.Event, idle_seconds: float = 2.0) -> None:
-        """Send until `stop` is set, sleeping `idle_seconds` whenever nothing is due."""
-        while not stop.is_set():
-            try:
-                tried = await self.run_once()
-            except Exception:
-                logger.exception("webhook sender: a batch failed; trying again shortly")
-                tried = 0
-            if tried == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
 
     async def _attempt(self, claimed: ClaimedDelivery) -> None:
         delivery = claimed.delivery

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from dsr_gateway.domain.consent import ActorKind, ConsentAction, ConsentEvent, ConsentMethod
+from dsr_gateway.domain.consent import GRANTING_ACTIONS, ActorKind, ConsentEvent, ConsentMethod
 from dsr_gateway.domain.privacy_requests import MessageKind
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.domain.webhooks import WebhookEventType
@@ -23,7 +23,6 @@ CHANGED_BY = {
     ActorKind.API_CLIENT: "one of our applications",
     ActorKind.SYSTEM: "our system",
 }
-GRANTING = frozenset({ConsentAction.GRANT, ConsentAction.RECONFIRM})
 
 
 def event_json(event: ConsentEvent) -> dict[str, object]:
@@ -82,7 +81,7 @@ class ConsentEffects:
             purpose = purposes.get(key)
             context = {
                 "purpose_title": purpose.title if purpose else key,
-                "granted": event.action in GRANTING,
+                "granted": event.action in GRANTING_ACTIONS,
                 "changed_by": CHANGED_BY.get(event.actor.kind, "someone else"),
                 "changed_on": event.occurred_at,
                 "preferences_url": self._composer.config.preferences_url,

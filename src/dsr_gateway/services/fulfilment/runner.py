@@ -36,6 +36,7 @@ from dsr_gateway.services.fulfilment.phases import PhaseRunner, StepContext, Ste
 from dsr_gateway.services.fulfilment_ports import ConnectorError, LegalHold, SubjectIdentifiers
 from dsr_gateway.services.ports import Cipher, Clock, UnitOfWork, UnitOfWorkFactory
 from dsr_gateway.services.requests.actions import CompletionLink, RequestActionService
+from dsr_gateway.services.requests.common import email_of
 
 logger = logging.getLogger("dsr_gateway.worker.fulfilment")
 SYSTEM = Principal.system()
@@ -116,11 +117,7 @@ class FulfilmentRunner:
         siblings = (await uow.fulfilment.for_requests([request.id])).get(request.id, [])
         placed = (await uow.fulfilment.holds([request.id])).get(request.id, [])
         events = (await uow.requests.events_for([request.id])).get(request.id, [])
-        email = None
-        if request.identity_id is not None:
-            identity = (await uow.identities.many([request.identity_id])).get(request.identity_id)
-            if identity is not None and identity.email_encrypted:
-                email = self._cipher.decrypt(identity.email_encrypted)
+        email = await email_of(uow, self._cipher, request)
         approver = next(
             (
                 e.actor_id

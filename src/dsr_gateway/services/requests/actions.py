@@ -17,7 +17,7 @@ from dsr_gateway.services.comms.compose import Composer, language_of
 from dsr_gateway.services.ports import Cipher, Clock, EventBus, UnitOfWork, UnitOfWorkFactory
 from dsr_gateway.services.requests import messages
 from dsr_gateway.services.requests.clock import SlaClock
-from dsr_gateway.services.requests.common import actor_role, not_found, publish_event
+from dsr_gateway.services.requests.common import actor_role, email_of, not_found, publish_event
 from dsr_gateway.services.requests.status_webhooks import enqueue_status_changed
 
 ASSIGNEE_MAX = 255
@@ -96,7 +96,7 @@ class RequestActionService:
             raise ValidationFailed.single("message", "Tell the subject why, in words they can act on.")
 
         async def hook(uow: UnitOfWork, req: PrivacyRequest, t: Transition, now: datetime) -> _Change:
-            email, language = await self._email_of(uow, req), await language_of(uow, req.subject_id)
+            email, language = await email_of(uow, self._cipher, req), await language_of(uow, req.subject_id)
             message = messages.rejected(self._composer, req, email, reason, text, language)
             await uow.outbox.add(message, now)
             return _Change(reason=RejectionReason(reason).value, data={"message": text})
@@ -118,7 +118,7 @@ class RequestActionService:
                 begin_pause(rule, await uow.requests.pauses(req.id), now)
                 await uow.requests.add_pause(req.id, now)
                 change.data["clockPaused"] = True
-            email, language = await self._email_of(uow, req), await language_of(uow, req.subject_id)
+            email, language = await email_of(uow, self._cipher, req), await language_of(uow, req.subject_id)
             paused = bool(change.data.get("clockPaused"))
             message = messages.information_needed(self._composer, req, email, text, paused, language)
             await uow.outbox.add(message, now)
@@ -154,7 +154,7 @@ class RequestActionService:
                 calendar=self._sla.calendar(req.jurisdiction),
                 pauses=pauses,
             )
-            email, language = await self._email_of(uow, req), await language_of(uow, req.subject_id)
+            email, language = await email_of(uow, self._cipher, req), await language_of(uow, req.subject_id)
             notice = messages.extension_notice(
                 self._composer, req, email, deadline.due_at, reason.strip(), language
             )
@@ -196,7 +196,7 @@ class RequestActionService:
         noted = _noted(note)
 
         async def hook(uow: UnitOfWork, req: PrivacyRequest, t: Transition, now: datetime) -> _Change:
-            email, language = await self._email_of(uow, req), await language_of(uow, req.subject_id)
+            email, language = await email_of(uow, self._cipher, req), await language_of(uow, req.subject_id)
             message = messages.completed(
                 self._composer, req, email, download_url, download_expires_at, language
             )
@@ -241,7 +241,7 @@ class RequestActionService:
         async def hook(uow: UnitOfWork, req: PrivacyRequest, t: Transition, now: datetime) -> _Change:
             if not await is_finished(uow, req):
                 raise Conflict("The request's fulfilment steps are not all done.")
-            email, language = await self._email_of(uow, req), await language_of(uow, req.subject_id)
+            email, language = await email_of(uow, self._cipher, req), await language_of(uow, req.subject_id)
             message = messages.completed(
                 self._composer,
                 req,
@@ -319,14 +319,6 @@ class RequestActionService:
             "original_due_at": deadline.original_due_at,
             "sla_inputs": dict(deadline.inputs),
         }
-
-    async def _email_of(self, uow: UnitOfWork, request: PrivacyRequest) -> str | None:
-        if request.identity_id is None:
-            return None
-        identity = (await uow.identities.many([request.identity_id])).get(request.identity_id)
-        if identity is None or identity.email_encrypted is None:
-            return None
-        return self._cipher.decrypt(identity.email_encrypted)
 
 
 def _noted(note: str | None) -> Hook:

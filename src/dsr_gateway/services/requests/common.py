@@ -8,7 +8,7 @@ from dsr_gateway.domain.errors import NotFound, PermissionDenied
 from dsr_gateway.domain.principal import Principal, PrincipalKind, Role
 from dsr_gateway.domain.privacy_requests import PrivacyRequest
 from dsr_gateway.domain.workflow import ActorRole, RequestEvent
-from dsr_gateway.services.ports import EventBus
+from dsr_gateway.services.ports import Cipher, EventBus, UnitOfWork
 
 REQUEST_CHANNEL = "privacy_requests"
 SLA_ALERT_CHANNEL = "sla_alerts"
@@ -39,6 +39,16 @@ def actor_role(principal: Principal, request: PrivacyRequest) -> ActorRole:
     if principal.kind is PrincipalKind.API_CLIENT:
         raise PermissionDenied("API clients may not act on privacy requests.")
     raise not_found(request.id)
+
+
+async def email_of(uow: UnitOfWork, cipher: Cipher, request: PrivacyRequest) -> str | None:
+    """The requester's email address in clear, when one is on file."""
+    if request.identity_id is None:
+        return None
+    identity = (await uow.identities.many([request.identity_id])).get(request.identity_id)
+    if identity is None or identity.email_encrypted is None:
+        return None
+    return cipher.decrypt(identity.email_encrypted)
 
 
 async def publish_event(events: EventBus, request: PrivacyRequest, event: RequestEvent) -> None:

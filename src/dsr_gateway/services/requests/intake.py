@@ -27,7 +27,7 @@ from dsr_gateway.domain.workflow import Action, ActorRole, RequestEvent, apply
 from dsr_gateway.services.comms.compose import Composer, language_of
 from dsr_gateway.services.ports import Cipher, Clock, EventBus, UnitOfWork, UnitOfWorkFactory
 from dsr_gateway.services.requests.clock import SlaClock
-from dsr_gateway.services.requests.common import not_found, publish_event
+from dsr_gateway.services.requests.common import email_of, not_found, publish_event
 from dsr_gateway.services.requests.messages import request_received, verification_code_message
 from dsr_gateway.services.requests.status_webhooks import enqueue_status_changed
 
@@ -355,21 +355,19 @@ class RequestIntakeService:
                 refusal = f"This request is {request.status.value}; it needs no code."
             if refusal is not None:
                 raise Conflict(refusal)
-            identity = (await uow.identities.many([request.identity_id or -1])).get(request.identity_id or -1)
-            if identity is None or identity.email_encrypted is None:
+            email = await email_of(uow, self._cipher, request)
+            if email is None:
                 raise Conflict("No email address is on file for this request.")
             code = _new_code()
             challenge = challenge.reissue(self._code_hash(request_id, code), now)
             await uow.identities.save_challenge(challenge)
-            email = self._cipher.decrypt(identity.email_encrypted)
             await uow.outbox.add(verification_code_message(self._composer, request, email, code), now)
             await uow.commit()
         return challenge.resend_available_at
 
     async def _acknowledge(self, uow: UnitOfWork, request: PrivacyRequest, now: datetime) -> None:
-        identity = (await uow.identities.many([request.identity_id or -1])).get(request.identity_id or -1)
-        if identity is not None and identity.email_encrypted is not None:
-            email = self._cipher.decrypt(identity.email_encrypted)
+        email = await email_of(uow, self._cipher, request)
+        if email is not None:
             language = await language_of(uow, request.subject_id)
             await uow.outbox.add(request_received(self._composer, request, email, language), now)
 
