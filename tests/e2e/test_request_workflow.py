@@ -263,8 +263,10 @@ async def test_a_subject_sees_that_staff_acted_but_not_which_staff_member(gql: G
         ("ASSIGN", "AGENT", None),
         ("APPROVE", "AGENT", None),
     ]
+    assert "agent-9" not in str(as_subject["history"])  # nor in an assignment's data
 
     as_staff = (await gql(GET, {"id": request_id}, token=agent_token("agent-1")))["privacyRequest"]
     assert as_staff["submittedBy"] == "staff:agent-4"
     assert as_staff["assignee"] == "agent-9"
     assert [e["actorId"] for e in as_staff["history"]] == ["agent-4", "agent-9"]
+    assert as_staff["history"][0]["data"] == {"assignee": "agent-9", "previous": None}

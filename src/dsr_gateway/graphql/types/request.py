@@ -38,6 +38,16 @@ Jurisdiction = sla_rules.Jurisdiction
 RequestAction: TypeAlias = Annotated[workflow.Action, strawberry.enum(name="RequestAction")]
 ActorKind: TypeAlias = Annotated[workflow.ActorRole, strawberry.enum(name="ActorKind")]
 STAFF_ROLES = frozenset({workflow.ActorRole.AGENT, workflow.ActorRole.ADMIN})
+# Event data naming staff members (an assignment's new and previous assignee): staff only.
+STAFF_DATA = frozenset({"assignee", "previous"})
+
+
+def _shown_data(data: Any, staff_viewer: bool) -> dict[str, Any]:
+    if staff_viewer:
+        return dict(data)
+    return {k: v for k, v in data.items() if k not in STAFF_DATA}
+
+
 MessageKind = pr.MessageKind
 OutboxStatus = pr.OutboxStatus
 
@@ -71,7 +81,7 @@ class RequestEvent:
             actor_id=None if hide else event.actor_id,
             occurred_at=event.occurred_at,
             reason=event.reason,
-            data=cast(JSON, dict(event.data)),
+            data=cast(JSON, _shown_data(event.data, staff_viewer)),
         )
 
 
