@@ -36,6 +36,8 @@ SLA = [WebhookEventType.SLA_ALERT]
         ("mailto:a@b.example", True, False),
         ("https://u:p@crm.example/", False, False),
         ("https://crm.example/" + "a" * 2000, False, False),
+        ("http://[::1", True, False),  # unbalanced brackets
+        ("https://crm.example:99999/hooks", False, False),  # no such port
     ],
 )
 def test_subscription_urls(url: str, allow_http: bool, ok: bool) -> None:

@@ -100,7 +100,11 @@ def validate_subscription(
 ) -> None:
     """Raise ValidationFailed listing every problem with a new subscription."""
     problems: list[FieldProblem] = []
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ValidationFailed.single("url", "not a valid URL (check the brackets and the port)") from None
     if len(url) > URL_MAX:
         problems.append(FieldProblem("url", f"must be at most {URL_MAX} characters"))
     elif parts.scheme not in ("https", "http") or not parts.hostname:
