@@ -16,6 +16,7 @@ from asgi_lifespan import LifespanManager
 
 from dsr_gateway.app import create_app
 from dsr_gateway.http.logging import JsonFormatter
+from dsr_gateway.http.middleware.metrics import route_of
 from dsr_gateway.services.catalogue import CatalogueService
 from tests.support.app import GraphQLClient, admin_token, make_settings
 from tests.support.factories import UPSERT_PURPOSE, create_purpose, purpose_input
@@ -364,3 +365,25 @@ async def test_production_hides_introspection_graphiql_and_suggestions(database_
         assert "Did you mean" not in typo.text
         works = await http.post("/graphql", json={"query": "{ purposes { key } }"})
         assert works.json() == {"data": {"purposes": []}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/reconfirm/not-a-token"),
+        ("GET", "/unsubscribe/not-a-token"),
+        ("POST", "/callbacks/fulfilment/1/2"),
+    ],
+)
+async def test_link_and_callback_routes_ignore_another_systems_authorization_header(
+    gql: GraphQLClient, method: str, path: str
+) -> None:
+    # They carry their own proof (a signed link, a signed body): a foreign bearer token is not a 401.
+    response = await gql.http.request(method, path, headers={"Authorization": "Bearer someone-elses-token"})
+    assert response.status_code != 401, response.text
+    assert response.status_code in (400, 403, 404)
+
+
+def test_link_routes_have_their_own_metrics_label() -> None:
+    assert route_of("/reconfirm/abc") == "/reconfirm"
+    assert route_of("/callbacks/fulfilment/1/2") == "/callbacks"

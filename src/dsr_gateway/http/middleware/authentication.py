@@ -7,7 +7,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dsr_gateway.http.auth import AuthenticationFailed, Authenticator
 
-UNAUTHENTICATED_PATHS = ("/healthz", "/readyz", "/metrics", "/unsubscribe/", "/exports/", "/.well-known/")
+# Routes that carry their own proof (a signed link or body) or none: a caller's Authorization header,
+# perhaps another system's, must not turn them into a 401.
+UNAUTHENTICATED_PATHS = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/unsubscribe/",
+    "/reconfirm/",
+    "/exports/",
+    "/callbacks/",
+    "/.well-known/",
+)
 
 
 class AuthenticationMiddleware:

@@ -7,7 +7,17 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-ROUTE_PREFIXES = ("/graphql", "/healthz", "/readyz", "/metrics", "/unsubscribe", "/exports", "/.well-known")
+ROUTE_PREFIXES = (
+    "/graphql",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/unsubscribe",
+    "/reconfirm",
+    "/exports",
+    "/callbacks",
+    "/.well-known",
+)
 
 
 class HttpMetrics:
