@@ -533,12 +533,13 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                 "certificate_signer": certificate_signer,
             }
         finally:
-            await close_connectors(connectors)
             stop_batcher.set()
             await batcher_task
             stop_worker.set()
             if worker_task is not None:
                 await worker_task
+            # After the worker: a fulfilment step still running would reopen a closed connector's pool.
+            await close_connectors(connectors)
             if isinstance(events, PostgresEventBus):
                 await events.close()
             await http_client.aclose()
