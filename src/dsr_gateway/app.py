@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -53,6 +52,7 @@ from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.domain.fulfilment import RetryPolicy, SystemInfo
 from dsr_gateway.domain.receipts import Controller
 from dsr_gateway.domain.sla_rules import Jurisdiction
+from dsr_gateway.gc_tuning import tune_garbage_collector
 from dsr_gateway.graphql.observability import GraphQLMetrics
 from dsr_gateway.graphql.schema import build_schema
 from dsr_gateway.http import callbacks, exports, health, reconfirm, unsubscribe, wellknown
@@ -571,22 +571,6 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
         WebSocketRoute("/graphql", graphql_app),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-
-
-# Young-generation collections every 50,000 allocations instead of 700: a GraphQL request allocates
-# thousands of short-lived objects, and the default thresholds spent a quarter of a consentCheck's time in
-# the collector (measured with scripts/bench/consent_check.py; p99 fell with it). The oldest generation
-# keeps its default ratio (10), so cyclic garbage of long-lived work (exports, the worker) is still
-# collected every ~10 million allocations.
-GC_THRESHOLDS = (50_000, 20, 10)
-
-
-def tune_garbage_collector() -> None:
-    """Move everything alive after start-up (modules, schema, tables) out of the collector's sight, and
-    collect young objects less often. For server processes only; tests keep the defaults."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def app_from_environment() -> Starlette:

@@ -121,7 +121,9 @@ def _campaign(settings: Settings, args: argparse.Namespace) -> int:
 
 def _import_consents(settings: Settings, args: argparse.Namespace) -> int:
     from dsr_gateway.cli_consent import import_consents
+    from dsr_gateway.gc_tuning import tune_garbage_collector
 
+    tune_garbage_collector()  # the chunks' rows are short-lived: a fifth of the CPU went to the collector
     return asyncio.run(import_consents(settings.database_url, args.file, args.dry_run, args.strict))
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dsr_gateway.app import GC_THRESHOLDS, tune_garbage_collector
+from dsr_gateway.gc_tuning import GC_THRESHOLDS, tune_garbage_collector
 
 
 @pytest.fixture
