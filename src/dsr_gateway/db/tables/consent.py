@@ -65,8 +65,10 @@ class ConsentStateRow(SQLModel, table=True):
     # Reviews: what falls due per purpose (consentsDueForReview, the campaign, the expiry sweep).
     __table_args__ = (Index("ix_consent_state_review", "purpose_key", "status", "given_at"),)
 
-    subject_id: int = Field(sa_column=Column(Integer, ForeignKey("subject.id"), primary_key=True))
-    purpose_key: str = Field(sa_column=Column(String(63), ForeignKey("purpose.key"), primary_key=True))
+    # No foreign keys: subject and purpose are those of the event the row was folded from, and
+    # consent_event checks both (migration 0011: the second check cost every write and import row).
+    subject_id: int = Field(sa_column=Column(Integer, primary_key=True))
+    purpose_key: str = Field(sa_column=Column(String(63), primary_key=True))
     topic: str = Field(default="", sa_column=Column(String(63), primary_key=True))
     channel: str = Field(default="", sa_column=Column(String(16), primary_key=True))
     status: str = Field(max_length=16)
