@@ -193,6 +193,22 @@ async def test_withdraw_a_topic_a_purpose_and_everything(catalogue: GraphQLClien
     assert [c["purpose"] for c in everything["consents"] if c["allowed"]] == ["essential"]
 
 
+async def test_a_withdrawal_key_replays_the_same_call_and_refuses_another(catalogue: GraphQLClient) -> None:
+    gql = catalogue
+    await set_consents(gql, choice(), choice(topic="promotions"), idempotencyKey="grant-1")
+    first = await withdraw(gql, purpose="marketing_email", topic="promotions", idempotencyKey="w-1")
+    again = await withdraw(gql, purpose="marketing_email", topic="promotions", idempotencyKey="w-1")
+    assert (first["replayed"], again["replayed"]) == (False, True)
+    assert [e["id"] for e in again["events"]] == [e["id"] for e in first["events"]]
+    # The same key for the whole purpose, or a setConsents key for a withdrawal: refused, nothing recorded.
+    for key, fields in (("w-1", {"purpose": "marketing_email"}), ("grant-1", {})):
+        refused = await withdraw(gql, idempotencyKey=key, **fields)
+        assert refused["__typename"] == "ValidationError"
+        assert refused["fields"][0]["field"] == "idempotencyKey"
+    history = await gql(EVENTS, token=subject_token())
+    assert len(history["consentEvents"]["edges"]) == 3
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [

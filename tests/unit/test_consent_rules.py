@@ -10,6 +10,7 @@ from dsr_gateway.domain.consent import ANY, ActorKind, ConsentAction, ConsentMet
 from dsr_gateway.domain.consent_rules import (
     ConsentChoice,
     actor_for,
+    is_same_withdrawal,
     make_origin,
     method_for,
     require_consent_check,
@@ -277,3 +278,43 @@ def test_bad_origins_are_refused(kwargs: dict[str, str], field: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
         make_origin(**values)
     assert caught.value.problems[0].field == field
+
+
+WIDE, PROMOTIONS, SMS = (
+    Scope("marketing_email"),
+    Scope("marketing_email", "promotions"),
+    Scope("marketing_email", channel="SMS"),
+)
+W, OBJ, G = ConsentAction.WITHDRAW, ConsentAction.OBJECT, ConsentAction.GRANT
+
+
+@pytest.mark.parametrize(
+    ("scopes", "actions", "purpose", "topic", "channel", "same"),
+    [
+        # The retry of a topic withdrawal; the key reused for another topic, channel or purpose.
+        ({PROMOTIONS}, [W], "marketing_email", "promotions", ANY, True),
+        ({PROMOTIONS}, [W], "marketing_email", ANY, ANY, False),
+        ({PROMOTIONS}, [W], "marketing_email", ANY, "SMS", False),
+        ({PROMOTIONS}, [W], "analytics", ANY, ANY, False),
+        # A purpose-wide withdrawal recorded the purpose and its specific grants.
+        ({WIDE, SMS}, [W, W], "marketing_email", ANY, ANY, True),
+        ({WIDE, SMS}, [W, W], "marketing_email", ANY, "SMS", True),
+        ({WIDE, Scope("analytics")}, [W, OBJ], "marketing_email", ANY, ANY, False),
+        # Withdrawing everything recorded each purpose purpose-wide.
+        ({WIDE, SMS, Scope("analytics")}, [W, W, OBJ], None, ANY, ANY, True),
+        ({PROMOTIONS}, [W], None, ANY, ANY, False),
+        # A key that recorded grants belongs to a setConsents call.
+        ({WIDE}, [G], "marketing_email", ANY, ANY, False),
+        ({WIDE}, [G], None, ANY, ANY, False),
+        (set(), [], None, ANY, ANY, False),
+    ],
+)
+def test_a_withdrawal_key_replays_only_the_same_call(
+    scopes: set[Scope],
+    actions: list[ConsentAction],
+    purpose: str | None,
+    topic: str,
+    channel: str,
+    same: bool,
+) -> None:
+    assert is_same_withdrawal(scopes, actions, purpose, topic, channel) is same

@@ -249,6 +249,25 @@ def make_origin(
     return Origin(app_id=app_id, url=url, user_agent=user_agent, ip=truncated)
 
 
+WITHDRAWING_ACTIONS = frozenset({ConsentAction.WITHDRAW, ConsentAction.OBJECT})
+
+
+def is_same_withdrawal(previous: Collection[Scope], actions: Collection[ConsentAction],
+                       purpose: str | None, topic: str, channel: str) -> bool:  # fmt: skip
+    """Could a withdrawal that recorded these scopes and actions be this call (purpose None: all)?
+
+    A retry under the same idempotency key replays the first call; a key reused for a different call is
+    refused. A call that named a purpose recorded that scope (and, purpose-wide, the purpose's specific
+    grants); withdrawing everything recorded each purpose it touched purpose-wide.
+    """
+    if not actions or not set(actions) <= WITHDRAWING_ACTIONS:
+        return False  # the key recorded grants (a setConsents call), or nothing
+    purposes = {s.purpose for s in previous}
+    if purpose is None:
+        return all(Scope(p) in previous for p in purposes)
+    return purposes == {purpose} and Scope(purpose, topic, channel) in previous
+
+
 def validate_idempotency_key(key: str | None) -> str | None:
     if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationFailed.single("idempotencyKey", f"use 1-{IDEMPOTENCY_KEY_MAX} characters")

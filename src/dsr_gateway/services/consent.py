@@ -32,6 +32,7 @@ from dsr_gateway.domain.consent_rules import (
     ConsentChoice,
     action_for,
     actor_for,
+    is_same_withdrawal,
     method_for,
     require_consent_check,
     require_consent_read,
@@ -168,6 +169,13 @@ class ConsentService:
             if key is not None:
                 previous = await uow.consents.events_for_key(subject_id, key)
                 if previous:
+                    scopes, actions = {e.scope for e in previous}, [e.action for e in previous]
+                    if not is_same_withdrawal(
+                        scopes, actions, request.purpose, request.topic, request.channel
+                    ):
+                        raise ValidationFailed.single(
+                            "idempotencyKey", "this key was used for a different call; use a new key"
+                        )
                     return await self._replay(uow, external_id, subject_id, previous, purposes)
             current = (await uow.consents.states([subject_id]))[subject_id]
             now = self._clock()
