@@ -36,6 +36,26 @@ BAD_INPUTS: list[tuple[str, str, dict[str, Any], str]] = [
         "dueBefore",
     ),
     (
+        "queue dueBefore in the year 9999 west of UTC",
+        "query($f: PrivacyRequestFilter) { privacyRequests(filter: $f) { edges { cursor } } }",
+        {"f": {"dueBefore": "9999-12-31T23:00:00-05:00"}},
+        "dueBefore",
+    ),
+    (
+        "complianceReport from the year 1",
+        'query { complianceReport(from: "0001-01-01T00:00:00+01:00", to: "0001-02-01T00:00:00Z") '
+        "{ generatedAt } }",
+        {},
+        "from",
+    ),
+    (
+        "complianceReport to the year 9999",
+        'query { complianceReport(from: "8999-12-01T00:00:00Z", to: "9999-12-31T23:00:00-05:00") '
+        "{ generatedAt } }",
+        {},
+        "to",
+    ),
+    (
         "queue cursor with naive datetimes",
         "query($a: String) { privacyRequests(after: $a) { edges { cursor } } }",
         {"a": QUEUE_CURSOR},
@@ -146,6 +166,8 @@ query($d: DateTime!, $a: String) {
     ("variables", "expected"),
     [
         pytest.param({"d": NAIVE}, "dueBefore", id="dueBefore without a time zone"),
+        pytest.param({"d": "0001-01-01T00:00:00+05:00"}, "dueBefore", id="dueBefore in the year 1"),
+        pytest.param({"d": "9999-12-31T23:59:59-05:00"}, "dueBefore", id="dueBefore in the year 9999"),
         pytest.param(
             {"d": NAIVE + "Z", "a": _b64(json.dumps([NAIVE + "Z", int(TOO_BIG), "t", "c"]))},
             "after",

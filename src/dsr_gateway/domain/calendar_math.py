@@ -46,10 +46,19 @@ class FixedCalendar:
         return day in self.holidays
 
 
+# The instants a filter or a clock may name: far enough inside datetime's years 1-9999 that moving to UTC
+# and adding or taking a review period or a report's span cannot overflow.
+EARLIEST_YEAR, LATEST_YEAR = 1000, 8999
+
+
 def require_aware(instant: datetime, field_name: str) -> datetime:
     """Naive datetimes have no place in a legal clock: the local day would be a guess."""
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValidationFailed.single(field_name, "must be a timezone-aware date and time")
+    if not EARLIEST_YEAR <= instant.year <= LATEST_YEAR:
+        raise ValidationFailed.single(
+            field_name, f"must be a date and time between the years {EARLIEST_YEAR} and {LATEST_YEAR}"
+        )
     return instant
 
 

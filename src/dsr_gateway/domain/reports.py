@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from dsr_gateway.domain.calendar_math import require_aware
 from dsr_gateway.domain.errors import ValidationFailed
 
 MAX_REPORT_DAYS = 3700  # ten years and a bit: one report, one regulator question
@@ -28,7 +29,7 @@ class ReportPeriod:
     def of(cls, start: datetime, end: datetime) -> ReportPeriod:
         if start.tzinfo is None or end.tzinfo is None:
             raise ValidationFailed.single("from", "Give both dates with a time zone (e.g. ...T00:00:00Z).")
-        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        start, end = require_aware(start, "from").astimezone(UTC), require_aware(end, "to").astimezone(UTC)
         if end <= start:
             raise ValidationFailed.single("to", "Must be after `from`.")
         if (end - start).days > MAX_REPORT_DAYS:
