@@ -76,6 +76,7 @@ from dsr_gateway.services.comms.links import LinkService
 from dsr_gateway.services.comms.notices import NoticeAnnouncer
 from dsr_gateway.services.comms.reviews import ReviewService
 from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_followups import ConsentFollowUps
 from dsr_gateway.services.consent_lifecycle import ConsentLifecycleService
 from dsr_gateway.services.consent_receipts import ConsentReceipts
 from dsr_gateway.services.container import Services
@@ -153,21 +154,32 @@ def build_consent_service(
     settings: Settings,
     uow: Callable[[], SqlUnitOfWork],
     read_engine: AsyncEngine,
-    receipts: ReceiptService | None = None,
     effects: ConsentEffects | None = None,
     hot_reads: HotReadPool | None = None,
 ) -> ConsentService:
-    """The consent use cases: a signed receipt with every change, and its webhook and messages."""
-    if receipts is None:
-        receipts = ReceiptService(uow, signer_from(settings), controller_from(settings), utc_now)
-    if effects is None:
-        effects = ConsentEffects(utc_now, build_composer(settings))
+    """The consent use cases; the webhook of every change goes in the change's transaction."""
     return ConsentService(
         uow,
         utc_now,
         SqlConsentReader(read_engine, hot_reads),
-        receipts=ConsentReceipts(receipts, settings.receipt_jurisdiction),
-        effects=effects,
+        effects=effects or ConsentEffects(utc_now, None),
+    )
+
+
+def build_consent_followups(
+    settings: Settings,
+    uow: Callable[[], SqlUnitOfWork],
+    receipts: ReceiptService | None = None,
+    composer: Composer | None = None,
+) -> ConsentFollowUps:
+    """The ledger's follower: a signed receipt and the messages of every consent change, after it commits."""
+    if receipts is None:
+        receipts = ReceiptService(uow, signer_from(settings), controller_from(settings), utc_now)
+    return ConsentFollowUps(
+        uow,
+        utc_now,
+        ConsentReceipts(receipts, settings.receipt_jurisdiction),
+        ConsentEffects(utc_now, composer or build_composer(settings)),
     )
 
 
@@ -285,6 +297,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         checkpoint_seconds=settings.checkpoint_seconds,
         consent_expiry_sweep_seconds=settings.consent_expiry_sweep_seconds,
         webhook_poll_seconds=settings.webhook_poll_seconds,
+        consent_followup_poll_seconds=settings.consent_followup_poll_seconds,
     )
 
 
@@ -426,9 +439,8 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             await events.start()
         composer = build_composer(settings)
         receipts = ReceiptService(uow, signer, controller_from(settings), utc_now)
-        consent = build_consent_service(
-            settings, uow, read_engine, receipts, ConsentEffects(utc_now, composer), hot_reads
-        )
+        consent = build_consent_service(settings, uow, read_engine, hot_reads=hot_reads)
+        followups = build_consent_followups(settings, uow, receipts, composer)
         request_services = build_request_services(settings, uow, events, planner)
         comms = build_comms_services(settings, uow, consent, composer, systems)
         services = Services(
@@ -446,6 +458,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             ),
             exports=export_service,
             consent=consent,
+            consent_followups=followups,
             **request_services,
             **build_fulfilment(
                 settings,
@@ -483,6 +496,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                     checkpoint=services.audit.scheduled_checkpoint,
                     consent_expiry=lifecycle.expire_due,
                     webhooks=webhook_step(build_webhook_sender(settings, uow, http_client, secret_box)),
+                    consent_followups=followups.run_until_idle,
                 )
             )
             if settings.runs_worker_in_process

@@ -325,6 +325,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
     from dsr_gateway.app import (
         audit_service,
         build_connectors_for,
+        build_consent_followups,
         build_consent_service,
         build_event_bus,
         build_export_service,
@@ -365,6 +366,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         services = build_request_services(settings, uow, events, planner)
         connectors = build_connectors_for(settings, systems, http_client, engine)
         consent = build_consent_service(settings, uow, read_engine)
+        followups = build_consent_followups(settings, uow)
         fulfilment = build_fulfilment(
             settings,
             systems,
@@ -382,6 +384,11 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
             print(f"SLA sweep: {result.examined} examined, {result.changed} changed, {result.alerts} alerts.")
             expiry = await comms["consent_lifecycle"].expire_due()
             print(f"Consent expiry: {expiry.expired} consents of {expiry.subjects} subjects expired.")
+            followed = await followups.run_until_idle()
+            print(
+                f"Consent follow-ups: {followed.events} events, {followed.receipts} receipts, "
+                f"{followed.messages} messages."
+            )
             if not sweep_only:
                 steps = await fulfilment.run_due()
                 print(
@@ -397,7 +404,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         logging.getLogger("dsr_gateway").info(
-            "worker started: outbox sender, SLA sweep, fulfilment steps, checkpoints"
+            "worker started: outbox sender, SLA sweep, fulfilment steps, checkpoints, consent follow-ups"
         )
         audit = audit_service(engine, settings)
         await run_worker(
@@ -411,6 +418,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
             checkpoint=audit.scheduled_checkpoint,
             consent_expiry=comms["consent_lifecycle"].expire_due,
             webhooks=send_webhooks,
+            consent_followups=followups.run_until_idle,
         )
     finally:
         await close_connectors(connectors)

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     supervisory_authority_url: str | None = None
     consent_expiry_sweep_seconds: float = Field(default=3600.0, gt=0)
     webhook_poll_seconds: float = Field(default=5.0, gt=0)
+    # How often the worker makes the receipts and messages of new consent changes (consent_followups.py).
+    consent_followup_poll_seconds: float = Field(default=1.0, gt=0)
     # May webhooks go to loopback, private, link-local or local-name addresses? Unset: only in
     # development (production refuses them at registration and at every delivery).
     webhook_allow_private_addresses: bool | None = None

@@ -21,6 +21,7 @@ from dsr_gateway.db.engine import make_engine
 from tests.support.accountability_factories import Live
 from tests.support.app import TEST_SIGNING_KEY, GraphQLClient, admin_token, agent_token, subject_token
 from tests.support.consent_factories import choice, seed_catalogue, set_consents, withdraw
+from tests.support.followups import follow_up
 from tests.support.request_factories import APPROVE, ASSIGN, COMPLETE, act, create_request
 
 VERIFY = """{ auditVerification { ok chainsChecked eventsChecked brokenChains
@@ -201,6 +202,10 @@ async def test_set_consents_and_withdraw_issue_receipts_that_verify_with_pyjwt(
     refused = await set_consents(gql, choice("no_such_purpose"), token=subject_token("c1"))
     assert refused["__typename"] == "ValidationError"  # nothing recorded, no receipt
     withdrawn = await withdraw(gql, token=subject_token("c1"), subjectId="c1", purpose="marketing_email")
+    # The receipts follow from the ledger after each change commits (the worker's consent follow-ups).
+    assert (await gql(RECEIPTS, token=subject_token("c1")))["me"]["consentReceipts"] == []
+    assert (await follow_up(database_url)).receipts == 2
+    assert (await follow_up(database_url)).events == 0  # followed up once
     receipts = (await gql(RECEIPTS, token=subject_token("c1")))["me"]["consentReceipts"]
     assert len(receipts) == 2
     decode = decoder((await gql.http.get("/.well-known/jwks.json")).json())

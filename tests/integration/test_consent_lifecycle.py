@@ -22,6 +22,7 @@ from dsr_gateway.domain.purposes import ConsentMechanism, LegalBasis, Purpose, P
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
 from dsr_gateway.services.consent import ConsentService, SetConsentsRequest
+from dsr_gateway.services.consent_followups import ConsentFollowUps
 from dsr_gateway.services.consent_lifecycle import ConsentLifecycleService
 from tests.support.app import make_settings
 
@@ -44,6 +45,7 @@ class World:
     consent: ConsentService
     lifecycle: ConsentLifecycleService
     uow: object
+    followups: ConsentFollowUps
 
 
 @pytest.fixture
@@ -75,7 +77,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
         ),
     )
     lifecycle = ConsentLifecycleService(uow, clock, consent, effects, timedelta(days=7))
-    yield World(clock, consent, lifecycle, uow)
+    yield World(clock, consent, lifecycle, uow, ConsentFollowUps(uow, clock, None, effects))
     await engine.dispose()
 
 
@@ -107,6 +109,7 @@ async def test_the_sweep_expires_after_the_period_and_the_grace_and_tells_the_su
     page = await world.consent.events(STAFF, "e-1", None, 10, None)
     last = page.entries[0][1].event
     assert (last.action, last.method, last.actor.id) == (ConsentAction.EXPIRE, ConsentMethod.SYSTEM, "expiry")
+    assert (await world.followups.run_until_idle()).messages == 1  # after the change, from the ledger
     async with world.uow() as uow:  # type: ignore[operator]
         kinds = [m.kind.value for m in await uow.outbox.listing(None, 10, None)]
     assert kinds == ["PERMISSION_CHANGED"]  # the system changed it: the subject is told (NO_ADDRESS here)

@@ -46,7 +46,6 @@ from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
 from dsr_gateway.domain.subjects import validate_external_id
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
-from dsr_gateway.services.consent_receipts import ConsentReceipts
 from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 
 MAX_CHECK_IDS = 10_000
@@ -99,14 +98,12 @@ class ConsentService:
         clock: Clock,
         reader: ConsentReader,
         *,
-        receipts: ConsentReceipts | None = None,
         effects: ConsentEffects | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._reader = reader
-        self._receipts = receipts
-        # The webhook and the "permission changed" message of every change (services/comms).
+        # The webhook of every change (services/comms).
         self._effects = effects or ConsentEffects(clock, None)
 
     # --- writes ---------------------------------------------------------------------------------------
@@ -213,9 +210,8 @@ class ConsentService:
             after = apply(state.get(event.scope), event)
             state[event.scope] = changed[event.scope] = after
         await uow.consents.save_states([(subject_id, r) for r in changed.values()])
-        if self._receipts is not None:  # signed in the same transaction as the events (docs/audit.md)
-            await self._receipts.issue(uow, external_id, subject_id, saved, purposes)
-        await self._effects.after_change(uow, external_id, subject_id, saved, purposes)
+        # The receipt and the message follow from the ledger once this commits (consent_followups.py).
+        await self._effects.after_change(uow, external_id, saved)
         await uow.commit()
         views = preferences(purposes.values(), state.values(), self._clock())
         return ConsentChange(external_id, saved, views, replayed=False)

@@ -67,7 +67,6 @@ async def write_events(
     subject_id: int,
     events: Sequence[NewConsentEvent],
     current: list[ConsentRecord],
-    purposes: dict[str, Purpose],
 ) -> list[ConsentEvent]:
     """Append, project and set off the effects; the caller holds the subject's lock and commits."""
     saved = await uow.consents.append([(subject_id, e) for e in events])
@@ -76,7 +75,7 @@ async def write_events(
     for event in saved:
         state[event.scope] = changed[event.scope] = apply(state.get(event.scope), event)
     await uow.consents.save_states([(subject_id, r) for r in changed.values()])
-    await effects.after_change(uow, external_id, subject_id, saved, purposes)
+    await effects.after_change(uow, external_id, saved)
     return saved
 
 
@@ -143,7 +142,7 @@ class ConsentLifecycleService:
                                 Origin(app_id="reconfirm-link"), actor, now, now)
                 for scope in scopes
             ]  # fmt: skip
-            await write_events(uow, self._effects, external_id, subject_id, events, current, purposes)
+            await write_events(uow, self._effects, external_id, subject_id, events, current)
             await uow.commit()
         return len(events)
 
@@ -177,7 +176,7 @@ class ConsentLifecycleService:
                 )  # fmt: skip
                 given = max((r.given_at for r in granted if r.given_at), default=None)
                 signals.append((purpose.key, bool(granted), given))
-            saved = await write_events(uow, self._effects, external_id, subject_id, events, current, purposes)
+            saved = await write_events(uow, self._effects, external_id, subject_id, events, current)
             first_event = {e.scope.purpose: e.id for e in reversed(saved)}
             await uow.comms.add_gpc_signals(
                 subject_id,
@@ -263,7 +262,7 @@ class ConsentLifecycleService:
                                         Origin(app_id="expiry-sweep"), EXPIRY_ACTOR, now, now)
                     )  # fmt: skip
             if events:
-                await write_events(uow, self._effects, external_id, subject_id, events, current, purposes)
+                await write_events(uow, self._effects, external_id, subject_id, events, current)
                 await uow.commit()
         return len(events)
 

@@ -1,5 +1,5 @@
-"""The receipt of one consent change: built from the recorded events, signed, stored in the same unit of
-work as the events (ConsentService calls `issue` before its commit)."""
+"""The receipt of each consent change: built from the recorded events, signed, stored by the ledger's
+follower after the change committed (services/consent_followups.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import cast
 
 from dsr_gateway.domain.consent import GRANTING_ACTIONS, ConsentAction, ConsentEvent
+from dsr_gateway.domain.consent_calls import ConsentCall
+from dsr_gateway.domain.notices import PrivacyNotice
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.domain.receipts import (
     ConsentEventKind,
@@ -71,34 +73,36 @@ class ConsentReceipts:
         self._jurisdiction = jurisdiction
 
     async def issue(
-        self,
-        uow: UnitOfWork,
-        external_id: str,
-        subject_id: int,
-        events: Sequence[ConsentEvent],
-        purposes: Mapping[str, Purpose],
-    ) -> StoredReceipt | None:
-        """Sign and add the receipt in the caller's unit of work (nothing when nothing was recorded)."""
-        if not events:
-            return None
-        versions = [e.notice_version for e in events if e.notice_version is not None]
-        notice = await uow.notices.get(versions[-1] if versions else None)
-        pii: dict[str, tuple[str, ...]] = {}
-        for category in notice.data_categories if notice else ():
-            for key in category.purposes:
-                pii[key] = (*pii.get(key, ()), category.key)
-        last = events[-1]
-        data = ReceiptInput(
-            receipt_id=new_receipt_id(),
-            subject_external_id=external_id,
-            timestamp=last.occurred_at,
-            event=event_kind(events),
-            collection_method=f"{last.method.value} ({last.actor.kind.value.lower()})",
-            jurisdiction=self._jurisdiction,
-            notice_version=notice.version if notice else None,
-            policy_url=notice.policy_url if notice else None,
-            purposes=receipt_purposes(events, purposes, pii),
-            ledger_chain=f"consent:{subject_id}",
-            ledger_event_ids=tuple(str(e.id) for e in events),
-        )
-        return await self._receipts.issue(cast(ReceiptUnitOfWork, uow), subject_id, data)
+        self, uow: UnitOfWork, calls: Sequence[ConsentCall], purposes: Mapping[str, Purpose]
+    ) -> list[StoredReceipt]:
+        """Sign and add the receipt of each call in the caller's unit of work (the caller commits);
+        each notice shown is read once."""
+        notices: dict[int | None, PrivacyNotice | None] = {}
+        pending: list[tuple[int, ReceiptInput]] = []
+        for call in calls:
+            events = call.events
+            versions = [e.notice_version for e in events if e.notice_version is not None]
+            version = versions[-1] if versions else None
+            if version not in notices:
+                notices[version] = await uow.notices.get(version)
+            notice = notices[version]
+            pii: dict[str, tuple[str, ...]] = {}
+            for category in notice.data_categories if notice else ():
+                for key in category.purposes:
+                    pii[key] = (*pii.get(key, ()), category.key)
+            last = events[-1]
+            data = ReceiptInput(
+                receipt_id=new_receipt_id(),
+                subject_external_id=call.external_id,
+                timestamp=last.occurred_at,
+                event=event_kind(events),
+                collection_method=f"{last.method.value} ({last.actor.kind.value.lower()})",
+                jurisdiction=self._jurisdiction,
+                notice_version=notice.version if notice else None,
+                policy_url=notice.policy_url if notice else None,
+                purposes=receipt_purposes(events, purposes, pii),
+                ledger_chain=f"consent:{call.subject_id}",
+                ledger_event_ids=tuple(str(e.id) for e in events),
+            )
+            pending.append((call.subject_id, data))
+        return await self._receipts.issue_many(cast(ReceiptUnitOfWork, uow), pending)

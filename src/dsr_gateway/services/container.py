@@ -13,6 +13,7 @@ from dsr_gateway.services.comms.contacts import ContactService
 from dsr_gateway.services.comms.links import LinkService
 from dsr_gateway.services.comms.reviews import ReviewService
 from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_followups import ConsentFollowUps
 from dsr_gateway.services.consent_lifecycle import ConsentLifecycleService
 from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.fulfilment.planner import LegalHoldService
@@ -41,6 +42,7 @@ class Services:
     webhooks: WebhookService
     exports: ExportService
     consent: ConsentService
+    consent_followups: ConsentFollowUps
     request_intake: RequestIntakeService
     request_actions: RequestActionService
     request_queries: RequestQueryService

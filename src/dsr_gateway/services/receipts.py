@@ -53,6 +53,16 @@ class ReceiptService:
         await uow.consent_receipts.add(receipt)
         return receipt
 
+    async def issue_many(
+        self, uow: ReceiptUnitOfWork, receipts: Sequence[tuple[int, ReceiptInput]]
+    ) -> list[StoredReceipt]:
+        """`issue` for (subject id, receipt) pairs, inserted together."""
+        now = self._clock()
+        stored = [StoredReceipt(d.receipt_id, s, now, self.sign(d)) for s, d in receipts]
+        if stored:
+            await uow.consent_receipts.add_many(stored)
+        return stored
+
     async def list_for(
         self, principal: Principal, external_id: str, limit: int = 50
     ) -> Sequence[StoredReceipt]:

@@ -1,5 +1,6 @@
 """The background loops: the outbox sender, the SLA sweep, the fulfilment steps, signed checkpoints, the
-webhook sender and the consent expiry sweep, each a periodic task that survives errors."""
+webhook sender, the consent expiry sweep and the consent follow-ups (receipts, messages), each a periodic
+task that survives errors."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class WorkerConfig:
     checkpoint_seconds: float = 0.0  # 0: no scheduled checkpoints
     consent_expiry_sweep_seconds: float = 3600.0
     webhook_poll_seconds: float = 5.0
+    consent_followup_poll_seconds: float = 1.0
 
 
 async def run_periodically(
@@ -64,6 +66,7 @@ async def run_worker(
     checkpoint: Callable[[], Awaitable[object]] | None = None,
     consent_expiry: Callable[[], Awaitable[object]] | None = None,
     webhooks: Callable[[], Awaitable[object]] | None = None,
+    consent_followups: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     if not mailer.configured:
         logger.warning("no SMTP host configured (DSR_SMTP_HOST): messages stay in the outbox and the log")
@@ -94,6 +97,17 @@ async def run_worker(
         if webhooks is not None:
             group.create_task(
                 run_periodically("webhooks", webhooks, config.webhook_poll_seconds, stop, metrics)
+            )
+        if consent_followups is not None:
+            # Receipts and "permission changed" messages of new consent changes, from the ledger.
+            group.create_task(
+                run_periodically(
+                    "consent-followups",
+                    consent_followups,
+                    config.consent_followup_poll_seconds,
+                    stop,
+                    metrics,
+                )
             )
 
 

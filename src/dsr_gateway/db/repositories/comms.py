@@ -55,18 +55,9 @@ _CONTACT = select(
 ).select_from(SUBJECTS.outerjoin(CONTACTS, CONTACTS.c.subject_id == SUBJECTS.c.id))
 CONTACTS_OF = _CONTACT.where(SUBJECTS.c.id.in_(bindparam("ids", expanding=True)))
 CONTACT_OF = DriverStatement(_CONTACT.where(SUBJECTS.c.id == bindparam("id")))
+
+
 # The consent write locks its subject and reads the contact in the same statement (repositories/consent.py).
-LOCKED_CONTACT = _CONTACT.where(SUBJECTS.c.external_id == bindparam("external_id")).with_for_update(
-    of=SUBJECTS
-)
-_READ_WITH_LOCK = "dsr_gateway.comms.contact_read_with_lock"
-
-
-def remember_contact(session: AsyncSession, contact: Contact) -> None:
-    """A contact read with its subject's lock, kept for this unit of work's next `contacts` of it."""
-    session.info[_READ_WITH_LOCK] = contact
-
-
 def contact_from(row: Mapping[str, Any]) -> Contact:
     return Contact(row["id"], row["external_id"], row["email_encrypted"], row["language"])
 
@@ -86,10 +77,7 @@ class SqlCommsRepository:
         subject gave in a privacy request. One statement per 1,000 subjects."""
         found: dict[int, Contact] = {}
         ids = list(dict.fromkeys(subject_ids))
-        if len(ids) == 1:  # a consent change's announcement
-            known: Contact | None = self._session.info.pop(_READ_WITH_LOCK, None)
-            if known is not None and known.subject_id == ids[0]:
-                return {known.subject_id: known}
+        if len(ids) == 1:
             for r in await CONTACT_OF.run(self._session, {"id": ids[0]}):
                 found[r["id"]] = contact_from(r)
             return found
@@ -102,7 +90,6 @@ class SqlCommsRepository:
         self, subject_id: int, email_encrypted: str | None, hint: str | None, language: str | None,
         now: datetime,
     ) -> None:  # fmt: skip
-        self._session.info.pop(_READ_WITH_LOCK, None)
         insert = pg_insert if self._postgres else sqlite_insert
         values = {
             "email_encrypted": email_encrypted,

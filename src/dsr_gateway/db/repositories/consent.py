@@ -10,7 +10,18 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, and_, bindparam, literal_column, select, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,7 +30,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from dsr_gateway.db.driver import DriverStatement, flush_pending
 from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
-from dsr_gateway.db.repositories.comms import LOCKED_CONTACT, remember_contact
 from dsr_gateway.db.repositories.consent_rows import (
     event_from_row,
     event_values,
@@ -29,16 +39,18 @@ from dsr_gateway.db.repositories.consent_rows import (
     state_values,
 )
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PurposeRow
-from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
+from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentFollowUpRow, ConsentStateRow
 from dsr_gateway.db.tables.subjects import SubjectRow
 from dsr_gateway.domain.audit_chain import ChainHead
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
+from dsr_gateway.domain.consent_feed import START, FeedPosition
 from dsr_gateway.domain.purposes import Purpose
-from dsr_gateway.services.comms.ports import Contact
+from dsr_gateway.services.ports import LedgerEntry
 
 EVENTS = ConsentEventRow.__table__  # type: ignore[attr-defined]
 STATES = ConsentStateRow.__table__  # type: ignore[attr-defined]
 SUBJECTS = SubjectRow.__table__  # type: ignore[attr-defined]
+FOLLOWUPS = ConsentFollowUpRow.__table__  # type: ignore[attr-defined]
 NOTICE_PURPOSES = NoticePurposeRow.__table__  # type: ignore[attr-defined]
 PURPOSES = PurposeRow.__table__  # type: ignore[attr-defined]
 PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "updated_at")]
@@ -47,6 +59,8 @@ CHUNK = 1000
 # The writing transaction's id: the changes feed reads only below the oldest transaction still open.
 PG_TX_ORDER: Any = literal_column("(pg_current_xact_id()::text::bigint)")
 NEXT_EVENT_ID: Any = literal_column("nextval(pg_get_serial_sequence('consent_event', 'id'))", BigInteger)
+# The changes feed reads only events of transactions older than every one still open (docs/consent.md).
+PG_SETTLED: Any = literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)")
 
 
 # The write path's statements, built once (building a select or an upsert costs more than running it).
@@ -65,19 +79,13 @@ LOCK_SUBJECT = (
 
 
 def _locked_with_catalogue() -> Any:
-    """The subject (id and contact; NULLs: no such subject yet) with its row locked, on every row of the
-    purposes and the notice's purposes; one row of NULLs beside the subject when there is no purpose."""
+    """The subject's id (NULL: no such subject yet) with its row locked, on every row of the purposes
+    and the notice's purposes; one row of NULLs beside the subject when there is no purpose."""
     one = select(literal_column("1").label("one")).subquery("one")
-    locked = LOCKED_CONTACT.subquery("locked")
+    locked = LOCK_SUBJECT.subquery("locked")
     catalogue = select(*PURPOSE_COLUMNS, _STATED).select_from(_CATALOGUE).subquery("catalogue")
     return (
-        select(
-            locked.c.id.label("subject_id"),
-            locked.c.external_id.label("subject_external_id"),
-            locked.c.email_encrypted.label("subject_email_encrypted"),
-            locked.c.language.label("subject_language"),
-            *catalogue.c,
-        )
+        select(locked.c.id.label("subject_id"), *catalogue.c)
         .select_from(
             one.outerjoin(locked, literal_column("true")).outerjoin(catalogue, literal_column("true"))
         )
@@ -136,6 +144,35 @@ D_STATES_HEAD_AND_ID_PG = DriverStatement(_states_and_head(reserve_id=True))
 D_INSERT_EVENT_PG = DriverStatement(INSERT_EVENTS_PG)
 D_INSERT_EVENT_WITH_ID_PG = DriverStatement(EVENTS.insert().values(tx_order=PG_TX_ORDER))
 D_UPSERT_STATE_PG = DriverStatement(UPSERT_STATES_PG)
+
+
+def ledger_events(external_id: str | None) -> Any:
+    """Events with their subject's external id; one subject's when `external_id` is given."""
+    query = select(EVENTS, SUBJECTS.c.external_id.label("subject_external_id")).select_from(
+        EVENTS.join(SUBJECTS, SUBJECTS.c.id == EVENTS.c.subject_id)
+    )
+    if external_id is not None:
+        query = query.where(SUBJECTS.c.external_id == external_id)
+    return query
+
+
+def feed_query(external_id: str | None, first: int, after: FeedPosition, *, postgres: bool) -> Any:
+    """The changes feed: events after `after` in commit order (tx_order, id), at most `first`."""
+    position = tuple_(EVENTS.c.tx_order, EVENTS.c.id)
+    query = (
+        ledger_events(external_id)
+        .where(position > tuple_(bindparam("tx", after.tx_order), bindparam("id", after.event_id)))
+        .order_by(EVENTS.c.tx_order, EVENTS.c.id)
+        .limit(first)
+    )
+    return query.where(EVENTS.c.tx_order < PG_SETTLED) if postgres else query
+
+
+def ledger_entries(rows: Iterable[Any]) -> list[LedgerEntry]:
+    return [
+        LedgerEntry(event_from_row(r._mapping), r.subject_external_id, FeedPosition(r.tx_order, r.id))
+        for r in rows
+    ]
 
 
 class SqlConsentLedger:
@@ -208,16 +245,6 @@ class SqlConsentLedger:
         rows = await self._fetch(D_LOCKED_WITH_CATALOGUE, params)
         first = rows[0]
         subject_id = first["subject_id"]
-        if subject_id is not None:  # the "permission changed" message needs it: no second statement
-            remember_contact(
-                self._session,
-                Contact(
-                    subject_id,
-                    first["subject_external_id"],
-                    first["subject_email_encrypted"],
-                    first["subject_language"],
-                ),
-            )
         rows = [r for r in rows if r["key"] is not None]
         purposes = [purpose_from_mapping(r) for r in rows]
         keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
@@ -337,6 +364,33 @@ class SqlConsentLedger:
             select(EVENTS).where(EVENTS.c.subject_id.in_(list(subject_ids))).order_by(EVENTS.c.id)
         )
         return [event_from_row(r._mapping) for r in rows]
+
+    async def followup_position(self, name: str, now: datetime) -> FeedPosition:
+        """Where the feed's follower `name` got to, its row locked until commit: one follower at a time
+        (SQLite's writers are serialised anyway). A follower never seen before starts at the beginning."""
+        query = (
+            select(FOLLOWUPS.c.tx_order, FOLLOWUPS.c.event_id)
+            .where(FOLLOWUPS.c.name == name)
+            .with_for_update()
+        )
+        row = (await self._run(query)).first()
+        if row is None:
+            insert = pg_insert if self._postgres else sqlite_insert
+            values = {"name": name, "tx_order": START.tx_order, "event_id": START.event_id, "updated_at": now}
+            await self._run(insert(FOLLOWUPS).values(values).on_conflict_do_nothing(index_elements=["name"]))
+            row = (await self._run(query)).one()
+        return FeedPosition(int(row.tx_order), int(row.event_id))
+
+    async def feed(self, first: int, after: FeedPosition) -> list[LedgerEntry]:
+        """The changes feed after `after`, read in this unit of work (see `feed_query`)."""
+        return ledger_entries(await self._run(feed_query(None, first, after, postgres=self._postgres)))
+
+    async def move_followup(self, name: str, position: FeedPosition, now: datetime) -> None:
+        await self._run(
+            update(FOLLOWUPS)
+            .where(FOLLOWUPS.c.name == name)
+            .values(tx_order=position.tx_order, event_id=position.event_id, updated_at=now)
+        )
 
     async def analyze(self) -> None:
         """Refresh the planner's statistics of the ledger tables (after a bulk import)."""

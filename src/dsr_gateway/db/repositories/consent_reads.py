@@ -21,7 +21,6 @@ from sqlalchemy import (
     null,
     select,
     true,
-    tuple_,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,8 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dsr_gateway.db.driver import DriverStatement
 from dsr_gateway.db.hot_reads import HotReadPool
 from dsr_gateway.db.repositories.catalogue import purpose_from_row
-from dsr_gateway.db.repositories.consent import EVENTS, STATES, SUBJECTS
-from dsr_gateway.db.repositories.consent_rows import event_from_row, record_from_row
+from dsr_gateway.db.repositories.consent import (
+    EVENTS,
+    STATES,
+    SUBJECTS,
+    feed_query,
+    ledger_entries,
+    ledger_events,
+)
+from dsr_gateway.db.repositories.consent_rows import record_from_row
 from dsr_gateway.db.tables.catalogue import PurposeRow
 from dsr_gateway.domain.consent import ANY, ConsentMethod, ConsentRecord, ConsentStatus, Scope
 from dsr_gateway.domain.consent_feed import FeedPosition
@@ -63,7 +69,6 @@ CHECK_STATE_COLUMNS = [SUBJECTS.c.external_id, *(STATES.c[n] for n in _CHECKED)]
 _STATUSES = {s.value: s for s in ConsentStatus}
 _METHODS = {m.value: m for m in ConsentMethod}
 # Events of transactions older than the oldest one still running: settled, nothing can commit before them.
-PG_SETTLED: Any = literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)")
 
 
 class SqlConsentReader:
@@ -239,43 +244,18 @@ class SqlConsentReader:
                 result[row.external_id].append(record_from_row(row._mapping))
         return result
 
-    def _events(self, external_id: str | None) -> Any:
-        query = select(EVENTS, SUBJECTS.c.external_id.label("subject_external_id")).select_from(
-            EVENTS.join(SUBJECTS, SUBJECTS.c.id == EVENTS.c.subject_id)
-        )
-        if external_id is not None:
-            query = query.where(SUBJECTS.c.external_id == external_id)
-        return query
-
     async def history(self, external_id: str | None, first: int, before_id: int | None) -> list[LedgerEntry]:
-        query = self._events(external_id).order_by(EVENTS.c.id.desc()).limit(first)
+        query = ledger_events(external_id).order_by(EVENTS.c.id.desc()).limit(first)
         if before_id is not None:
             query = query.where(EVENTS.c.id < before_id)
         return await self._entries(query)
 
     async def feed(self, external_id: str | None, first: int, after: FeedPosition) -> list[LedgerEntry]:
-        position = tuple_(EVENTS.c.tx_order, EVENTS.c.id)
-        query = (
-            self._events(external_id)
-            .where(position > tuple_(bindparam("tx", after.tx_order), bindparam("id", after.event_id)))
-            .order_by(EVENTS.c.tx_order, EVENTS.c.id)
-            .limit(first)
-        )
-        if self._postgres:
-            query = query.where(EVENTS.c.tx_order < PG_SETTLED)
-        return await self._entries(query)
+        return await self._entries(feed_query(external_id, first, after, postgres=self._postgres))
 
     async def _entries(self, query: Any) -> list[LedgerEntry]:
         async with self._engine.connect() as connection:
-            rows = await connection.execute(query)
-            return [
-                LedgerEntry(
-                    event_from_row(r._mapping),
-                    r.subject_external_id,
-                    FeedPosition(r.tx_order, r.id),
-                )
-                for r in rows
-            ]
+            return ledger_entries(await connection.execute(query))
 
 
 def _purpose(row: Any) -> Purpose:

@@ -15,6 +15,7 @@ from dsr_gateway.domain.receipts import StoredReceipt
 
 RECEIPTS = ConsentReceiptRow.__table__  # type: ignore[attr-defined]
 INSERT_RECEIPT = DriverStatement(RECEIPTS.insert())
+ROWS_PER_INSERT = 500
 
 
 def _receipt(row: ConsentReceiptRow) -> StoredReceipt:
@@ -36,6 +37,17 @@ class SqlConsentReceiptRepository:
                 "jws": receipt.jws,
             },
         )
+
+    async def add_many(self, receipts: Sequence[StoredReceipt]) -> None:
+        """Insert receipts in multi-row statements (the feed's follower issues a batch at a time)."""
+        rows = [
+            {"receipt_id": r.receipt_id, "subject_id": r.subject_id, "created_at": r.created_at, "jws": r.jws}
+            for r in receipts
+        ]
+        await flush_pending(self._session)
+        connection = await self._session.connection()
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            await connection.execute(RECEIPTS.insert(), rows[start : start + ROWS_PER_INSERT])
 
     async def list_for_subject(self, subject_id: int, limit: int) -> Sequence[StoredReceipt]:
         await flush_pending(self._session)

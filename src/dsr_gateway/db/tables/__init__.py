@@ -23,7 +23,7 @@ from dsr_gateway.db.tables.comms import (
     GpcSignalRow,
     SubjectContactRow,
 )
-from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
+from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentFollowUpRow, ConsentStateRow
 from dsr_gateway.db.tables.exports import ExportPackageRow
 from dsr_gateway.db.tables.fulfilment_steps import FulfilmentStepRow, RequestLegalHoldRow
 from dsr_gateway.db.tables.identity import SubjectIdentityRow, VerificationChallengeRow
@@ -46,6 +46,7 @@ __all__ = [
     "BreachRecipientRow",
     "CampaignSendRow",
     "ConsentEventRow",
+    "ConsentFollowUpRow",
     "ConsentReceiptRow",
     "ConsentStateRow",
     "ExportPackageRow",

@@ -77,3 +77,15 @@ class ConsentStateRow(SQLModel, table=True):
     given_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
     updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     last_event_id: int = Field(sa_column=Column(EventId, nullable=False))
+
+
+class ConsentFollowUpRow(SQLModel, table=True):
+    """How far a follower of the changes feed got: the receipts and messages of every consent change are
+    made from the ledger after it commits (services/consent_followups.py), up to this position."""
+
+    __tablename__ = "consent_followup"
+
+    name: str = Field(sa_column=Column(String(40), primary_key=True))
+    tx_order: int = Field(sa_column=Column(BigInteger, nullable=False))
+    event_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))

@@ -1,7 +1,8 @@
 """Outbox rows from templates: the one place a message to a subject is put together.
 
-Every message is rendered when it is queued (in the transaction of the change it announces), so the
-outbox holds exactly what is sent and staff can read it. `template_data` keeps the variables, minus
+Every message is rendered when it is queued (in the transaction of the change it announces, or for a
+consent change by the ledger's follower just after it), so the outbox holds exactly what is sent and
+staff can read it. `template_data` keeps the variables, minus
 secrets (a verification code is in the body only).
 """
 
