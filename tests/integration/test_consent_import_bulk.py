@@ -224,3 +224,49 @@ async def test_an_import_racing_a_write_on_one_subject_fails_as_a_conflict_and_l
     history = await gql(HISTORY, {"subjectId": "bulk-0"}, token=READER)
     assert [e["node"]["action"] for e in history["consentEvents"]["edges"]] == ["WITHDRAW", "GRANT"]
     assert (await check(gql, ["bulk-1"], READER))[0]["reason"] == "NOT_GIVEN"
+
+
+async def test_a_live_write_waits_for_an_import_that_extends_the_same_chain_and_continues_it(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises the import and the write (the database lock)")
+    await seed_catalogue(gql)
+    await set_consents(gql, choice(), token=subject_token("race-0"))
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    try:
+        # An import's chunk extends race-0's chain without the subject's lock; its event's foreign key
+        # holds the subject row (FOR KEY SHARE) until the import commits ...
+        async with SqlUnitOfWork(factory) as importing:
+            now = datetime.now(UTC)
+            event = NewConsentEvent(
+                Scope("marketing_email"),
+                ConsentAction.WITHDRAW,
+                ConsentMethod.IMPORT,
+                1,
+                Origin(),
+                IMPORT_ACTOR,
+                now - timedelta(days=1),
+                now,
+            )
+            await importing.consent_import.record([ImportRow(2, "race-0", event)], now)
+            # ... so a live write of race-0 waits for it at the subject's lock, then reads the new head.
+            live = asyncio.create_task(
+                set_consents(gql, choice(granted=False), token=subject_token("race-0"), method="BUTTON")
+            )
+            await asyncio.sleep(0.5)
+            assert not live.done()
+            await importing.commit()
+        result = await asyncio.wait_for(live, 30)
+    finally:
+        await engine.dispose()
+    assert result["__typename"] == "SetConsentsSuccess", result
+    history = await gql(HISTORY, {"subjectId": "race-0"}, token=READER)
+    assert [e["node"]["action"] for e in history["consentEvents"]["edges"]] == [
+        "WITHDRAW",
+        "WITHDRAW",
+        "GRANT",
+    ]
+    verified = (await gql(VERIFY, token=agent_token()))["auditVerification"]
+    assert verified["ok"], verified

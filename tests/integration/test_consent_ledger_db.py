@@ -6,12 +6,14 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.repositories.consent import SqlConsentLedger
+from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.domain.consent import (
     Actor,
@@ -23,6 +25,10 @@ from dsr_gateway.domain.consent import (
     Scope,
     fold,
 )
+from dsr_gateway.domain.consent_rules import ConsentChoice
+from dsr_gateway.domain.errors import Conflict
+from dsr_gateway.domain.principal import Principal, PrincipalKind
+from dsr_gateway.services.consent import ConsentService, SetConsentsRequest
 from dsr_gateway.services.ports import ConsentLedger
 from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
 from tests.support.consent_factories import EVENTS, SET_CONSENTS, WITHDRAW, choice, seed_catalogue
@@ -129,3 +135,57 @@ async def test_the_feed_never_passes_an_event_still_being_written(
     assert seen == ["slow", "customer-1"]
     again = (await gql(EVENTS, {"since": cursor}, token=reader))["consentEvents"]
     assert again["edges"] == []
+
+
+class Deadlock(Exception):
+    """What the database answers a transaction it chose as a deadlock's victim (SQLSTATE 40P01)."""
+
+    sqlstate = "40P01"
+
+
+class DeadlockOnFirstCommits:
+    """The real unit of work, whose first `failures` commits the database refuses as a deadlock."""
+
+    def __init__(self, uow: SqlUnitOfWork, refused: list[int], failures: int) -> None:
+        self._uow, self._refused, self._failures = uow, refused, failures
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        uow = await self._uow.__aenter__()
+        commit = uow.commit
+
+        async def refusing() -> None:
+            if self._refused[0] < self._failures:
+                self._refused[0] += 1
+                raise Deadlock("deadlock detected")
+            await commit()
+
+        uow.commit = refusing  # type: ignore[method-assign]
+        return uow
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._uow.__aexit__(*exc)
+
+
+@pytest.mark.parametrize(("failures", "recorded"), [(0, True), (2, True), (3, False)])
+async def test_a_write_the_database_gave_up_for_another_is_tried_again(
+    gql: GraphQLClient, engine: AsyncEngine, failures: int, recorded: bool
+) -> None:
+    await seed_catalogue(gql)
+    factory = make_session_factory(engine)
+    refused = [0]
+    service = ConsentService(
+        lambda: DeadlockOnFirstCommits(SqlUnitOfWork(factory), refused, failures),  # type: ignore[arg-type,return-value]
+        lambda: datetime.now(UTC),
+        SqlConsentReader(engine),
+    )
+    request = SetConsentsRequest("retry-1", [ConsentChoice("marketing_email", True)], notice_version=1)
+    principal = Principal(PrincipalKind.SUBJECT, id="retry-1")
+    if recorded:
+        change = await service.set_consents(principal, request)
+        assert [e.action for e in change.events] == [ConsentAction.GRANT]
+    else:  # three refusals in a row: the caller gets the Conflict, nothing recorded
+        with pytest.raises(Conflict, match="send it again"):
+            await service.set_consents(principal, request)
+    assert refused[0] == failures
+    history = await gql(EVENTS, {"subjectId": "retry-1"}, token=agent_token())
+    assert len(history["consentEvents"]["edges"]) == (1 if recorded else 0)

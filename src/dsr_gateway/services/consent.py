@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from dsr_gateway.domain.consent import (
     ANY,
+    Actor,
     ConsentEvent,
     ConsentMethod,
     ConsentRecord,
@@ -41,7 +42,7 @@ from dsr_gateway.domain.consent_rules import (
     validate_choices,
     validate_idempotency_key,
 )
-from dsr_gateway.domain.errors import NotFound, ValidationFailed
+from dsr_gateway.domain.errors import Conflict, NotFound, ValidationFailed
 from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
 from dsr_gateway.domain.subjects import validate_external_id
@@ -49,6 +50,7 @@ from dsr_gateway.services.comms.consent_effects import ConsentEffects
 from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 
 MAX_CHECK_IDS = 10_000
+WRITE_ATTEMPTS = 3
 NO_ORIGIN = Origin()
 
 
@@ -115,6 +117,16 @@ class ConsentService:
         actor = actor_for(principal)
         method = method_for(principal, request.method)
         key = validate_idempotency_key(request.idempotency_key)
+        return await _retried(lambda: self._set_consents(request, external_id, actor, method, key))
+
+    async def _set_consents(
+        self,
+        request: SetConsentsRequest,
+        external_id: str,
+        actor: Actor,
+        method: ConsentMethod,
+        key: str | None,
+    ) -> ConsentChange:
         async with self._uow() as uow:
             version = request.notice_version
             # An existing subject is locked by the statement that reads the catalogue (one round trip);
@@ -150,6 +162,11 @@ class ConsentService:
         key = validate_idempotency_key(request.idempotency_key)
         if request.purpose is None and (request.topic != ANY or request.channel != ANY):
             raise ValidationFailed.single("purpose", "name the purpose the topic or channel belongs to")
+        return await _retried(lambda: self._withdraw(request, external_id, actor, method, key))
+
+    async def _withdraw(
+        self, request: WithdrawRequest, external_id: str, actor: Actor, method: ConsentMethod, key: str | None
+    ) -> ConsentChange:
         async with self._uow() as uow:
             found, listed, _ = await uow.consents.lock_with_catalogue(external_id, None)
             purposes = {p.key: p for p in listed}
@@ -290,6 +307,17 @@ class ConsentService:
         entries = await self._reader.history(external_id, size + 1, before)
         page = [(history_cursor(e.event.id), e) for e in entries[:size]]
         return EventPage(page, len(entries) > size, page[-1][0] if page else None)
+
+
+async def _retried(attempt: Callable[[], Awaitable[ConsentChange]]) -> ConsentChange:
+    """Run a consent write again when the database gave it up for a concurrent one (a deadlock, a chain
+    place taken in between: Conflict from the unit of work, nothing recorded), up to WRITE_ATTEMPTS times."""
+    for _ in range(WRITE_ATTEMPTS - 1):
+        try:
+            return await attempt()
+        except Conflict:
+            continue
+    return await attempt()
 
 
 def _withdrawal_scopes(
