@@ -234,3 +234,20 @@ async def test_subject_field_for_staff_batches_subjects(catalogue: GraphQLClient
     )
     assert data["a"]["consents"][2] == {"purpose": "marketing_email", "reason": "GRANTED"}
     assert data["b"]["consents"][2] == {"purpose": "marketing_email", "reason": "NOT_GIVEN"}
+
+
+async def test_a_purpose_changed_after_a_write_is_read_as_changed_by_the_next(
+    catalogue: GraphQLClient,
+) -> None:
+    gql = catalogue
+    refused = await set_consents(gql, choice(topic="events"))
+    assert refused["__typename"] == "ValidationError"  # no such topic yet
+    topics = [
+        {"key": "product_updates", "title": "Product updates"},
+        {"key": "promotions", "title": "Promotions"},
+        {"key": "events", "title": "Events"},
+    ]
+    updated = await create_purpose(gql, topics=topics, channels=["EMAIL", "SMS"], expectedVersion=1)
+    assert updated["version"] == 2
+    granted = await set_consents(gql, choice(topic="events"))
+    assert granted["__typename"] == "SetConsentsSuccess", granted

@@ -146,6 +146,22 @@ D_INSERT_EVENT_WITH_ID_PG = DriverStatement(EVENTS.insert().values(tx_order=PG_T
 D_UPSERT_STATE_PG = DriverStatement(UPSERT_STATES_PG)
 
 
+# Purposes as the write path last read them, by (key, version, last material change): every update of a
+# purpose bumps `version` and a material notice change sets `last_material_version`, so a row with the
+# same three is the same purpose (the same rule as the consent check's cache, consent_reads.py).
+_PURPOSES: dict[tuple[Any, ...], Purpose] = {}
+
+
+def _cached_purpose(row: Mapping[str, Any]) -> Purpose:
+    key = (row["key"], row["version"], row["last_material_version"])
+    purpose = _PURPOSES.get(key)
+    if purpose is None:
+        if len(_PURPOSES) >= 1024:
+            _PURPOSES.clear()
+        purpose = _PURPOSES[key] = purpose_from_mapping(row)
+    return purpose
+
+
 def ledger_events(external_id: str | None) -> Any:
     """Events with their subject's external id; one subject's when `external_id` is given."""
     query = select(EVENTS, SUBJECTS.c.external_id.label("subject_external_id")).select_from(
@@ -246,7 +262,7 @@ class SqlConsentLedger:
         first = rows[0]
         subject_id = first["subject_id"]
         rows = [r for r in rows if r["key"] is not None]
-        purposes = [purpose_from_mapping(r) for r in rows]
+        purposes = [_cached_purpose(r) for r in rows]
         keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
         return (int(subject_id) if subject_id is not None else None), purposes, (keys or None)
 
