@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from tests.support.app import GraphQLClient, admin_token, agent_token, subject_token
@@ -147,3 +150,38 @@ async def test_a_malformed_query_is_a_400_not_a_500(gql: GraphQLClient) -> None:
     unknown = await gql.post("{ purposes { nope } }")
     assert unknown.status_code == 400
     assert "Cannot query field 'nope'" in unknown.json()["errors"][0]["message"]
+
+
+async def test_two_admins_publishing_at_once_get_two_versions_or_a_conflict(gql: GraphQLClient) -> None:
+    await create_purpose(gql)
+    # The first notice, then two more published at the same moment: both would be version 2.
+    await publish_notice(gql, ["marketing_email"])
+
+    async def publish() -> dict[str, Any]:
+        variables = {"input": notice_input(["marketing_email"])}
+        data = await gql(PUBLISH_NOTICE, variables, token=admin_token())
+        result: dict[str, Any] = data["publishPrivacyNotice"]
+        return result
+
+    results = await asyncio.gather(publish(), publish(), publish())
+    kinds = sorted(r["__typename"] for r in results)
+    assert set(kinds) <= {"PublishPrivacyNoticeSuccess", "ConflictError"}, results
+    published = sorted(
+        r["notice"]["version"] for r in results if r["__typename"] == "PublishPrivacyNoticeSuccess"
+    )
+    assert published == list(range(2, 2 + len(published)))
+    for result in results:
+        if result["__typename"] == "ConflictError":
+            assert "send it again" in result["message"]
+
+
+async def test_two_admins_creating_one_purpose_at_once_get_it_once_or_a_conflict(gql: GraphQLClient) -> None:
+    async def create() -> dict[str, Any]:
+        data = await gql(UPSERT_PURPOSE, {"input": purpose_input(key="raced")}, token=admin_token())
+        result: dict[str, Any] = data["upsertPurpose"]
+        return result
+
+    results = await asyncio.gather(create(), create(), create())
+    kinds = [r["__typename"] for r in results]
+    assert set(kinds) <= {"UpsertPurposeSuccess", "ConflictError"}, results
+    assert kinds.count("UpsertPurposeSuccess") >= 1

@@ -25,11 +25,14 @@ from dsr_gateway.db.repositories.webhooks import SqlWebhookRepository
 from dsr_gateway.domain.errors import Conflict
 
 # Failures of concurrency, not of the request: PostgreSQL chose this transaction as a deadlock's victim
-# (40P01) or could not serialise it (40001), or another transaction took this one's place in a subject's
-# hash chain (an import reads the heads of the subjects it extends without locking them, so a live write
-# in between wins). Nothing was saved; the same request sent again succeeds.
+# (40P01) or could not serialise it (40001), or another transaction took this one's place first: in a
+# subject's hash chain (an import reads the heads of the subjects it extends without locking them, so a
+# live write in between wins), as the next notice version (two admins publishing at once), or as a new
+# purpose's key (two admins creating it at once). Nothing was saved; the same request sent again succeeds
+# (or, for the purpose, is refused or applied as the update it now is).
 RETRYABLE_STATES = frozenset({"40P01", "40001"})
 CHAIN_INDEX = "uq_consent_event_chain"
+RACED_CONSTRAINTS = frozenset({CHAIN_INDEX, "pk_privacy_notice", "ix_purpose_key"})
 TRY_AGAIN = (
     "Another change to the same records was being saved at the same moment; nothing of this one was "
     "saved: send it again."
@@ -45,7 +48,7 @@ def concurrency_failure(exc: BaseException) -> bool:
             return False
         if getattr(seen, "sqlstate", None) in RETRYABLE_STATES:
             return True
-        if getattr(seen, "constraint_name", None) == CHAIN_INDEX:
+        if getattr(seen, "constraint_name", None) in RACED_CONSTRAINTS:
             return True
         seen = getattr(seen, "orig", None) or seen.__cause__
     return False
