@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from dsr_gateway.http.logging import JsonFormatter, redact_tokens
+from dsr_gateway.http.logging import JsonFormatter, redact_database_values, redact_tokens
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,29 @@ def test_the_json_formatter_redacts() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert "secret" not in line["message"]
     assert line["message"] == '"GET /exports/[redacted] HTTP/1.1"'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "DETAIL:  Key (external_id)=(cust-42) already exists.",
+            "DETAIL:  Key (external_id)=([redacted]) already exists.",
+        ),
+        (
+            "DETAIL:  Key (subject_id, sequence)=(7, 3) already exists.",
+            "DETAIL:  Key (subject_id, sequence)=([redacted]) already exists.",
+        ),
+        (
+            'DETAIL:  Key (lower(email::text))=(a(b)@x.org) is not present in table "subject".',
+            'DETAIL:  Key (lower(email::text))=([redacted]) is not present in table "subject".',
+        ),
+        (
+            "DETAIL:  Failing row contains (1, alice@example.com, null).",
+            "DETAIL:  Failing row contains ([redacted]).",
+        ),
+        ('duplicate key value violates unique constraint "ix_purpose_key"', None),
+    ],
+)
+def test_database_values_in_error_details_are_redacted(text: str, expected: str | None) -> None:
+    assert redact_database_values(text) == (expected if expected is not None else text)
