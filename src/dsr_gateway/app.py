@@ -48,7 +48,7 @@ from dsr_gateway.db.repositories.chain_sealing import (
 from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
 from dsr_gateway.db.repositories.operational import SqlOperationalQueries
 from dsr_gateway.db.repositories.reports import SqlReportQueries
-from dsr_gateway.db.uow import SqlUnitOfWork
+from dsr_gateway.db.uow import DriverUnitOfWork, SqlUnitOfWork
 from dsr_gateway.domain.fulfilment import RetryPolicy, SystemInfo
 from dsr_gateway.domain.receipts import Controller
 from dsr_gateway.domain.sla_rules import Jurisdiction
@@ -156,14 +156,15 @@ def build_consent_service(
     read_engine: AsyncEngine,
     effects: ConsentEffects | None = None,
     hot_reads: HotReadPool | None = None,
+    engine: AsyncEngine | None = None,
 ) -> ConsentService:
-    """The consent use cases; the webhook of every change goes in the change's transaction."""
-    return ConsentService(
-        uow,
-        utc_now,
-        SqlConsentReader(read_engine, hot_reads),
-        effects=effects or ConsentEffects(utc_now, None),
-    )
+    """The consent use cases; the webhook of every change goes in the change's transaction. On
+    PostgreSQL (given the write engine) the writes run on the driver alone (db/uow.py DriverUnitOfWork)."""
+    effects = effects or ConsentEffects(utc_now, None)
+    writes: Callable[[], SqlUnitOfWork] = uow
+    if engine is not None and engine.dialect.name == "postgresql":
+        writes = lambda: DriverUnitOfWork(engine)  # noqa: E731
+    return ConsentService(writes, utc_now, SqlConsentReader(read_engine, hot_reads), effects=effects)
 
 
 def build_consent_followups(
@@ -439,7 +440,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             await events.start()
         composer = build_composer(settings)
         receipts = ReceiptService(uow, signer, controller_from(settings), utc_now)
-        consent = build_consent_service(settings, uow, read_engine, hot_reads=hot_reads)
+        consent = build_consent_service(settings, uow, read_engine, hot_reads=hot_reads, engine=engine)
         followups = build_consent_followups(settings, uow, receipts, composer)
         request_services = build_request_services(settings, uow, events, planner)
         comms = build_comms_services(settings, uow, consent, composer, systems)

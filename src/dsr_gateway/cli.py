@@ -365,7 +365,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         planner = FulfilmentPlanner(systems_info(systems))
         services = build_request_services(settings, uow, events, planner)
         connectors = build_connectors_for(settings, systems, http_client, engine)
-        consent = build_consent_service(settings, uow, read_engine)
+        consent = build_consent_service(settings, uow, read_engine, engine=engine)
         followups = build_consent_followups(settings, uow)
         fulfilment = build_fulfilment(
             settings,

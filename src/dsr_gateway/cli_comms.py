@@ -61,7 +61,9 @@ def comms_extras(
         return SqlUnitOfWork(factory)
 
     composer = build_composer(settings)
-    consent = build_consent_service(settings, uow, engine, effects=ConsentEffects(utc_now, composer))
+    consent = build_consent_service(
+        settings, uow, engine, effects=ConsentEffects(utc_now, composer), engine=engine
+    )
     systems = load_systems(settings.systems_file) if settings.systems_file else SystemsConfig()
     comms = build_comms_services(settings, uow, consent, composer, systems)
     assert settings.encryption_key is not None

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import Dialect
@@ -115,9 +115,10 @@ class DriverStatement:
         """Run in the session's transaction; the rows it returns (none for plain DML)."""
         connection, driver = await _connection(session)
         if driver is None:
+            assert connection is not None
             result = await connection.execute(self._statement, dict(params))
             return cast(list[Row], list(result.mappings().all())) if result.returns_rows else []
-        compiled = self.compiled_for(connection.dialect, params)
+        compiled = self.compiled_for(_dialect(session, connection), params)
         records = await _guarded(connection, driver, driver.fetch(compiled.text, *compiled.arguments(params)))
         if not any(compiled.results):
             return records  # type: ignore[no-any-return]
@@ -136,12 +137,25 @@ class DriverStatement:
             # Inside a SAVEPOINT a queued write would outlive the savepoint's rollback: run it now.
             await self.run(session, params)
             return
-        compiled = self.compiled_for(connection.dialect, params)
+        compiled = self.compiled_for(_dialect(session, connection), params)
         pending: list[tuple[DriverStatement, _Compiled, list[Any]]] = session.info.setdefault(PENDING, [])
         if any(queued is self for queued, _, _ in pending):
             await flush_pending(session)
             pending = session.info.setdefault(PENDING, [])
         pending.append((self, compiled, compiled.arguments(params)))
+
+    async def run_many(self, session: AsyncSession, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run this DML once per parameter set (same keys), in one round trip on the driver."""
+        if not params:
+            return
+        connection, driver = await _connection(session)
+        if driver is None:
+            assert connection is not None
+            await connection.execute(self._statement, [dict(p) for p in params])
+            return
+        compiled = self.compiled_for(_dialect(session, connection), params[0])
+        arguments = [compiled.arguments(p) for p in params]
+        await _guarded(connection, driver, driver.executemany(compiled.text, arguments))
 
 
 async def flush_pending(session: AsyncSession) -> None:
@@ -154,7 +168,7 @@ async def flush_pending(session: AsyncSession) -> None:
     await _guarded(connection, driver, driver.execute(text, *[v for _, _, values in pending for v in values]))
 
 
-async def _guarded(connection: AsyncConnection, driver: Any, operation: Awaitable[T]) -> T:
+async def _guarded(connection: AsyncConnection | None, driver: Any, operation: Awaitable[T]) -> T:
     """Run a driver operation; if it finds the connection dead, do what SQLAlchemy does on a disconnect
     it sees itself: discard this connection and every other one pooled before it (a restarted or failed
     over server has closed them all), so the next transaction gets a fresh connection. Without a pre-ping
@@ -162,7 +176,8 @@ async def _guarded(connection: AsyncConnection, driver: Any, operation: Awaitabl
     try:
         return await operation
     except Exception:  # asyncpg's own, or the adapter's translation of it (BEGIN)
-        if driver.is_closed():
+        # (A driver-only unit of work, db/uow.py, holds no SQLAlchemy connection: it does this itself.)
+        if driver.is_closed() and connection is not None:
             logger.warning("the database closed a write connection; discarding the pooled connections")
             await connection.invalidate()
             await connection.engine.dispose(close=False)
@@ -214,7 +229,26 @@ async def driver_connection(connection: AsyncConnection) -> Any:
     return driver
 
 
-async def _connection(session: AsyncSession) -> tuple[AsyncConnection, Any]:
+def bind_driver(session: AsyncSession, driver: Any) -> None:
+    """Make `driver` (an asyncpg connection inside the caller's transaction) the session's connection for
+    every driver statement, with no SQLAlchemy connection beside it (DriverUnitOfWork, db/uow.py)."""
+    session.info[_DRIVER] = (None, None, driver)
+
+
+def driver_only(session: AsyncSession) -> bool:
+    """Whether the session's unit of work runs on the driver alone (`bind_driver`)."""
+    cached = session.info.get(_DRIVER)
+    return cached is not None and cached[1] is None
+
+
+def _dialect(session: AsyncSession, connection: AsyncConnection | None) -> Dialect:
+    if connection is not None:
+        return connection.dialect
+    assert session.bind is not None
+    return session.bind.dialect
+
+
+async def _connection(session: AsyncSession) -> tuple[AsyncConnection | None, Any]:
     """The session's connection and, on PostgreSQL, its asyncpg connection inside the transaction.
 
     Kept for the session's current transaction (asking the session for its connection costs a greenlet

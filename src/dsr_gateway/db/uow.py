@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from functools import cached_property
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.util import greenlet_spawn
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dsr_gateway.db.driver import flush_pending, forget_pending
+from dsr_gateway.db.driver import bind_driver, flush_pending, forget_pending
 from dsr_gateway.db.repositories.api_keys import SqlApiKeyRepository
 from dsr_gateway.db.repositories.catalogue import SqlNoticeRepository, SqlPurposeRepository
 from dsr_gateway.db.repositories.comms import SqlCommsRepository
@@ -23,6 +27,8 @@ from dsr_gateway.db.repositories.requests import SqlPrivacyRequestRepository
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
 from dsr_gateway.db.repositories.webhooks import SqlWebhookRepository
 from dsr_gateway.domain.errors import Conflict
+
+logger = logging.getLogger("dsr_gateway.db")
 
 # Failures of concurrency, not of the request: PostgreSQL chose this transaction as a deadlock's victim
 # (40P01) or could not serialise it (40001), or another transaction took this one's place first: in a
@@ -56,34 +62,71 @@ def concurrency_failure(exc: BaseException) -> bool:
 
 class SqlUnitOfWork:
     session: AsyncSession
-    purposes: SqlPurposeRepository
-    notices: SqlNoticeRepository
-    api_keys: SqlApiKeyRepository
-    subjects: SqlSubjectRepository
-    consent_receipts: SqlConsentReceiptRepository
-    webhooks: SqlWebhookRepository
-    exports: SqlExportPackageRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
 
     async def __aenter__(self) -> Self:
         self.session = self._session_factory()
-        self.purposes = SqlPurposeRepository(self.session)
-        self.notices = SqlNoticeRepository(self.session)
-        self.api_keys = SqlApiKeyRepository(self.session)
-        self.subjects = SqlSubjectRepository(self.session)
-        self.consent_receipts = SqlConsentReceiptRepository(self.session)
-        self.webhooks = SqlWebhookRepository(self.session)
-        self.exports = SqlExportPackageRepository(self.session)
-        self.consents = SqlConsentLedger(self.session)
-        self.consent_import = SqlConsentImport(self.session, self.consents)
-        self.requests = SqlPrivacyRequestRepository(self.session)
-        self.identities = SqlIdentityRepository(self.session)
-        self.outbox = SqlOutboxRepository(self.session)
-        self.fulfilment = SqlFulfilmentStepRepository(self.session)
-        self.comms = SqlCommsRepository(self.session)
         return self
+
+    # Repositories are made on first use: a unit of work uses two or three of its fifteen (making them all
+    # cost ~4% of a consent write's CPU).
+    @cached_property
+    def purposes(self) -> SqlPurposeRepository:
+        return SqlPurposeRepository(self.session)
+
+    @cached_property
+    def notices(self) -> SqlNoticeRepository:
+        return SqlNoticeRepository(self.session)
+
+    @cached_property
+    def api_keys(self) -> SqlApiKeyRepository:
+        return SqlApiKeyRepository(self.session)
+
+    @cached_property
+    def subjects(self) -> SqlSubjectRepository:
+        return SqlSubjectRepository(self.session)
+
+    @cached_property
+    def consent_receipts(self) -> SqlConsentReceiptRepository:
+        return SqlConsentReceiptRepository(self.session)
+
+    @cached_property
+    def webhooks(self) -> SqlWebhookRepository:
+        return SqlWebhookRepository(self.session)
+
+    @cached_property
+    def exports(self) -> SqlExportPackageRepository:
+        return SqlExportPackageRepository(self.session)
+
+    @cached_property
+    def consents(self) -> SqlConsentLedger:
+        return SqlConsentLedger(self.session)
+
+    @cached_property
+    def consent_import(self) -> SqlConsentImport:
+        return SqlConsentImport(self.session, self.consents)
+
+    @cached_property
+    def requests(self) -> SqlPrivacyRequestRepository:
+        return SqlPrivacyRequestRepository(self.session)
+
+    @cached_property
+    def identities(self) -> SqlIdentityRepository:
+        return SqlIdentityRepository(self.session)
+
+    @cached_property
+    def outbox(self) -> SqlOutboxRepository:
+        return SqlOutboxRepository(self.session)
+
+    @cached_property
+    def fulfilment(self) -> SqlFulfilmentStepRepository:
+        return SqlFulfilmentStepRepository(self.session)
+
+    @cached_property
+    def comms(self) -> SqlCommsRepository:
+        return SqlCommsRepository(self.session)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -105,3 +148,87 @@ class SqlUnitOfWork:
     async def rollback(self) -> None:
         forget_pending(self.session)
         await self.session.rollback()
+
+
+class _DriverOnlySession(Session):
+    """The session of a DriverUnitOfWork: a holder for the repositories that never connects (a statement
+    through it would run on another connection, outside the unit of work's transaction)."""
+
+    def _connection_for_bind(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("this unit of work runs its statements on the driver only (db/driver.py)")
+
+
+class DriverUnitOfWork(SqlUnitOfWork):
+    """PostgreSQL: a unit of work on one pooled connection's asyncpg driver alone, for the consent write
+    path, every statement of which is a DriverStatement (db/driver.py).
+
+    It takes the connection from the engine's pool without a Session or a Connection around it and begins,
+    commits or rolls back through SQLAlchemy's asyncpg adapter (so the pool sees a connection in its usual
+    state): about 0.7 ms less client CPU per transaction than a Session (measured with three statements:
+    ~1.1-1.3 ms against ~0.4). A repository method that would go through the session raises instead.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def __aenter__(self) -> Self:
+        raw = await self._engine.raw_connection()
+        # SQLAlchemy's asyncpg adapter (its transaction methods are what its own commit/rollback await).
+        adapter: Any = raw.dbapi_connection
+        try:
+            await adapter._start_transaction()  # BEGIN
+        except BaseException:
+            await self._discard(raw, every=adapter.driver_connection.is_closed())
+            raise
+        self._raw: Any = raw
+        self._adapter: Any = adapter
+        self._driver = adapter.driver_connection
+        self.session = AsyncSession(bind=self._engine, sync_session_class=_DriverOnlySession)
+        bind_driver(self.session, self._driver)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # As SqlUnitOfWork: whatever was not committed explicitly is rolled back.
+        forget_pending(self.session)
+        broken = self._driver.is_closed()
+        try:
+            if self._adapter._transaction is not None and not broken:
+                await self._adapter._call_and_discard(self._adapter._transaction.rollback)
+        except Exception:
+            broken = True  # a connection that cannot roll back does not go back to the pool
+            if exc is None:
+                raise
+            logger.warning("rolling back a failed write failed too; the connection is discarded")
+        finally:
+            await self.session.close()
+            if broken or self._driver.is_closed():
+                await self._discard(self._raw, every=self._driver.is_closed())
+            else:
+                await greenlet_spawn(self._raw.close)  # back to the pool
+        if exc is not None and concurrency_failure(exc):
+            raise Conflict(TRY_AGAIN) from exc
+
+    async def _discard(self, raw: Any, *, every: bool) -> None:
+        """Close this connection instead of pooling it; when the server closed it (a restart, a failover
+        closes them all), also every connection pooled before it, as SQLAlchemy does on a disconnect it
+        sees itself (they are closed when next checked out)."""
+        if every:
+            logger.warning("the database closed a write connection; discarding the pooled connections")
+            await greenlet_spawn(self._engine.sync_engine.pool._invalidate, raw)  # raw included
+        elif raw.is_valid:
+            await greenlet_spawn(raw.invalidate)
+
+    async def commit(self) -> None:
+        await flush_pending(self.session)
+        transaction = self._adapter._transaction
+        if transaction is not None:
+            await self._adapter._call_and_discard(transaction.commit)
+
+    async def rollback(self) -> None:
+        forget_pending(self.session)
+        transaction = self._adapter._transaction
+        if transaction is not None:
+            await self._adapter._call_and_discard(transaction.rollback)
+        await self._adapter._start_transaction()  # what follows is a transaction of its own

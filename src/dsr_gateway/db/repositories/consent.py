@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dsr_gateway.db.driver import DriverStatement, flush_pending
+from dsr_gateway.db.driver import DriverStatement, driver_only, flush_pending
 from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
 from dsr_gateway.db.repositories.consent_rows import (
@@ -144,6 +144,14 @@ D_STATES_HEAD_AND_ID_PG = DriverStatement(_states_and_head(reserve_id=True))
 D_INSERT_EVENT_PG = DriverStatement(INSERT_EVENTS_PG)
 D_INSERT_EVENT_WITH_ID_PG = DriverStatement(EVENTS.insert().values(tx_order=PG_TX_ORDER))
 D_UPSERT_STATE_PG = DriverStatement(UPSERT_STATES_PG)
+D_CREATE_SUBJECT_PG = DriverStatement(
+    pg_insert(SUBJECTS).on_conflict_do_nothing(index_elements=["external_id"])
+)
+D_EVENTS_FOR_KEY = DriverStatement(
+    select(EVENTS)
+    .where(EVENTS.c.subject_id == bindparam("subject_id"), EVENTS.c.idempotency_key == bindparam("key"))
+    .order_by(EVENTS.c.id)
+)
 
 
 # Purposes as the write path last read them, by (key, version, last material change): every update of a
@@ -195,6 +203,8 @@ class SqlConsentLedger:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+        # A DriverUnitOfWork (db/uow.py): every statement on the driver, one row at a time.
+        self._driver_only = driver_only(session)
         # Chain heads read with a locked subject's states, used by the next `append` of that subject.
         self._heads: dict[int, ChainHead | None] = {}
         # An event id taken with a locked subject's states (PostgreSQL): that subject's next single-event
@@ -203,7 +213,7 @@ class SqlConsentLedger:
         self._temp_ready = False  # the bulk projection's temporary table exists in this transaction
 
     def _bulk(self, rows: int) -> bool:
-        return self._postgres and rows >= consent_bulk.BULK_MIN_ROWS
+        return self._postgres and rows >= consent_bulk.BULK_MIN_ROWS and not self._driver_only
 
     async def _connection(self) -> AsyncConnection:
         # A deferred projection row (`save_states`) is written before the ledger's tables are touched again.
@@ -227,7 +237,10 @@ class SqlConsentLedger:
         params = {"external_id": external_id}
         rows = await self._fetch(D_LOCK_SUBJECT, params)
         if not rows:
-            await self.ensure_subjects([external_id], now)
+            if self._driver_only:
+                await D_CREATE_SUBJECT_PG.run(self._session, {"external_id": external_id, "created_at": now})
+            else:
+                await self.ensure_subjects([external_id], now)
             rows = await self._fetch(D_LOCK_SUBJECT, params)
         return int(rows[0]["id"])
 
@@ -284,12 +297,8 @@ class SqlConsentLedger:
         return keys or None  # a published notice states at least one purpose
 
     async def events_for_key(self, subject_id: int, idempotency_key: str) -> list[ConsentEvent]:
-        rows = await self._run(
-            select(EVENTS)
-            .where(EVENTS.c.subject_id == subject_id, EVENTS.c.idempotency_key == idempotency_key)
-            .order_by(EVENTS.c.id)
-        )
-        return [event_from_row(r._mapping) for r in rows]
+        rows = await self._fetch(D_EVENTS_FOR_KEY, {"subject_id": subject_id, "key": idempotency_key})
+        return [event_from_row(r) for r in rows]
 
     async def states(
         self, subject_ids: Collection[int], purposes: Collection[str] | None = None
@@ -348,6 +357,13 @@ class SqlConsentLedger:
             await D_INSERT_EVENT_WITH_ID_PG.later(self._session, {"id": event_id, **row})
             return [recorded(event_id, subject_id, event)]
         saved: list[ConsentEvent] = []
+        if self._driver_only:  # a few events of one subject (a withdrawal of several scopes): one by one
+            known = {s: self._heads.pop(s) for s, _ in events if s in self._heads}
+            values = await CONSENT_SEALER.seal_all(self._run, [event_values(s, e) for s, e in events], known)
+            for (subject_id, event), row in zip(events, values, strict=True):
+                rows = await self._fetch(D_INSERT_EVENT_PG, row)
+                saved.append(recorded(rows[0]["id"], subject_id, event))
+            return saved
         statement = INSERT_EVENTS_PG if self._postgres else INSERT_EVENTS
         for start in range(0, len(events), CHUNK):
             chunk = events[start : start + CHUNK]
@@ -369,6 +385,10 @@ class SqlConsentLedger:
             return
         if self._postgres and len(values) == 1:  # one scope changed: written with the commit's other rows
             await D_UPSERT_STATE_PG.later(self._session, values[0])
+            return
+        if self._driver_only:
+            await flush_pending(self._session)
+            await D_UPSERT_STATE_PG.run_many(self._session, values)
             return
         statement = UPSERT_STATES_PG if self._postgres else UPSERT_STATES_SQLITE
         for start in range(0, len(values), CHUNK):

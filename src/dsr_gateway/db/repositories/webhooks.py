@@ -6,12 +6,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from sqlalchemy import event, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dsr_gateway.db.driver import DriverStatement
 from dsr_gateway.db.repositories.process_caches import (
     cached_subscriptions,
     caches_for,
@@ -29,6 +31,12 @@ from dsr_gateway.domain.webhooks import (
 
 ERROR_MAX = 500
 CACHED_EVENTS = frozenset({WebhookEventType.CONSENT_CHANGED})
+SUBSCRIPTIONS = WebhookSubscriptionRow.__table__  # type: ignore[attr-defined]
+DELIVERIES = WebhookDeliveryRow.__table__  # type: ignore[attr-defined]
+ACTIVE_SUBSCRIPTIONS = DriverStatement(
+    select(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.active.is_(True)).order_by(SUBSCRIPTIONS.c.id)
+)
+INSERT_DELIVERY = DriverStatement(DELIVERIES.insert().returning(DELIVERIES.c.id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +127,9 @@ class SqlWebhookRepository:
         return _subscription(row) if row else None
 
     async def active_subscriptions(self) -> Sequence[WebhookSubscription]:
-        rows = await self._session.exec(
-            select(WebhookSubscriptionRow)
-            .where(col(WebhookSubscriptionRow.active).is_(True))
-            .order_by(col(WebhookSubscriptionRow.id))
-        )
-        return [_subscription(r) for r in rows]
+        # On the driver: the consent write path (db/uow.py DriverUnitOfWork) reads them on a cache miss.
+        rows = await ACTIVE_SUBSCRIPTIONS.run(self._session, {})
+        return [_subscription(cast(WebhookSubscriptionRow, SimpleNamespace(**r))) for r in rows]
 
     async def _active_for_enqueue(self) -> Sequence[WebhookSubscription]:
         """Active subscriptions through the short in-process cache (process_caches.py: staleness bound)."""
@@ -193,9 +198,11 @@ class SqlWebhookRepository:
             )
             for s in wanted
         ]
-        self._session.add_all(rows)
-        await self._session.flush()
-        return [r.id for r in rows if r.id is not None]
+        ids: list[int] = []
+        for row in rows:  # subscriptions are few; on the driver, as the rest of a consent write
+            values = row.model_dump(exclude={"id"})
+            ids.extend(int(r["id"]) for r in await INSERT_DELIVERY.run(self._session, values))
+        return ids
 
     async def get_delivery(self, delivery_id: int) -> WebhookDelivery | None:
         row = await self._session.get(WebhookDeliveryRow, delivery_id)
