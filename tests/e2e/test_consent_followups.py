@@ -9,6 +9,9 @@ import base64
 import json
 from typing import Any
 
+import pytest
+from sqlalchemy import text
+
 from dsr_gateway.app import build_composer, controller_from, signer_from, utc_now
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.uow import SqlUnitOfWork
@@ -115,3 +118,58 @@ async def test_followers_running_at_once_issue_each_receipt_once(
     assert sum(r.events for r in runs) == 12
     for n in range(12):
         assert len(await receipts_of(gql, f"c-{n}")) == 1
+
+
+class BrokenAnnouncements(ConsentEffects):
+    """A message that cannot be rendered (say, a broken template override)."""
+
+    async def announce(self, *args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("template error")
+
+
+async def test_messages_that_fail_do_not_hold_back_the_receipts(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    await seed_catalogue(gql)
+    api = client_token("consent:write consent:read")
+    await set_consents(gql, choice(), token=api, subjectId="b-1", method="API")
+    settings = make_settings(database_url)
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(factory)
+
+    receipts = ConsentReceipts(
+        ReceiptService(uow, signer_from(settings), controller_from(settings), utc_now),
+        settings.receipt_jurisdiction,
+    )
+    try:
+        broken = ConsentFollowUps(uow, utc_now, receipts, BrokenAnnouncements(utc_now, None))
+        with pytest.raises(RuntimeError, match="template error"):
+            await broken.run_until_idle()
+        assert len(await receipts_of(gql, "b-1")) == 1  # the receipt went ahead
+        assert await permission_messages(gql) == []
+        # Once messages can be made again, they catch up from where they stopped; no second receipt.
+        run = await follow_up(database_url)
+        assert (run.receipts, run.messages) == (0, 1)
+    finally:
+        await engine.dispose()
+    assert len(await receipts_of(gql, "b-1")) == 1
+
+
+async def test_a_follower_without_a_position_starts_at_the_end_of_the_ledger(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    await seed_catalogue(gql)
+    await set_consents(gql, choice(), token=subject_token("s-1"))
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as connection:  # say, a row deleted by hand
+            await connection.execute(text("DELETE FROM consent_followup WHERE name = 'receipts'"))
+    finally:
+        await engine.dispose()
+    assert (await follow_up(database_url)).receipts == 0  # not a receipt for every change ever made
+    await set_consents(gql, choice(), token=subject_token("s-2"))
+    assert (await follow_up(database_url)).receipts == 1
+    assert len(await receipts_of(gql, "s-2")) == 1

@@ -14,11 +14,14 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Integer,
+    String,
     and_,
     bindparam,
+    func,
     literal_column,
     select,
     text,
+    true,
     tuple_,
     update,
 )
@@ -41,9 +44,10 @@ from dsr_gateway.db.repositories.consent_rows import (
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PurposeRow
 from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentFollowUpRow, ConsentStateRow
 from dsr_gateway.db.tables.subjects import SubjectRow
+from dsr_gateway.db.types import UtcDateTime
 from dsr_gateway.domain.audit_chain import ChainHead
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
-from dsr_gateway.domain.consent_feed import START, FeedPosition
+from dsr_gateway.domain.consent_feed import FeedPosition
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.services.ports import LedgerEntry
 
@@ -403,7 +407,8 @@ class SqlConsentLedger:
 
     async def followup_position(self, name: str, now: datetime) -> FeedPosition:
         """Where the feed's follower `name` got to, its row locked until commit: one follower at a time
-        (SQLite's writers are serialised anyway). A follower never seen before starts at the beginning."""
+        (SQLite's writers are serialised anyway). A follower the migrations did not start begins at the
+        end of the ledger as it is now: it must not, say, issue a receipt for every change ever recorded."""
         query = (
             select(FOLLOWUPS.c.tx_order, FOLLOWUPS.c.event_id)
             .where(FOLLOWUPS.c.name == name)
@@ -412,8 +417,14 @@ class SqlConsentLedger:
         row = (await self._run(query)).first()
         if row is None:
             insert = pg_insert if self._postgres else sqlite_insert
-            values = {"name": name, "tx_order": START.tx_order, "event_id": START.event_id, "updated_at": now}
-            await self._run(insert(FOLLOWUPS).values(values).on_conflict_do_nothing(index_elements=["name"]))
+            end = select(
+                bindparam("name", name, type_=String),
+                func.coalesce(func.max(EVENTS.c.tx_order), 0),
+                func.coalesce(func.max(EVENTS.c.id), 0),
+                bindparam("now", now, type_=UtcDateTime),
+            ).where(true())  # SQLite parses INSERT ... SELECT ... ON CONFLICT only with a WHERE
+            statement = insert(FOLLOWUPS).from_select(["name", "tx_order", "event_id", "updated_at"], end)
+            await self._run(statement.on_conflict_do_nothing(index_elements=["name"]))
             row = (await self._run(query)).one()
         return FeedPosition(int(row.tx_order), int(row.event_id))
 

@@ -31,10 +31,12 @@ def upgrade() -> None:
         sa.Column("updated_at", dsr_gateway.db.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_consent_followup")),
     )
+    # One position per follower (services/consent_followups.py): receipts, and messages.
     op.execute(
         "INSERT INTO consent_followup (name, tx_order, event_id, updated_at) "
-        "SELECT 'receipts-and-messages', COALESCE(MAX(tx_order), 0), COALESCE(MAX(id), 0), "
-        "CURRENT_TIMESTAMP FROM consent_event"
+        "SELECT f.name, COALESCE(MAX(e.tx_order), 0), COALESCE(MAX(e.id), 0), CURRENT_TIMESTAMP "
+        "FROM (SELECT 'receipts' AS name UNION ALL SELECT 'messages') AS f "
+        "LEFT JOIN consent_event AS e ON true GROUP BY f.name"
     )
 
 
