@@ -377,7 +377,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
             consent,
         )["fulfilment"]
         mailer = build_mailer(settings)
-        metrics = _worker_metrics(settings)
+        metrics = _worker_metrics(settings, serve=not once)
         comms, send_webhooks = comms_extras(settings, engine, factory, http_client)
         if once:
             result = await services["sla_sweep"].sweep()
@@ -430,15 +430,17 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
     return 0
 
 
-def _worker_metrics(settings: Settings) -> WorkerMetrics:
-    """The worker's counters; served on DSR_WORKER_METRICS_PORT when set (the app serves its own)."""
+def _worker_metrics(settings: Settings, *, serve: bool) -> WorkerMetrics:
+    """The worker's counters; a running worker serves them on DSR_WORKER_METRICS_PORT when set (the app
+    serves its own). A one-pass `sweep` or `worker --once` does not: a cron job beside a running worker
+    would find the port taken."""
     from prometheus_client import CollectorRegistry, start_http_server
 
     from dsr_gateway.worker.metrics import WorkerMetrics
 
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
-    if settings.worker_metrics_port:
+    if serve and settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, registry=registry)
     return metrics
 

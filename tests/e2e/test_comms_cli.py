@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,15 @@ async def test_campaign_and_sweep_commands(
         ]  # fmt: skip
         assert reminder["recipient"] == "k***@e***.com"
         assert "http://testserver/reconfirm/" in reminder["body"]
+
+
+async def test_a_sweep_beside_a_running_worker_leaves_its_metrics_port_alone(
+    operator_env: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as worker_port:  # the running worker's /metrics
+        worker_port.bind(("127.0.0.1", 0))
+        worker_port.listen()
+        monkeypatch.setenv("DSR_WORKER_METRICS_PORT", str(worker_port.getsockname()[1]))
+        code, out = await dsr(capsys, "sweep")
+    assert code == 0, out
+    assert "Consent follow-ups:" in out
