@@ -34,6 +34,7 @@ from dsr_gateway.db.driver import DriverStatement, driver_only, flush_pending
 from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
 from dsr_gateway.db.repositories.consent_rows import (
+    cached_purpose,
     event_from_row,
     event_values,
     purpose_from_mapping,
@@ -41,6 +42,7 @@ from dsr_gateway.db.repositories.consent_rows import (
     recorded,
     state_values,
 )
+from dsr_gateway.db.repositories.process_caches import caches_for
 from dsr_gateway.db.tables.catalogue import NoticePurposeRow, PurposeRow
 from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentFollowUpRow, ConsentStateRow
 from dsr_gateway.db.tables.subjects import SubjectRow
@@ -158,22 +160,6 @@ D_EVENTS_FOR_KEY = DriverStatement(
 )
 
 
-# Purposes as the write path last read them, by (key, version, last material change): every update of a
-# purpose bumps `version` and a material notice change sets `last_material_version`, so a row with the
-# same three is the same purpose (the same rule as the consent check's cache, consent_reads.py).
-_PURPOSES: dict[tuple[Any, ...], Purpose] = {}
-
-
-def _cached_purpose(row: Mapping[str, Any]) -> Purpose:
-    key = (row["key"], row["version"], row["last_material_version"])
-    purpose = _PURPOSES.get(key)
-    if purpose is None:
-        if len(_PURPOSES) >= 1024:
-            _PURPOSES.clear()
-        purpose = _PURPOSES[key] = purpose_from_mapping(row)
-    return purpose
-
-
 def ledger_events(external_id: str | None) -> Any:
     """Events with their subject's external id; one subject's when `external_id` is given."""
     query = select(EVENTS, SUBJECTS.c.external_id.label("subject_external_id")).select_from(
@@ -241,7 +227,7 @@ class SqlConsentLedger:
         params = {"external_id": external_id}
         rows = await self._fetch(D_LOCK_SUBJECT, params)
         if not rows:
-            if self._driver_only:
+            if self._postgres:  # one row, on the driver (the only way in a DriverUnitOfWork)
                 await D_CREATE_SUBJECT_PG.run(self._session, {"external_id": external_id, "created_at": now})
             else:
                 await self.ensure_subjects([external_id], now)
@@ -279,7 +265,8 @@ class SqlConsentLedger:
         first = rows[0]
         subject_id = first["subject_id"]
         rows = [r for r in rows if r["key"] is not None]
-        purposes = [_cached_purpose(r) for r in rows]
+        cache = caches.purposes if (caches := caches_for(self._session.bind)) else None
+        purposes = [cached_purpose(cache, r) for r in rows]
         keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
         return (int(subject_id) if subject_id is not None else None), purposes, (keys or None)
 

@@ -7,8 +7,7 @@ No ORM session and no explicit transaction: a consent check is exactly one state
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
-from types import SimpleNamespace
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -27,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dsr_gateway.db.driver import DriverStatement
 from dsr_gateway.db.hot_reads import HotReadPool
-from dsr_gateway.db.repositories.catalogue import purpose_from_row
 from dsr_gateway.db.repositories.consent import (
     EVENTS,
     STATES,
@@ -36,7 +34,7 @@ from dsr_gateway.db.repositories.consent import (
     ledger_entries,
     ledger_events,
 )
-from dsr_gateway.db.repositories.consent_rows import record_from_row
+from dsr_gateway.db.repositories.consent_rows import cached_purpose, purpose_from_mapping, record_from_row
 from dsr_gateway.db.tables.catalogue import PurposeRow
 from dsr_gateway.domain.consent import ANY, ConsentMethod, ConsentRecord, ConsentStatus, Scope
 from dsr_gateway.domain.consent_feed import FeedPosition
@@ -48,9 +46,6 @@ PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "
 PURPOSE_NAMES = [c.name for c in PURPOSE_COLUMNS]
 # Small checks are coalesced (see `_coalesced`); a large batch is already one statement of its own.
 COALESCE_MAX_IDS = 100
-KEY_AT, VERSION_AT, MATERIAL_AT = (
-    PURPOSE_NAMES.index(n) for n in ("key", "version", "last_material_version")
-)
 STATE_COLUMNS = [STATES.c[n] for n in ("topic", "channel", "status", "method", "notice_version")] + [
     STATES.c[n] for n in ("given_at", "updated_at", "last_event_id")
 ]
@@ -75,8 +70,8 @@ class SqlConsentReader:
     def __init__(self, engine: AsyncEngine, hot: HotReadPool | None = None) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._purposes: dict[tuple[Any, ...], Purpose] = {}  # this reader's engine's (cached_purpose)
         self._check = self._check_statement()
-        self._purposes: dict[tuple[Any, ...], Purpose] = {}
         self._gathering: dict[tuple[str, str, str], tuple[list[str], asyncio.Future[Any]]] = {}
         self._dispatching: set[asyncio.Task[None]] = set()
         # The owner of `hot` (the app) closes it; without one every read goes through SQLAlchemy.
@@ -215,20 +210,13 @@ class SqlConsentReader:
         return None if found is None else ConsentCheckRows(found, records)
 
     def _purpose_of(self, row: Any, width: int) -> Purpose:
-        """The check's purpose, built once per (key, version, last material change): every purpose
-        update bumps `version`, a material notice change sets `last_material_version`."""
-        key = (row[KEY_AT], row[VERSION_AT], row[MATERIAL_AT])
-        purpose = self._purposes.get(key)
-        if purpose is None:
-            if len(self._purposes) >= 1024:
-                self._purposes.clear()
-            purpose = self._purposes[key] = _purpose(dict(zip(PURPOSE_NAMES, row[:width], strict=True)))
-        return purpose
+        """The check's purpose (the leading columns of its row), parsed once per version."""
+        return cached_purpose(self._purposes, dict(zip(PURPOSE_NAMES, row[:width], strict=True)))
 
     async def purposes(self) -> list[Purpose]:
         async with self._engine.connect() as connection:
             rows = await connection.execute(select(*PURPOSE_COLUMNS).order_by(PURPOSES.c.key))
-            return [_purpose(r._mapping) for r in rows]
+            return [purpose_from_mapping(cast(Mapping[str, Any], r._mapping)) for r in rows]
 
     async def states(self, external_ids: Collection[str]) -> dict[str, list[ConsentRecord]]:
         query = (
@@ -256,10 +244,3 @@ class SqlConsentReader:
     async def _entries(self, query: Any) -> list[LedgerEntry]:
         async with self._engine.connect() as connection:
             return ledger_entries(await connection.execute(query))
-
-
-def _purpose(row: Any) -> Purpose:
-    # The row mapping read as attributes: purpose_from_row only reads them (no ORM object is built).
-    return purpose_from_row(
-        cast(PurposeRow, SimpleNamespace(**{c.name: row[c.name] for c in PURPOSE_COLUMNS}))
-    )

@@ -34,6 +34,23 @@ def purpose_from_mapping(row: Mapping[str, Any]) -> Purpose:
     return purpose_from_row(cast(PurposeRow, SimpleNamespace(**{k: row[k] for k in PURPOSE_FIELDS})))
 
 
+PURPOSE_CACHE_SIZE = 1024
+
+
+def cached_purpose(cache: dict[tuple[Any, ...], Purpose] | None, row: Mapping[str, Any]) -> Purpose:
+    """`purpose_from_mapping`, once per (key, version, last material change) in `cache` (the engine's:
+    process_caches.py says why that identifies a purpose); None: no caching."""
+    if cache is None:
+        return purpose_from_mapping(row)
+    key = (row["key"], row["version"], row["last_material_version"])
+    purpose = cache.get(key)
+    if purpose is None:
+        if len(cache) >= PURPOSE_CACHE_SIZE:
+            cache.clear()
+        purpose = cache[key] = purpose_from_mapping(row)
+    return purpose
+
+
 def event_values(subject_id: int, event: NewConsentEvent) -> dict[str, Any]:
     return {
         "subject_id": subject_id,

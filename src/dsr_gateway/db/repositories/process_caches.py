@@ -10,6 +10,9 @@ entries) and holds only what is safe to keep:
   which the sender gives up like any delivery of an inactive subscription).
 - **Published notices by version**: a notice version is never updated once published (the repository has
   no such method), so a version found committed is kept for the life of the process (bounded).
+- **Purposes by (key, version, last material change)** (consent_rows.cached_purpose): every update of a
+  purpose bumps `version` and a material notice change sets `last_material_version`, so a row with the
+  same three is the same purpose; only parsing is saved, the row is still read.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from dsr_gateway.domain.notices import PrivacyNotice
+from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.domain.webhooks import WebhookSubscription
 
 SUBSCRIPTIONS_TTL = 5.0
@@ -30,6 +34,7 @@ class EngineCaches:
     def __init__(self) -> None:
         self.subscriptions: tuple[float, Sequence[WebhookSubscription]] | None = None
         self.notices: dict[int, PrivacyNotice] = {}
+        self.purposes: dict[tuple[Any, ...], Purpose] = {}
 
 
 _CACHES: WeakKeyDictionary[Any, EngineCaches] = WeakKeyDictionary()
