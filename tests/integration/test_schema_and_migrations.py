@@ -6,11 +6,12 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from dsr_gateway.db.engine import make_engine
-from dsr_gateway.db.migrate import downgrade, upgrade
+from dsr_gateway.db.migrate import HEAD, alembic_config, downgrade, upgrade
 from dsr_gateway.db.tables import metadata
 from dsr_gateway.graphql.schema import build_schema
 
@@ -42,6 +43,26 @@ async def test_empty_database_upgraded_to_head_matches_the_models(database_url: 
         await downgrade(engine, "base")
         async with engine.connect() as connection:
             assert await connection.run_sync(_tables) == set()
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_differences) == []
+            assert await connection.run_sync(_tables) == {t.name for t in metadata.sorted_tables}
+    finally:
+        await engine.dispose()
+
+
+def test_head_names_the_newest_migration() -> None:
+    # `upgrade` skips Alembic when the database says HEAD: a new migration must move it.
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD
+
+
+async def test_a_database_one_migration_behind_is_upgraded(database_url: str) -> None:
+    engine = make_engine(database_url)
+    script = ScriptDirectory.from_config(alembic_config())
+    previous = script.get_revision(HEAD).down_revision
+    assert isinstance(previous, str)
+    try:
+        await downgrade(engine, previous)
         await upgrade(engine)
         async with engine.connect() as connection:
             assert await connection.run_sync(_differences) == []
