@@ -23,7 +23,7 @@ from dsr_gateway.domain.consent import (
     Origin,
     Scope,
 )
-from dsr_gateway.domain.consent_import import IMPORT_ACTOR, ImportRow
+from dsr_gateway.domain.consent_import import IMPORT_ACTOR, ImportRow, RowParser
 from dsr_gateway.domain.errors import Conflict
 from dsr_gateway.services.consent_import import ConsentImportService
 from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
@@ -270,3 +270,136 @@ async def test_a_live_write_waits_for_an_import_that_extends_the_same_chain_and_
     ]
     verified = (await gql(VERIFY, token=agent_token()))["auditVerification"]
     assert verified["ok"], verified
+
+
+def chunk_row(line: int, subject: str, purpose: str, action: str, minute: int) -> tuple[int, dict[str, Any]]:
+    when = (START + timedelta(minutes=minute)).isoformat()
+    values = (subject, purpose, action, when, "", "", "1", "old-crm")
+    return line, dict(zip(COLUMNS, values, strict=True))
+
+
+def pipelined_rows(size: int) -> list[tuple[int, dict[str, Any]]]:
+    """Three bulk chunks of `size` rows. span-a is in every chunk (chunk K+1 continues it from chunk K
+    before K is written); gap-b is in chunks 1 and 3 (chunk 3 reads it back from the database); live-c
+    extends a chain recorded before the import, in chunks 2 and 3; span-a's analytics scope is new in
+    chunk 2 and changed in chunk 3 (its projection row is inserted, then upserted)."""
+    chunks = [
+        [("span-a", "marketing_email", "GRANT", 0), ("gap-b", "marketing_email", "GRANT", 0)],
+        [
+            ("span-a", "marketing_email", "WITHDRAW", 1),
+            ("span-a", "analytics", "GRANT", 1),
+            ("live-c", "marketing_email", "WITHDRAW", 1),
+        ],
+        [
+            ("span-a", "marketing_email", "GRANT", 2),
+            ("span-a", "analytics", "WITHDRAW", 2),
+            ("gap-b", "marketing_email", "WITHDRAW", 2),
+            ("live-c", "marketing_email", "GRANT", 2),
+        ],
+    ]
+    out: list[tuple[int, dict[str, Any]]] = []
+    for number, named in enumerate(chunks, 1):
+        fillers = [(f"fill-{number}-{i}", "marketing_email", "GRANT", 0) for i in range(size - len(named))]
+        out += [chunk_row(len(out) + 2, *values) for values in named + fillers]
+    return out
+
+
+async def test_chunks_written_behind_the_next_continue_each_subjects_chain_and_projection(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    await seed_catalogue(gql)
+    await set_consents(gql, choice(), token=subject_token("live-c"))
+    size = BULK_MIN_ROWS + 10
+    engine, importer = service(database_url)
+    try:
+        report = await importer.run(pipelined_rows(size), chunk_rows=size)
+    finally:
+        await engine.dispose()
+    assert (report.imported, report.rejected) == (3 * size, [])
+
+    verified = (await gql(VERIFY, token=agent_token()))["auditVerification"]
+    assert verified["ok"], verified
+    assert verified["eventsChecked"] == 3 * size + 1
+    decisions = await check(gql, ["span-a", "gap-b", "fill-3-0"], READER)
+    assert [(d["allowed"], d["reason"]) for d in decisions] == [
+        (True, "GRANTED"),
+        (False, "WITHDRAWN"),
+        (True, "GRANTED"),
+    ]
+    [analytics] = await check(gql, ["span-a"], READER, purpose="analytics")
+    assert analytics["reason"] == "WITHDRAWN"
+    history = await gql(HISTORY, {"subjectId": "span-a"}, token=READER)
+    assert [e["node"]["action"] for e in history["consentEvents"]["edges"]] == [
+        "WITHDRAW",
+        "GRANT",
+        "GRANT",
+        "WITHDRAW",
+        "GRANT",
+    ]
+    # live-c: the agent's grant (now), then the imported history (older) continuing its chain.
+    history = await gql(HISTORY, {"subjectId": "live-c"}, token=READER)
+    assert len(history["consentEvents"]["edges"]) == 3
+
+
+class FailingFirstWrite:
+    """The first chunk's write fails while the next chunk is being sealed (the write runs behind)."""
+
+    def __init__(self, uow: Any) -> None:
+        self._uow = uow
+
+    async def __aenter__(self) -> Any:
+        uow = await self._uow.__aenter__()
+        importer = uow.consent_import
+
+        async def failing(*args: Any) -> None:
+            await asyncio.sleep(0)
+            raise ConnectionError("the database went away")
+
+        importer._write = failing
+        return uow
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._uow.__aexit__(*exc)
+
+
+async def test_a_chunk_write_failing_behind_the_next_chunk_fails_the_import_and_leaves_nothing(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("only the bulk path (PostgreSQL) writes a chunk behind the next")
+    await seed_catalogue(gql)
+    size = BULK_MIN_ROWS + 10
+    engine, importer = service(database_url, FailingFirstWrite)
+    try:
+        with pytest.raises(ConnectionError):
+            await importer.run(pipelined_rows(size), chunk_rows=size)
+    finally:
+        await engine.dispose()
+    assert (await gql(COUNT, token=READER))["consentEvents"]["edges"] == []
+    assert (await check(gql, ["span-a"], READER))[0]["reason"] == "NOT_GIVEN"
+
+
+async def test_an_import_counts_what_it_added_per_table(gql: GraphQLClient, database_url: str) -> None:
+    # What `outdated_statistics` decides from: rows added per ledger table, whichever path wrote them.
+    await seed_catalogue(gql)
+    await set_consents(gql, choice(), token=subject_token("live-c"))
+    size = BULK_MIN_ROWS + 10
+    engine = make_engine(database_url)
+    try:
+        async with SqlUnitOfWork(make_session_factory(engine)) as uow:
+            purposes = {p.key: p for p in await uow.purposes.list_all()}
+            notices = {1: await uow.consents.notice_purposes(1)}
+            parse = RowParser(purposes, notices.get, datetime.now(UTC))
+            rows = [parse(line, row) for line, row in pipelined_rows(size)]
+            for start in range(0, len(rows), size):
+                await uow.consent_import.record(rows[start : start + size], datetime.now(UTC))
+            await uow.commit()
+            growth = uow.consent_import.growth()
+    finally:
+        await engine.dispose()
+    assert growth["consent_event"].added == 3 * size
+    # Subjects: span-a, gap-b and the fillers (live-c existed). Projection rows: one per new scope (live-c's
+    # was there already).
+    assert growth["consent_state"].added == 2 + 3 * size - 9 + 1
+    if database_url.startswith("postgresql"):
+        assert growth["subject"].added == 2 + 3 * size - 9

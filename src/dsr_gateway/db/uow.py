@@ -133,6 +133,8 @@ class SqlUnitOfWork:
     ) -> None:
         # Whatever was not committed explicitly is rolled back: a use case never half-writes.
         forget_pending(self.session)
+        if "consent_import" in self.__dict__:  # an import chunk may still be being written
+            await self.consent_import.settle()
         try:
             await self.session.rollback()
         finally:
@@ -142,11 +144,15 @@ class SqlUnitOfWork:
             raise Conflict(TRY_AGAIN) from exc
 
     async def commit(self) -> None:
+        if "consent_import" in self.__dict__:  # import chunks still in memory or being written
+            await self.consent_import.flush()
         await flush_pending(self.session)  # deferred writes (db/driver.py) go with the commit
         await self.session.commit()
 
     async def rollback(self) -> None:
         forget_pending(self.session)
+        if "consent_import" in self.__dict__:
+            await self.consent_import.settle()
         await self.session.rollback()
 
 

@@ -276,6 +276,39 @@ class ImportFold:
                 replaced.append((key[0], record))
         return new, replaced
 
+    def records_of(self, subjects: Collection[int]) -> dict[int, list[ConsentRecord]]:
+        """Every record known for these subjects (stored or folded), as the next chunk starts from."""
+        records: dict[int, list[ConsentRecord]] = {s: [] for s in subjects}
+        for key, record in self._state.items():
+            found = records.get(key[0])
+            if found is not None:
+                found.append(record)
+        return records
+
+
+@dataclass(frozen=True, slots=True)
+class TableGrowth:
+    """Rows an import added to a table, beside the planner's row count before it (negative: never
+    counted)."""
+
+    added: int
+    planner_rows: float
+
+
+ANALYZE_AFTER_ROWS = 10_000
+
+
+def outdated_statistics(growth: Mapping[str, TableGrowth]) -> list[str]:
+    """The tables whose planner statistics an import outdates: it added at least ANALYZE_AFTER_ROWS rows
+    and at least as many as the planner counted (the table doubled, or was never counted, as after a first
+    import into an empty database, when plans for the consent check would be poor). Smaller growth the
+    planner scales from the table's size on disk, and autovacuum's own ANALYZE follows."""
+    return [
+        table
+        for table, grown in growth.items()
+        if grown.added >= ANALYZE_AFTER_ROWS and grown.added >= grown.planner_rows
+    ]
+
 
 def _key(subject_id: int, scope: Scope) -> tuple[int, str, str, str]:
     return (subject_id, scope.purpose, scope.topic, scope.channel)

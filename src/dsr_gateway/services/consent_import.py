@@ -1,8 +1,10 @@
 """Bulk import of consents from an earlier system: one transaction, rejected rows reported, IMPORT method.
 
 Valid rows are recorded in chunks (COPY on PostgreSQL, multi-row inserts elsewhere) inside ONE transaction,
-each chunk written while the next is checked: a fatal error anywhere (the database, a strict-mode
-rejection) rolls back the whole file, so nothing is half-imported.
+on PostgreSQL each chunk written while the next ones are sealed and checked: a fatal error anywhere (the
+database, a strict-mode rejection) rolls back the whole file, so nothing is half-imported. Afterwards the
+planner's statistics are refreshed for the tables the import outdated (domain rule
+`outdated_statistics`).
 """
 
 from __future__ import annotations
@@ -10,17 +12,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from itertools import islice
 
-from dsr_gateway.domain.consent_import import ImportRow, RowParser, RowRejected
+from dsr_gateway.domain.consent_import import ImportRow, RowParser, RowRejected, outdated_statistics
 from dsr_gateway.domain.errors import DomainError
 from dsr_gateway.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 CHUNK_ROWS = 5000
-ANALYZE_AFTER_ROWS = 10_000
-YIELD_EVERY_ROWS = 250  # rows checked between turns of the chunk being recorded
-Progress = Callable[[int, int], None]  # rows read, rows imported
+YIELD_EVERY_ROWS = 250  # rows checked between turns of the chunk being written
+Progress = Callable[[int, int], None]  # rows read, rows valid (recorded, or being written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +66,14 @@ class ConsentImportService:
             for version in await _notice_versions(uow):
                 notices[version] = await uow.consents.notice_purposes(version)
             parse = RowParser(purposes, notices.get, now)
-            writer = _ChunkWriter(uow, now, progress)
+            importer = uow.consent_import
             try:
                 for batch in _batches(iter(rows), chunk_rows):
                     valid: list[ImportRow] = []
                     for line, row in batch:
                         report.rows += 1
                         if report.rows % YIELD_EVERY_ROWS == 0:
-                            await writer.let_run()
+                            await asyncio.sleep(0)  # a chunk being written sends its next buffer
                         try:
                             valid.append(parse(line, row))
                         except RowRejected as exc:
@@ -85,63 +85,24 @@ class ConsentImportService:
                     subjects.update(r.external_id for r in valid)
                     report.imported += len(valid)
                     if not dry_run and valid:
-                        await writer.write(valid, report.rows, report.imported)
-                    elif progress:
+                        await importer.record(valid, now)
+                    if progress:
                         progress(report.rows, report.imported)
-                await writer.wait()
-            finally:
-                await writer.settle()
+                await importer.flush()
+            except BaseException:
+                await importer.settle()
+                raise
             report.subjects = len(subjects)
             if not dry_run:
                 await uow.commit()
-        if not dry_run and report.imported >= ANALYZE_AFTER_ROWS:
-            # Plans for the consent check are poor until the statistics know the imported rows.
-            async with self._uow() as uow:
-                await uow.consent_import.analyze()
-                await uow.commit()
+        if not dry_run:
+            outdated = outdated_statistics(importer.growth())
+            if outdated:
+                # Plans for the consent check are poor until the statistics know the imported rows.
+                async with self._uow() as uow:
+                    await uow.consent_import.analyze(outdated)
+                    await uow.commit()
         return report
-
-
-class _ChunkWriter:
-    """Records a chunk while the service checks the next one: PostgreSQL writes as Python parses.
-
-    One chunk at a time is in flight (the unit of work has one connection); `write` first waits for the
-    one before. Progress is reported once a chunk is recorded.
-    """
-
-    def __init__(self, uow: UnitOfWork, now: datetime, progress: Progress | None) -> None:
-        self._uow = uow
-        self._now = now
-        self._progress = progress
-        self._pending: asyncio.Task[None] | None = None
-
-    async def write(self, rows: list[ImportRow], read: int, imported: int) -> None:
-        await self.wait()
-        self._pending = asyncio.create_task(self._record(rows, read, imported))
-        await asyncio.sleep(0)  # let it send its first statement
-
-    async def _record(self, rows: list[ImportRow], read: int, imported: int) -> None:
-        await self._uow.consent_import.record(rows, self._now)
-        if self._progress:
-            self._progress(read, imported)
-
-    async def let_run(self) -> None:
-        """Give a chunk in flight its turn (it waits on the database most of the time)."""
-        if self._pending is not None:
-            await asyncio.sleep(0)
-
-    async def wait(self) -> None:
-        """Until the chunk in flight is recorded; its error, if any, is raised here."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await pending
-
-    async def settle(self) -> None:
-        """After a failure elsewhere: let the chunk in flight end (its own error no longer matters),
-        so the rollback finds the connection free."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await asyncio.gather(pending, return_exceptions=True)
 
 
 async def _notice_versions(uow: UnitOfWork) -> list[int]:

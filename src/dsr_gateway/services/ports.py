@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -10,7 +10,7 @@ from typing import Any, Protocol, Self
 
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.consent_feed import FeedPosition
-from dsr_gateway.domain.consent_import import ImportRow
+from dsr_gateway.domain.consent_import import ImportRow, TableGrowth
 from dsr_gateway.domain.notices import PrivacyNotice
 from dsr_gateway.domain.privacy_requests import (
     Challenge,
@@ -122,15 +122,24 @@ class ConsentLedger(Protocol):
     async def followup_position(self, name: str, now: datetime) -> FeedPosition: ...
     async def feed(self, first: int, after: FeedPosition) -> list[LedgerEntry]: ...
     async def move_followup(self, name: str, position: FeedPosition, now: datetime) -> None: ...
-    async def analyze(self) -> None: ...
+    async def analyze(self, tables: Sequence[str]) -> None: ...
 
 
 class ConsentImportWriter(Protocol):
     """Records a chunk of imported rows: subjects created on first use, each event continuing its
     subject's chain in row order, the projection folded from the stored records."""
 
-    async def record(self, rows: Sequence[ImportRow], now: datetime) -> None: ...
-    async def analyze(self) -> None: ...
+    async def record(self, rows: Sequence[ImportRow], now: datetime) -> None:
+        """May return before the chunk is written (it is written while the next is prepared)."""
+
+    async def flush(self) -> None:
+        """Every chunk recorded so far is written; a write's error is raised here or by `record`."""
+
+    async def settle(self) -> None:
+        """After a failure: let a write in flight end, so the transaction can roll back."""
+
+    def growth(self) -> Mapping[str, TableGrowth]: ...
+    async def analyze(self, tables: Sequence[str]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

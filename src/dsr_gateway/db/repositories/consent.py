@@ -426,7 +426,7 @@ class SqlConsentLedger:
             .values(tx_order=position.tx_order, event_id=position.event_id, updated_at=now)
         )
 
-    async def analyze(self) -> None:
-        """Refresh the planner's statistics of the ledger tables (after a bulk import)."""
-        for table in ("subject", "consent_event", "consent_state"):
+    async def analyze(self, tables: Sequence[str]) -> None:
+        """Refresh the planner's statistics of these ledger tables (after a bulk import)."""
+        for table in tables:
             await self._run(text(f"ANALYZE {table}"))

@@ -1,20 +1,26 @@
 """The importer's chunks: subjects, chained events and projection, in the caller's transaction.
 
-On PostgreSQL (chunks of BULK_MIN_ROWS rows or more) a chunk costs a few statements and two COPYs:
-- subjects: one INSERT ... RETURNING names the subjects this chunk creates; only the others' chain heads
-  and states are read (nobody else can see, so write to, a subject before this transaction commits);
-- events: sealed with a ChainTemplate (the hashed text of the file's constant columns written once) and
-  folded into the projection WHILE they are streamed to `COPY consent_event`, so PostgreSQL inserts the
-  rows as Python seals the next ones;
-- projection: scopes with no stored record are COPYed into consent_state; the others are upserted
+On PostgreSQL (chunks of BULK_MIN_ROWS rows or more) a chunk costs a few statements and two COPYs, and the
+chunks are pipelined on the one connection: while chunk K is written, Python seals chunk K+1 (and the
+service parses K+2). A chunk goes through
+- read: one INSERT ... RETURNING names the subjects it creates; only the others' chain heads and states are
+  read; event ids are reserved. Chunk K is not written yet when K+1 is read, so K's subjects continue from
+  K's in-memory heads and states (`_Sealed`), never from the database;
+- seal: its events sealed with a ChainTemplate (the hashed text of the file's constant columns written
+  once) and folded into the projection, in memory;
+- write: `COPY consent_event`, scopes with no stored record COPYed into consent_state, the others upserted
   through the temporary table (consent_bulk.save_states).
-Elsewhere (SQLite, small chunks) the ledger's multi-row statements.
+The connection runs one statement at a time: read(K+1), write(K), read(K+2), write(K+1)... A write's
+error is raised by the next `record`, `flush` or the caller's `settle`; the whole transaction rolls back.
+Elsewhere (SQLite, small chunks) the ledger's multi-row statements, each chunk written before `record`
+returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +35,7 @@ from dsr_gateway.db.repositories.consent import SqlConsentLedger
 from dsr_gateway.db.repositories.consent_rows import event_values, recorded, state_values
 from dsr_gateway.domain.audit_chain import GENESIS_HASH, ChainTemplate, event_hash
 from dsr_gateway.domain.consent import ConsentRecord, NewConsentEvent
-from dsr_gateway.domain.consent_import import ImportFold, ImportRow
+from dsr_gateway.domain.consent_import import ImportFold, ImportRow, TableGrowth
 
 # The hashed columns that differ between the rows of one file (in name order, as `_sealed` gives them);
 # the others are the file's constants.
@@ -60,6 +66,25 @@ CREATE_SUBJECTS = text(
     "INSERT INTO subject (external_id, created_at) SELECT unnest(CAST(:ids AS text[])), :now "
     "ON CONFLICT (external_id) DO NOTHING RETURNING external_id, id"
 )
+# The planner's row counts before the import (-1: never counted), to tell which statistics it outdates.
+PLANNER_ROWS = text(
+    "SELECT relname, reltuples FROM pg_class "
+    "WHERE oid IN (CAST('subject' AS regclass), CAST('consent_event' AS regclass), "
+    "CAST('consent_state' AS regclass))"
+)
+SEAL_TURN_ROWS = 500  # rows sealed between turns of the chunk being written
+
+
+@dataclass(slots=True)
+class _Sealed:
+    """A chunk sealed in memory and not yet written: its COPY rows, the projection rows it changes, and
+    where it leaves each of its subjects (the next chunk continues from there)."""
+
+    events: list[tuple[object, ...]]
+    new_states: list[tuple[Any, ...]]
+    replaced_states: list[dict[str, Any]]
+    heads: dict[int, tuple[int, str]]
+    states: dict[int, list[ConsentRecord]]
 
 
 class SqlConsentImport:
@@ -69,16 +94,19 @@ class SqlConsentImport:
         self._postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
         self._temp_ready = False  # consent_bulk's temporary projection table exists in this transaction
         self._template: tuple[tuple[object, ...], ChainTemplate] | None = None
+        self._tx_order: int | None = None  # the transaction's id: the same for every chunk
+        self._unsent: _Sealed | None = None
+        self._writing: asyncio.Task[None] | None = None
+        self._planner_rows: dict[str, float] = {}
+        self._added = dict.fromkeys(LEDGER_TABLES, 0)
 
     async def record(self, rows: Sequence[ImportRow], now: datetime) -> None:
-        """Subjects, events (in row order, each continuing its subject's chain) and projection."""
-        # An earlier small chunk's projection upsert may still be queued (db/driver.py deferred writes):
-        # sent now, or the COPY below would read states without it and the queue would later overwrite
-        # a newer row with it.
-        await flush_pending(self._session)
+        """Subjects, events (in row order, each continuing its subject's chain) and projection. On the bulk
+        path the chunk may still be unwritten when this returns: `flush` before COMMIT."""
         if self._postgres and len(rows) >= consent_bulk.BULK_MIN_ROWS:
-            await self._copy(await self._session.connection(), rows, now)
+            await self._record_bulk(rows, now)
             return
+        await self.flush()  # the ledger's reads below see every chunk before
         ledger = self._ledger
         ids = await ledger.ensure_subjects([r.external_id for r in rows], now)
         pairs = [(ids[r.external_id], r.event) for r in rows]
@@ -87,13 +115,36 @@ class SqlConsentImport:
             fold.add(event)
         new, replaced = fold.changed()
         await ledger.save_states(new + replaced)
+        self._count(len(ids), len(pairs), len(new))  # subjects found or created: an upper bound
 
-    async def analyze(self) -> None:
-        """Refresh the planner's statistics of the ledger tables; on PostgreSQL side by side, each
-        table on a connection of its own (outside this unit of work's transaction)."""
+    async def flush(self) -> None:
+        """Every chunk recorded so far is written."""
+        await self._wait_for_write()
+        if self._unsent is not None:
+            chunk, self._unsent = self._unsent, None
+            await self._write(await self._session.connection(), chunk)
+
+    async def settle(self) -> None:
+        """After a failure: let a write in flight end (its own error no longer matters), so the rollback
+        finds the connection free; drop what was not sent."""
+        self._unsent = None
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await asyncio.gather(writing, return_exceptions=True)
+
+    def growth(self) -> dict[str, TableGrowth]:
+        """Rows this import added per ledger table, beside the planner's count before it."""
+        return {t: TableGrowth(self._added[t], self._planner_rows.get(t, -1.0)) for t in LEDGER_TABLES}
+
+    async def analyze(self, tables: Sequence[str]) -> None:
+        """Refresh the planner's statistics of these ledger tables; on PostgreSQL side by side, each table
+        on a connection of its own (outside this unit of work's transaction)."""
+        unknown = set(tables) - set(LEDGER_TABLES)
+        if unknown:
+            raise ValueError(f"not a ledger table: {sorted(unknown)}")
         engine = self._session.bind
         if not self._postgres or not isinstance(engine, AsyncEngine):
-            await self._ledger.analyze()
+            await self._ledger.analyze(tables)
             return
 
         async def analyze(table: str) -> None:
@@ -101,35 +152,74 @@ class SqlConsentImport:
                 await connection.execute(text(f"ANALYZE {table}"))
                 await connection.commit()
 
-        await asyncio.gather(*(analyze(table) for table in LEDGER_TABLES))
+        await asyncio.gather(*(analyze(table) for table in tables))
 
-    async def _copy(self, connection: AsyncConnection, rows: Sequence[ImportRow], now: datetime) -> None:
+    def _count(self, subjects: int, events: int, states: int) -> None:
+        self._added["subject"] += subjects
+        self._added["consent_event"] += events
+        self._added["consent_state"] += states
+
+    async def _wait_for_write(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
+
+    async def _record_bulk(self, rows: Sequence[ImportRow], now: datetime) -> None:
+        await self._wait_for_write()  # the connection is free
+        # An earlier small chunk's projection upsert may still be queued (db/driver.py deferred writes):
+        # sent now, or the states read below would miss it and the queue would later overwrite a newer row.
+        await flush_pending(self._session)
+        connection = await self._session.connection()
+        if self._tx_order is None:
+            self._tx_order = (await connection.execute(consent_bulk.TX_ORDER)).scalar_one()
+            self._planner_rows = {name: count for name, count in await connection.execute(PLANNER_ROWS)}
+        before = self._unsent  # sealed, not written: its subjects continue from memory
+        carried = before.heads if before is not None else {}
         ids, created = await _subjects(connection, [r.external_id for r in rows], now)
-        others = [i for e, i in ids.items() if e not in created]
+        others = [i for e, i in ids.items() if e not in created and i not in carried]
         heads: dict[int, tuple[int, str]] = {}
         stored: dict[int, list[ConsentRecord]] = {}
         if others:
             result = await connection.execute(consent_bulk.HEADS, {"ids": others})
             heads = {subject: (sequence, digest) for subject, sequence, digest in result}
             stored = await consent_bulk.states(connection, others, None)
+        if before is not None:
+            for subject in ids.values():
+                if subject in carried:
+                    heads[subject] = carried[subject]
+                    stored[subject] = before.states[subject]
         event_ids = list((await connection.execute(consent_bulk.NEW_IDS, {"n": len(rows)})).scalars())
-        tx_order = (await connection.execute(consent_bulk.TX_ORDER)).scalar_one()
+        if before is not None:
+            self._unsent = None
+            self._writing = asyncio.create_task(self._write(connection, before))
         fold = ImportFold(stored)
-        records = self._sealed(rows, ids, heads, event_ids, tx_order, fold)
+        events: list[tuple[object, ...]] = []
+        for n, record in enumerate(self._sealed(rows, ids, heads, event_ids, self._tx_order, fold), 1):
+            events.append(record)
+            if n % SEAL_TURN_ROWS == 0:
+                await asyncio.sleep(0)  # the write in flight sends its next buffer
+        new, replaced = fold.changed()
+        subjects = set(ids.values())
+        self._unsent = _Sealed(
+            events,
+            [_state_record(s, r) for s, r in new],
+            [state_values(s, r) for s, r in replaced],
+            {s: heads[s] for s in subjects},
+            fold.records_of(subjects),
+        )
+        self._count(len(created), len(events), len(new))
+
+    async def _write(self, connection: AsyncConnection, chunk: _Sealed) -> None:
         driver = await driver_connection(connection)
         await driver.copy_records_to_table(
-            "consent_event", records=records, columns=consent_bulk.EVENT_COLUMNS
+            "consent_event", records=chunk.events, columns=consent_bulk.EVENT_COLUMNS
         )
-        new, replaced = fold.changed()
-        if new:
-            states = [_state_record(s, r) for s, r in new]
+        if chunk.new_states:
             await driver.copy_records_to_table(
-                "consent_state", records=states, columns=consent_bulk.STATE_COLUMNS
+                "consent_state", records=chunk.new_states, columns=consent_bulk.STATE_COLUMNS
             )
-        if replaced:
-            await consent_bulk.save_states(
-                connection, [state_values(s, r) for s, r in replaced], self._temp_ready
-            )
+        if chunk.replaced_states:
+            await consent_bulk.save_states(connection, chunk.replaced_states, self._temp_ready)
             self._temp_ready = True
 
     def _sealed(
