@@ -192,6 +192,7 @@ class SqlConsentImport:
         if before is not None:
             self._unsent = None
             self._writing = asyncio.create_task(self._write(connection, before))
+            await asyncio.sleep(0)  # it sends its first statement before the sealing below starts
         fold = ImportFold(stored)
         events: list[tuple[object, ...]] = []
         for n, record in enumerate(self._sealed(rows, ids, heads, event_ids, self._tx_order, fold), 1):
