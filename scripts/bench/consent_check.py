@@ -8,7 +8,8 @@
 3. Drives it from a SEPARATE load process (a bounded asyncio HTTP/1.1 keep-alive client, no library
    overhead) and reports requests/s, p50/p99 latency and the ratio to the baseline measured in this run:
    baseline, single-subject consentCheck, batch-of-1,000 consentCheck, single-purpose setConsents writes.
-4. Times `dsr-gateway import-consents` on a generated CSV (rows/s).
+4. Times `dsr-gateway import-consents` on a generated CSV (rows/s over the whole command, and as it reports
+   them once started), then deletes what it imported so the database stays at its seeded size.
 The machine is shared and noisy: the ratios matter more than the absolute figures.
 """
 
@@ -20,6 +21,7 @@ import csv
 import json
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -313,23 +315,54 @@ def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start")
 
 
-def time_import(database_url: str, rows: int, directory: Path) -> float:
+def time_import(database_url: str, rows: int, directory: Path) -> tuple[float, float]:
+    """Rows/s of `dsr-gateway import-consents` on a generated CSV of new subjects: over the command's whole
+    run (the process start and its imports, ~0.5 s, included), and as the command reports it (from the
+    file's header on). The imported rows are deleted afterwards, so the database stays at its seeded size
+    and repeated runs compare."""
     path = directory / "import.csv"
     when = (datetime.now(UTC) - timedelta(days=5)).isoformat()
-    run = int(time.time())
+    prefix = f"imp-{int(time.time())}-"
     with path.open("w", newline="") as handle:
         out = csv.writer(handle)
         out.writerow(["subject_id", "purpose", "action", "occurred_at", "notice_version"])
         for i in range(rows):
-            out.writerow([f"imp-{run}-{i // 4}", PURPOSES[i % 4], "GRANT" if i % 3 else "WITHDRAW", when, 1])
+            out.writerow([f"{prefix}{i // 4}", PURPOSES[i % 4], "GRANT" if i % 3 else "WITHDRAW", when, 1])
     started = time.monotonic()
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "dsr_gateway", "import-consents", str(path)],
         env=server_env(database_url),
         check=True,
         capture_output=True,
+        text=True,
     )
-    return rows / (time.monotonic() - started)
+    wall = rows / (time.monotonic() - started)
+    reported = re.search(r"\(([\d,]+) rows/s\)", done.stdout)
+    asyncio.run(forget_import(database_url, prefix))
+    return wall, float(reported.group(1).replace(",", "")) if reported else 0.0
+
+
+async def forget_import(database_url: str, prefix: str) -> None:
+    """Delete what the timed import recorded (benchmark data only; the gateway itself never deletes
+    ledger rows)."""
+    from sqlalchemy import text
+
+    from dsr_gateway.db.engine import make_engine
+
+    engine = make_engine(database_url)
+    subjects = "SELECT id FROM subject WHERE external_id LIKE :pattern"
+    try:
+        async with engine.begin() as connection:
+            for table in ("consent_state", "consent_event"):
+                await connection.execute(
+                    text(f"DELETE FROM {table} WHERE subject_id IN ({subjects})"),
+                    {"pattern": prefix + "%"},
+                )
+            await connection.execute(
+                text("DELETE FROM subject WHERE external_id LIKE :pattern"), {"pattern": prefix + "%"}
+            )
+    finally:
+        await engine.dispose()
 
 
 # --- main ---------------------------------------------------------------------------------------------
@@ -419,7 +452,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-    import_rate = time_import(database_url, args.import_rows, directory)
+    import_wall, import_reported = time_import(database_url, args.import_rows, directory)
 
     baseline = statistics.mean([results[0].rate, results[-1].rate])
     columns = (
@@ -432,7 +465,9 @@ def main() -> None:
             f"{r.name:34} {r.rate:9,.0f} {r.rate / baseline:7.2f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} "
             f"{r.rate * r.items_per_request:10,.0f} {r.errors:7} {r.cpu_us_per_request:>11}"
         )
-    print(f"{'import-consents (CLI)':34} {'':9} {'':7} {'':8} {'':8} {import_rate:10,.0f} rows/s")
+    blank = f"{'':9} {'':7} {'':8} {'':8}"
+    print(f"{'import-consents (CLI, whole run)':34} {blank} {import_wall:10,.0f} rows/s")
+    print(f"{'import-consents (as it reports)':34} {blank} {import_reported:10,.0f} rows/s")
     connections = f"{c} connections, {args.batch_connections} for batches"
     print(f"\n(one uvicorn worker; {connections}; {d:.0f} s per scenario)")
 
