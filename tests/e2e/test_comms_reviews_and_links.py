@@ -3,12 +3,13 @@ reconfirm and unsubscribe links (forged, moved, expired, wrong type refused), un
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime, timedelta
 
 from dsr_gateway.connectors.link_signing import LinkSigner
 from dsr_gateway.domain.unsubscribe import ReconfirmClaims, UnsubscribeClaims
-from tests.support.app import admin_token, agent_token, client_token, subject_token
+from tests.support.app import GraphQLClient, admin_token, agent_token, client_token, subject_token
 from tests.support.comms_flow_factories import (
     CAMPAIGN,
     DUE,
@@ -167,3 +168,23 @@ async def test_api_clients_get_links_and_headers_for_their_own_emails(
         ):
             errors = (await gql.post(LINK, variables_, token=token)).json()["errors"]
             assert errors[0]["extensions"]["code"] == code
+
+
+async def test_two_clicks_at_once_on_an_unsubscribe_link_record_one_withdrawal(gql: GraphQLClient) -> None:
+    # The "already withdrawn" check runs under the subject's lock, in the withdrawal's own transaction:
+    # two clicks racing each other cannot both see the grant.
+    await seed_catalogue(gql)
+    await set_consents(gql, choice(), token=subject_token("racer"))
+    token = SIGNER.unsubscribe_token(
+        UnsubscribeClaims("racer", "marketing_email"), datetime.now(UTC) + timedelta(days=1)
+    )
+    posts = [
+        gql.http.post(f"/unsubscribe/{token}", content="List-Unsubscribe=One-Click", headers=ONE_CLICK)
+        for _ in range(3)
+    ]
+    for posted in await asyncio.gather(*posts):
+        assert posted.status_code == 200, posted.text
+    assert [a for a in await actions(gql, "racer") if a[0] == "WITHDRAW"] == [
+        ("WITHDRAW", "UNSUBSCRIBE_LINK")
+    ]
+    assert (await check(gql, ["racer"], READER))[0]["reason"] == "WITHDRAWN"

@@ -75,6 +75,9 @@ class WithdrawRequest:
     method: ConsentMethod | None = None
     origin: Origin = NO_ORIGIN
     idempotency_key: str | None = None
+    # Record nothing for a scope already refused (an unsubscribe link clicked twice): decided under the
+    # subject's lock, so two clicks at once record one withdrawal.
+    unless_refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,13 @@ class ConsentService:
                         )
                     return await self._replay(uow, external_id, subject_id, previous, purposes)
             current = (await uow.consents.states([subject_id]))[subject_id]
+            targets = _withdrawal_scopes(request, purposes, current)
+            if request.unless_refused:
+                refused = {r.scope for r in current if r.status is not ConsentStatus.GRANTED}
+                targets = [t for t in targets if t not in refused]
+                if not targets:
+                    views = preferences(purposes.values(), current, self._clock())
+                    return ConsentChange(external_id, [], views, replayed=False)
             now = self._clock()
             events = [
                 NewConsentEvent(
@@ -205,7 +215,7 @@ class ConsentService:
                     now,
                     key,
                 )
-                for scope in _withdrawal_scopes(request, purposes, current)
+                for scope in targets
             ]
             return await self._record(uow, external_id, subject_id, events, purposes, current)
 

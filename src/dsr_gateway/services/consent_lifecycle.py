@@ -99,21 +99,13 @@ class ConsentLifecycleService:
         # The signed link stands for the subject: the withdrawal is theirs (actor SUBJECT).
         principal = Principal(PrincipalKind.SUBJECT, id=external_id)
         views = (await self._consent.preferences_of([external_id]))[0]
-        scope = Scope(purpose, topic or ANY, channel or ANY)
         if not any(v.scope.purpose == purpose for v in views):
             raise NotFound("purpose", purpose)
-        current = next((v for v in views if v.scope == scope), None)
-        if (
-            current is not None
-            and current.record is not None
-            and current.record.status is not ConsentStatus.GRANTED
-        ):
-            return  # already refused: a second click records nothing
         await self._consent.withdraw(
             principal,
             WithdrawRequest(
                 external_id, purpose, topic or ANY, channel or ANY, method=ConsentMethod(method),
-                origin=Origin(app_id="unsubscribe-link"),
+                origin=Origin(app_id="unsubscribe-link"), unless_refused=True,
             ),
         )  # fmt: skip
 
