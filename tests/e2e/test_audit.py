@@ -53,7 +53,7 @@ async def test_audit_verification_is_for_staff(gql: GraphQLClient) -> None:
 
 
 async def issue_receipt(database_url: str, external_id: str) -> str:
-    """A receipt issued as the consent use cases will: inside their unit of work, then committed."""
+    """A receipt issued as the changes feed's follower issues them: inside its unit of work, committed."""
     settings = make_settings(database_url)
     engine = make_engine(database_url)
     factory = make_session_factory(engine)
@@ -84,7 +84,7 @@ async def issue_receipt(database_url: str, external_id: str) -> str:
     try:
         async with SqlUnitOfWork(factory) as uow:
             subject = await uow.subjects.get_or_create(external_id, utc_now())
-            await receipts.issue(uow, subject.id, data)
+            await receipts.issue_many(uow, [(subject.id, data)])
             await uow.commit()
     finally:
         await engine.dispose()

@@ -1,4 +1,5 @@
-"""The SQL chain source, `append_chained` and the checkpoint store on both databases.
+"""The SQL chain source, events sealed by `ChainSealer` (as the app writes them) and the checkpoint store
+on both databases.
 
 The event table is created by the test itself (no test-only table in the real schema) and dropped after.
 """
@@ -12,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, delete, select, update
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dsr_gateway.db.engine import make_engine
-from dsr_gateway.db.repositories.audit import SqlChainSource, SqlCheckpointStore, append_chained
+from dsr_gateway.db.repositories.audit import SqlChainSource, SqlCheckpointStore
+from dsr_gateway.db.repositories.chain_sealing import ChainSealer
 from dsr_gateway.db.types import UtcDateTime
-from dsr_gateway.domain.audit_chain import GENESIS_HASH, ChainHead, ChainProblem
+from dsr_gateway.domain.audit_chain import GENESIS_HASH, ChainHead, ChainLayout, ChainProblem
 from dsr_gateway.domain.audit_checkpoint import CheckpointProblem
 from dsr_gateway.domain.principal import Principal
 from dsr_gateway.services.audit import AuditService, ChainRegistry
@@ -26,9 +28,10 @@ from tests.support.audit_factories import StepClock, new_signer
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, 123456, tzinfo=UTC)
 SYSTEM = Principal.system()
+LAYOUT = ChainLayout(excluded=frozenset({"id"}))  # the database assigns the id, as on the app's tables
 
 
-def event_table(name: str) -> Table:
+def event_table(name: str, note_server_default: str | None = None) -> Table:
     table = Table(
         name,
         MetaData(),
@@ -38,7 +41,13 @@ def event_table(name: str) -> Table:
         Column("choice", String(20), nullable=False),
         Column("recorded_at", UtcDateTime, nullable=False),
         Column("details", JSON, nullable=False),
-        Column("note", String(100), nullable=True, server_default="recorded"),
+        Column(
+            "note",
+            String(100),
+            nullable=True,
+            default=None if note_server_default else "recorded",
+            server_default=note_server_default,
+        ),
         Column("sequence", Integer, nullable=False),
         Column("prev_hash", String(64), nullable=True),
         Column("hash", String(64), nullable=True),
@@ -51,23 +60,24 @@ def event_table(name: str) -> Table:
 class Ledger:
     engine: AsyncEngine
     table: Table
+    sealer: ChainSealer
     source: SqlChainSource
     audit: AuditService
 
     async def append(self, subject_id: int, choice: str, minute: int) -> dict[str, object]:
+        """Seal and insert one event the way the app's repositories do; returns the row as stored."""
+        values = {
+            "subject_id": subject_id,
+            "purpose": "marketing_email",
+            "choice": choice,
+            "recorded_at": T0 + timedelta(minutes=minute),
+            "details": {"channel": "EMAIL", "weight": 0.5, "topics": ["promotions", "é€😀"]},
+        }
         async with self.engine.begin() as connection:
-            return await append_chained(
-                connection,
-                self.table,
-                "subject_id",
-                {
-                    "subject_id": subject_id,
-                    "purpose": "marketing_email",
-                    "choice": choice,
-                    "recorded_at": T0 + timedelta(minutes=minute),
-                    "details": {"channel": "EMAIL", "weight": 0.5, "topics": ["promotions", "é€😀"]},
-                },
-            )
+            (sealed,) = await self.sealer.seal_all(connection.execute, [values])
+            statement = insert(self.table).values(sealed).returning(*self.table.columns)
+            stored = (await connection.execute(statement)).one()
+        return {column.name: stored[index] for index, column in enumerate(self.table.columns)}
 
     async def execute(self, statement: Any) -> None:
         async with self.engine.begin() as connection:
@@ -80,10 +90,11 @@ async def ledger(database_url: str) -> AsyncIterator[Ledger]:
     table = event_table(f"tmp_chain_{uuid.uuid4().hex[:10]}")
     async with engine.begin() as connection:
         await connection.run_sync(table.metadata.create_all)
-    source = SqlChainSource(engine, table, kind="consent", chain_column="subject_id")
+    sealer = ChainSealer(table, "subject_id", LAYOUT)
+    source = SqlChainSource(engine, table, kind="consent", chain_column="subject_id", layout=LAYOUT)
     audit = AuditService(ChainRegistry([source]), SqlCheckpointStore(engine), new_signer(), StepClock())
     try:
-        yield Ledger(engine, table, source, audit)
+        yield Ledger(engine, table, sealer, source, audit)
     finally:
         async with engine.begin() as connection:
             await connection.run_sync(table.metadata.drop_all)
@@ -99,12 +110,12 @@ async def seed(ledger: Ledger) -> dict[int, list[dict[str, object]]]:
     return rows
 
 
-async def test_append_chained_links_and_seals_what_is_stored(ledger: Ledger) -> None:
+async def test_sealed_events_link_and_verify_as_stored(ledger: Ledger) -> None:
     rows = await seed(ledger)
     assert [r["sequence"] for r in rows[1]] == [1, 2, 3, 4]
     assert rows[1][0]["prev_hash"] == GENESIS_HASH
     assert rows[1][1]["prev_hash"] == rows[1][0]["hash"]
-    assert rows[1][0]["note"] == "recorded"  # server default, hashed as stored
+    assert rows[1][0]["note"] == "recorded"  # a column default, hashed as stored
     keys = [k async for k in ledger.source.chain_keys()]
     assert keys == ["consent:1", "consent:2"]
     events = [e async for e in ledger.source.events("consent:2")]
@@ -206,3 +217,10 @@ async def test_checkpoints_round_trip(ledger: Ledger) -> None:
         stored = (await connection.execute(select(ledger.table.c.hash))).scalars().all()
     assert len(stored) == 6
     assert all(isinstance(h, str) and len(h) == 64 for h in stored)
+
+
+def test_a_hashed_column_with_a_database_default_is_refused() -> None:
+    # The sealer hashes before the INSERT, so it cannot know a value the database would fill in.
+    table = event_table("tmp_chain_server_default", note_server_default="recorded")
+    with pytest.raises(ValueError, match="note has a database default"):
+        ChainSealer(table, "subject_id", LAYOUT)

@@ -1,11 +1,13 @@
 """Deferred writes (db/driver.py): committed with the unit of work, read back inside it, dropped on rollback.
 
-On PostgreSQL the consent write's projection row, receipt and message are queued and sent as one
-statement before COMMIT; on SQLite they are written at once. Both must behave the same to a caller.
+On PostgreSQL the consent write's event, projection row and message are queued and sent as one statement
+before COMMIT; on SQLite they are written at once. Both must behave the same to a caller. A receipt,
+inserted at once by `add_many` in the same unit of work, commits and rolls back with them.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -59,16 +61,22 @@ def _message(subject_id: int) -> NewMessage:
     )
 
 
+def _receipt(subject_id: int, now: datetime) -> StoredReceipt:
+    return StoredReceipt(str(uuid.uuid4()), subject_id, now, "jws")
+
+
 async def _write(uow: SqlUnitOfWork, external_id: str, action: ConsentAction) -> tuple[int, int]:
-    """One consent change the way the service records it: event, projection row, receipt, message."""
+    """One consent change the way the service records it (event, projection row, message), and a receipt.
+
+    The receipt goes first: `add_many` sends what is queued before its own INSERT, so written after the
+    others it would send them early and leave nothing deferred to test."""
     now = datetime.now(UTC)
     subject_id = await uow.consents.lock_subject(external_id, now)
+    await uow.consent_receipts.add_many([_receipt(subject_id, now)])
     current = (await uow.consents.states([subject_id]))[subject_id]
     (saved,) = await uow.consents.append([(subject_id, _event(action, now))])
     before = next((r for r in current if r.scope == saved.scope), None)
     await uow.consents.save_states([(subject_id, apply(before, saved))])
-    receipt = StoredReceipt(f"r-{external_id}-{saved.id}", subject_id, now, "jws")
-    await uow.consent_receipts.add(receipt)
     await uow.outbox.add_later([_message(subject_id)], now)
     return subject_id, saved.id
 
@@ -134,8 +142,7 @@ async def test_writes_inside_a_rolled_back_savepoint_are_not_sent_later(
     async with SqlUnitOfWork(factory) as uow:
         subject_id = await uow.consents.lock_subject("deferred-4", datetime.now(UTC))
         savepoint = await uow.session.begin_nested()
-        receipt = StoredReceipt("r-savepoint", subject_id, datetime.now(UTC), "jws")
-        await uow.consent_receipts.add(receipt)
+        await uow.consent_receipts.add_many([_receipt(subject_id, datetime.now(UTC))])
         await uow.outbox.add_later([_message(subject_id)], datetime.now(UTC))
         await savepoint.rollback()
         await uow.commit()

@@ -49,7 +49,6 @@ EXPECTED: dict[tuple[S, Action], tuple[S, set[ActorRole]]] = {
     (S.AWAITING_SUBJECT, A.CANCEL): (S.CANCELLED, {SUB, AGT, ADM}),
     (S.AWAITING_SUBJECT, A.ASSIGN): (S.AWAITING_SUBJECT, STAFF),
     (S.AWAITING_SUBJECT, A.EXTEND): (S.AWAITING_SUBJECT, STAFF),
-    (S.IN_PROGRESS, A.START): (S.IN_PROGRESS, {SYS}),
     (S.IN_PROGRESS, A.COMPLETE): (S.COMPLETED, {AGT, ADM, SYS}),
     (S.IN_PROGRESS, A.FAIL): (S.FAILED, {SYS}),
     (S.IN_PROGRESS, A.CANCEL): (S.CANCELLED, STAFF),
@@ -143,7 +142,7 @@ def test_every_open_status_has_a_way_out(status: S) -> None:
     [
         # Who may do what anywhere in the workflow: a summary a privacy officer can read.
         (SUB, {A.VERIFY, A.CANCEL, A.PROVIDE_INFORMATION}),
-        (SYS, {A.REJECT, A.CANCEL, A.START, A.COMPLETE, A.FAIL}),
+        (SYS, {A.REJECT, A.CANCEL, A.COMPLETE, A.FAIL}),
         (AGT, set(Action) - {A.VERIFY, A.START, A.FAIL}),
         (ADM, set(Action) - {A.VERIFY, A.START, A.FAIL}),
     ],
@@ -152,7 +151,7 @@ def test_role_summary(role: ActorRole, actions: set[Action]) -> None:
     assert {action for (_, action), rule in TRANSITIONS.items() if role in rule.roles} == actions
 
 
-@pytest.mark.parametrize("action", [A.ASSIGN, A.EXTEND, A.START])
+@pytest.mark.parametrize("action", [A.ASSIGN, A.EXTEND])
 def test_bookkeeping_actions_keep_the_status_and_only_in_open_statuses(action: Action) -> None:
     for (status, a), rule in TRANSITIONS.items():
         if a is action:

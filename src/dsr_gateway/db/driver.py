@@ -15,8 +15,8 @@ the rest of the pool, as SQLAlchemy does for a disconnect it sees (`_guarded`).
 Limits, checked: one parameter set per call (a multi-row INSERT goes through `connection.execute`), no
 expanding IN (use `= ANY(:array)`), no Python-callable column defaults.
 
-**Deferred writes.** `later` queues a write whose result nobody needs (the consent write's projection
-row, receipt and message) on the unit of work; `flush_pending` sends the queue as ONE statement (each
+**Deferred writes.** `later` queues a write whose result nobody needs (the consent write's single event,
+projection row and message) on the unit of work; `flush_pending` sends the queue as ONE statement (each
 write a data-modifying CTE) before COMMIT. The repository that owns a deferred table flushes before it
 reads or writes that table again, so the unit of work still reads its own writes; a statement is never
 queued twice in one flush (two CTEs updating one row would be undefined in PostgreSQL).

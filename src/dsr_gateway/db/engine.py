@@ -13,8 +13,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # lastError) would otherwise quote its parameters, e.g. a subject's id or email address.
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False, read_only: bool = False) -> AsyncEngine:
-    """The engine for `url`; with `read_only` on SQLite, transactions start deferred (no write lock)."""
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """The engine for `url`; on SQLite every transaction takes the write lock at BEGIN (hot reads use
+    db/read_engine.py)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
@@ -23,9 +24,6 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False, read_only:
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        if read_only:
-            event.listen(engine.sync_engine, "begin", _sqlite_begin_deferred)
-            return engine
         # aiosqlite's own BEGIN handling defers locks; take the write lock at BEGIN so that two
         # writers queue on busy_timeout instead of failing halfway with "database is locked".
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
@@ -52,10 +50,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _sqlite_begin_deferred(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

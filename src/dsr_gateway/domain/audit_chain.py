@@ -124,8 +124,8 @@ def seal(
 ) -> dict[str, object]:
     """The event's fields with sequence, prev_hash and hash filled in, ready to insert.
 
-    Use it when every stored value (including the id) is known before the INSERT; otherwise insert, read
-    the row back and use `event_hash` (db/repositories/audit.py `append_chained` does that).
+    Use it when every hashed value is known before the INSERT: columns the database assigns (the id) must
+    be left out through `ChainLayout.excluded` (db/repositories/chain_sealing.py `ChainSealer` does that).
     """
     sequence, prev_hash = next_link(head)
     fields = dict(event_fields)

@@ -26,7 +26,7 @@ class Action(StrEnum):
     REJECT = "REJECT"
     REQUEST_INFORMATION = "REQUEST_INFORMATION"
     PROVIDE_INFORMATION = "PROVIDE_INFORMATION"
-    START = "START"
+    START = "START"  # in no row of TRANSITIONS (legal nowhere); kept as a value of the public enum
     COMPLETE = "COMPLETE"
     FAIL = "FAIL"
     RETRY = "RETRY"
@@ -69,9 +69,8 @@ def _keep(status: S) -> Rule:
 #   for new work and the acknowledgement logic see one state. PENDING_REVIEW then means one thing only:
 #   the subject answered our question and the request needs a second look.
 # - APPROVE leads straight to IN_PROGRESS: approval IS the decision to fulfil, and the public status enum
-#   has no "approved but idle" state. START is kept as the worker's record that a fulfilment run began
-#   (IN_PROGRESS -> IN_PROGRESS, SYSTEM only), so the history shows approval and actual work separately
-#   and each run after a RETRY is visible.
+#   has no "approved but idle" state. No action records that a fulfilment run began: START is a value
+#   of the public enum but has no row (the worker never applied it).
 # - Only staff approve, reject, ask for information, assign and extend. The subject may cancel while
 #   nothing is running and answer our questions. Once fulfilment runs (IN_PROGRESS, FAILED) only staff may
 #   cancel: half an erasure needs a person to decide what to do with it.
@@ -104,7 +103,6 @@ TRANSITIONS: Mapping[tuple[S, Action], Rule] = MappingProxyType(
         (S.AWAITING_SUBJECT, A.CANCEL): Rule(S.CANCELLED, ANYONE_BUT_SYSTEM),
         (S.AWAITING_SUBJECT, A.ASSIGN): _keep(S.AWAITING_SUBJECT),
         (S.AWAITING_SUBJECT, A.EXTEND): _keep(S.AWAITING_SUBJECT),
-        (S.IN_PROGRESS, A.START): Rule(S.IN_PROGRESS, frozenset({SYSTEM})),
         (S.IN_PROGRESS, A.COMPLETE): Rule(S.COMPLETED, STAFF | {SYSTEM}),
         (S.IN_PROGRESS, A.FAIL): Rule(S.FAILED, frozenset({SYSTEM})),
         (S.IN_PROGRESS, A.CANCEL): Rule(S.CANCELLED, STAFF),
@@ -122,7 +120,7 @@ TRANSITIONS: Mapping[tuple[S, Action], Rule] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """The outcome of a legal move; from == to for ASSIGN, EXTEND and START."""
+    """The outcome of a legal move; from == to for ASSIGN and EXTEND."""
 
     from_status: S
     to_status: S

@@ -1,7 +1,8 @@
 """Consent receipts: build, sign, keep, list and verify them.
 
-The consent use cases call `issue(uow, subject_id, data)` INSIDE their own unit of work, after writing
-the consent events, so the receipt commits (or rolls back) with them.
+The changes feed's follower (services/consent_followups.py, through services/consent_receipts.py) calls
+`issue_many(uow, receipts)` INSIDE its unit of work, so the receipts commit (or roll back) with the
+follower's new position.
 """
 
 from __future__ import annotations
@@ -47,16 +48,11 @@ class ReceiptService:
         """The receipt as a compact JWS (EdDSA, kid = the published key's thumbprint)."""
         return self._signer.sign(build_receipt(data, self._controller, self._signer.public_jwk))
 
-    async def issue(self, uow: ReceiptUnitOfWork, subject_id: int, data: ReceiptInput) -> StoredReceipt:
-        """Sign and add a receipt in the caller's unit of work; the caller commits."""
-        receipt = StoredReceipt(data.receipt_id, subject_id, self._clock(), self.sign(data))
-        await uow.consent_receipts.add(receipt)
-        return receipt
-
     async def issue_many(
         self, uow: ReceiptUnitOfWork, receipts: Sequence[tuple[int, ReceiptInput]]
     ) -> list[StoredReceipt]:
-        """`issue` for (subject id, receipt) pairs, inserted together."""
+        """Sign and add a receipt for each (subject id, receipt) pair, inserted together, in the caller's
+        unit of work; the caller commits."""
         now = self._clock()
         stored = [StoredReceipt(d.receipt_id, s, now, self.sign(d)) for s, d in receipts]
         if stored:

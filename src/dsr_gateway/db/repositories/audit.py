@@ -1,5 +1,6 @@
-"""Chains and checkpoints in SQL: a generic chain source over any event table, the checkpoint store,
-and `append_chained`, the one way to write a chained event when the database makes the id."""
+"""Chains and checkpoints in SQL: a generic chain source over any event table, and the checkpoint store.
+
+Chained events are written by `ChainSealer.seal_all` (db/repositories/chain_sealing.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dsr_gateway.db.tables.audit import AuditCheckpointRow
-from dsr_gateway.domain.audit_chain import DEFAULT_LAYOUT, ChainHead, ChainLayout, event_hash, next_link
+from dsr_gateway.domain.audit_chain import DEFAULT_LAYOUT, ChainHead, ChainLayout
 from dsr_gateway.domain.audit_checkpoint import heads_from_json, heads_to_json
 from dsr_gateway.domain.errors import Conflict
 from dsr_gateway.services.audit_ports import StoredCheckpoint, StoredEvent
@@ -95,46 +96,6 @@ class SqlChainSource:
         async with self._engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
         return {self._key(chain): ChainHead(sequence, digest) for chain, sequence, digest in rows}
-
-
-async def append_chained(
-    connection: AsyncConnection,
-    table: Table,
-    chain_column: str,
-    values: Mapping[str, object],
-    layout: ChainLayout = DEFAULT_LAYOUT,
-) -> dict[str, object]:
-    """Insert one event at the end of its chain and seal it; returns the stored row, hash included.
-
-    Use it inside the writer's transaction (`await session.connection()`). It reads the chain's head
-    (locking it on PostgreSQL), inserts with the next sequence and prev_hash, reads back every stored
-    column (RETURNING, so database defaults and the generated id are hashed as stored) and sets `hash`.
-    Two writers racing on one chain collide on the unique (chain, sequence) index: lock the chain's
-    parent row (the subject, the request) first, or retry on IntegrityError.
-    """
-    chain = table.c[chain_column]
-    sequence_column = table.c[layout.sequence_field]
-    head_query = (
-        select(sequence_column, table.c[layout.hash_field])
-        .where(chain == values[chain_column])
-        .order_by(sequence_column.desc())
-        .limit(1)
-    )
-    if connection.dialect.name == "postgresql":
-        head_query = head_query.with_for_update()
-    head_row = (await connection.execute(head_query)).first()
-    head = ChainHead(head_row[0], head_row[1]) if head_row else None
-    sequence, prev_hash = next_link(head)
-    row_values = {**values, layout.sequence_field: sequence, layout.prev_hash_field: prev_hash}
-    inserted = (await connection.execute(insert(table).values(row_values).returning(*table.columns))).one()
-    stored = {column.name: inserted[index] for index, column in enumerate(table.columns)}
-    digest = event_hash(prev_hash, stored, layout)
-    id_column = table.c[layout.id_field]
-    await connection.execute(
-        update(table).where(id_column == stored[layout.id_field]).values({layout.hash_field: digest})
-    )
-    stored[layout.hash_field] = digest
-    return stored
 
 
 def _checkpoint(row: Any) -> StoredCheckpoint:

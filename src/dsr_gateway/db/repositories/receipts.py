@@ -9,12 +9,11 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dsr_gateway.db.driver import DriverStatement, flush_pending
+from dsr_gateway.db.driver import flush_pending
 from dsr_gateway.db.tables.audit import ConsentReceiptRow
 from dsr_gateway.domain.receipts import StoredReceipt
 
 RECEIPTS = ConsentReceiptRow.__table__  # type: ignore[attr-defined]
-INSERT_RECEIPT = DriverStatement(RECEIPTS.insert())
 ROWS_PER_INSERT = 500
 
 
@@ -25,18 +24,6 @@ def _receipt(row: ConsentReceiptRow) -> StoredReceipt:
 class SqlConsentReceiptRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-
-    async def add(self, receipt: StoredReceipt) -> None:
-        # Deferred (db/driver.py): written with the consent write's other rows in one statement.
-        await INSERT_RECEIPT.later(
-            self._session,
-            {
-                "receipt_id": receipt.receipt_id,
-                "subject_id": receipt.subject_id,
-                "created_at": receipt.created_at,
-                "jws": receipt.jws,
-            },
-        )
 
     async def add_many(self, receipts: Sequence[StoredReceipt]) -> None:
         """Insert receipts in multi-row statements (the feed's follower issues a batch at a time)."""

@@ -81,14 +81,11 @@ class FulfilmentQueryService:
             holds = await uow.fulfilment.holds(visible) if principal.is_staff else {}
         return {rid: _view(principal, steps.get(rid, []), holds.get(rid, [])) for rid in visible}
 
-    async def export_package(self, principal: Principal, request_id: str) -> ExportPackageView | None:
-        """The access package of a request: staff, API clients with export:read, and its own subject."""
-        return (await self.export_packages(principal, [request_id])).get(request_id)
-
     async def export_packages(
         self, principal: Principal, request_ids: Collection[str]
     ) -> dict[str, ExportPackageView]:
-        """The packages of many requests (a DataLoader calls it): three statements for any number."""
+        """The access packages of many requests (a DataLoader calls it): three statements for any number.
+        Staff, API clients with export:read and each request's own subject read them."""
         async with self._uow() as uow:
             requests = await uow.requests.many(request_ids)
             readable = [

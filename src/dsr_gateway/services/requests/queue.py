@@ -89,13 +89,6 @@ class RequestQueryService:
             for ext, subject in subjects.items()
         }
 
-    async def histories(
-        self, principal: Principal, requests: Sequence[PrivacyRequest]
-    ) -> dict[str, list[RequestEvent]]:
-        ids = [r.id for r in requests if may_see(principal, r)]
-        async with self._uow() as uow:
-            return dict(await uow.requests.events_for(ids))
-
     async def contacts(self, principal: Principal, requests: Sequence[PrivacyRequest]) -> dict[str, str]:
         """The requester's email, masked, for staff (who must recognise it, never copy it)."""
         if not principal.is_staff:
