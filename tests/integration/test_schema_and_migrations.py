@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dsr_gateway.db.engine import make_engine
 from dsr_gateway.db.migrate import HEAD, alembic_config, downgrade, upgrade
@@ -34,6 +35,12 @@ def _tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names()) - {"alembic_version"}
 
 
+async def _assert_matches_the_models(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        assert await connection.run_sync(_differences) == []
+        assert await connection.run_sync(_tables) == {t.name for t in metadata.sorted_tables}
+
+
 async def test_empty_database_upgraded_to_head_matches_the_models(database_url: str) -> None:
     # The fixture's database is already at head; check it, then go down to nothing and back up.
     engine = make_engine(database_url)
@@ -44,9 +51,7 @@ async def test_empty_database_upgraded_to_head_matches_the_models(database_url: 
         async with engine.connect() as connection:
             assert await connection.run_sync(_tables) == set()
         await upgrade(engine)
-        async with engine.connect() as connection:
-            assert await connection.run_sync(_differences) == []
-            assert await connection.run_sync(_tables) == {t.name for t in metadata.sorted_tables}
+        await _assert_matches_the_models(engine)
     finally:
         await engine.dispose()
 
@@ -64,8 +69,6 @@ async def test_a_database_one_migration_behind_is_upgraded(database_url: str) ->
     try:
         await downgrade(engine, previous)
         await upgrade(engine)
-        async with engine.connect() as connection:
-            assert await connection.run_sync(_differences) == []
-            assert await connection.run_sync(_tables) == {t.name for t in metadata.sorted_tables}
+        await _assert_matches_the_models(engine)
     finally:
         await engine.dispose()
