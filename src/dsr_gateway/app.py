@@ -498,6 +498,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
                     consent_expiry=lifecycle.expire_due,
                     webhooks=webhook_step(build_webhook_sender(settings, uow, http_client, secret_box)),
                     consent_followups=followups.run_until_idle,
+                    export_cleanup=export_service.delete_expired,
                 )
             )
             if settings.runs_worker_in_process

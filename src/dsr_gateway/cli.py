@@ -367,13 +367,14 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         connectors = build_connectors_for(settings, systems, http_client, engine)
         consent = build_consent_service(settings, uow, read_engine, engine=engine)
         followups = build_consent_followups(settings, uow)
+        exports = build_export_service(settings, uow)
         fulfilment = build_fulfilment(
             settings,
             systems,
             connectors,
             uow,
             services["request_actions"],
-            build_export_service(settings, uow),
+            exports,
             consent,
         )["fulfilment"]
         mailer = build_mailer(settings)
@@ -388,6 +389,11 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
             print(
                 f"Consent follow-ups: {followed.events} events, {followed.receipts} receipts, "
                 f"{followed.messages} messages."
+            )
+            cleaned = await exports.delete_expired()
+            print(
+                f"Access packages: {cleaned.expired} expired packages' files deleted, "
+                f"{cleaned.orphans} unrecorded files deleted."
             )
             if not sweep_only:
                 steps = await fulfilment.run_due()
@@ -404,7 +410,8 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         logging.getLogger("dsr_gateway").info(
-            "worker started: outbox sender, SLA sweep, fulfilment steps, checkpoints, consent follow-ups"
+            "worker started: outbox sender, SLA sweep, fulfilment steps, checkpoints, consent follow-ups, "
+            "access package clean-up"
         )
         audit = audit_service(engine, settings)
         await run_worker(
@@ -419,6 +426,7 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
             consent_expiry=comms["consent_lifecycle"].expire_due,
             webhooks=send_webhooks,
             consent_followups=followups.run_until_idle,
+            export_cleanup=exports.delete_expired,
         )
     finally:
         await close_connectors(connectors)

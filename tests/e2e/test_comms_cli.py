@@ -70,6 +70,7 @@ async def test_campaign_and_sweep_commands(
         code, out = await dsr(capsys, "sweep")
         assert code == 0
         assert "Consent expiry: 0 consents of 0 subjects expired." in out
+        assert "Access packages: 0 expired packages' files deleted, 0 unrecorded files deleted." in out
 
         [reminder] = [
             m for m in (await gql(OUTBOX_ALL, token=agent_token()))["outboxMessages"]

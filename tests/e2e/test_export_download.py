@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from dsr_gateway.connectors.export_package import ZipPackageWriter
 from dsr_gateway.connectors.export_storage import LocalDirectoryStorage
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.uow import SqlUnitOfWork
+from dsr_gateway.services.export_links import ExpiredExportLink
 from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.fulfilment_ports import SubjectIdentifiers
 from tests.integration.test_access_package import shop_source
@@ -124,3 +126,62 @@ async def test_a_genuine_link_to_a_removed_file_is_410(
     (tmp_path / "exports" / f"{link.export_id}.zip").unlink()
     response = await client.get(f"/exports/{link.token}")
     assert response.status_code == 410
+
+
+async def test_expired_packages_and_unrecorded_files_are_deleted_and_the_record_kept(
+    client: httpx.AsyncClient,
+    exports: tuple[ExportService, list[datetime]],
+    shop_engine: AsyncEngine,
+    tmp_path: Path,
+) -> None:
+    service, clock = exports
+    directory = tmp_path / "exports"
+    started = clock[0]
+    old = await service.create_package("req-old", JANE, [shop_source(shop_engine)])
+    clock[0] = started + timedelta(days=3)
+    young = await service.create_package("req-young", JANE, [shop_source(shop_engine)])
+    old_record, young_record = await service.record(old.export_id), await service.record(young.export_id)
+    assert old_record is not None
+    assert young_record is not None
+    # Left behind by a crash: a package written but never recorded, a partial write; and one being written.
+    for name in ("never-recorded.zip", "crashed.zip.partial", "being-recorded.zip"):
+        (directory / name).write_bytes(b"personal data")
+    long_ago = (started - timedelta(days=2)).timestamp()
+    for name in ("never-recorded.zip", "crashed.zip.partial", old_record.path, young_record.path):
+        os.utime(directory / name, (long_ago, long_ago))
+    (directory / "not-ours~").write_bytes(b"")  # not named like a key: left alone
+    os.utime(directory / "not-ours~", (long_ago, long_ago))
+
+    clock[0] = started + timedelta(days=8)  # the old link (7 days) has expired, the young one not
+    just_now = clock[0].timestamp()
+    os.utime(directory / "being-recorded.zip", (just_now, just_now))
+    cleaned = await service.delete_expired()
+
+    assert (cleaned.expired, cleaned.orphans) == (1, 2)
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        [young_record.path, "being-recorded.zip", "not-ours~"]
+    )
+    kept = await service.record(old.export_id)
+    assert kept is not None
+    assert kept.deleted_at == clock[0]
+    assert (kept.size, kept.sha256) == (old_record.size, old_record.sha256)  # the record of delivery
+    with pytest.raises(ExpiredExportLink):
+        await service.open_download(old.token)
+    assert (await service.open_download(young.token)).download_count == 1
+    # A second run finds nothing left to do.
+    again = await service.delete_expired()
+    assert (again.expired, again.orphans) == (0, 0)
+
+
+async def test_the_clean_up_deletes_in_batches_until_none_is_left(
+    exports: tuple[ExportService, list[datetime]], shop_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, clock = exports
+    monkeypatch.setattr("dsr_gateway.services.exports.CLEANUP_BATCH", 2)
+    links = [await service.create_package(f"req-{i}", JANE, [shop_source(shop_engine)]) for i in range(5)]
+    clock[0] += timedelta(days=8)
+    assert (await service.delete_expired()).expired == 5
+    for link in links:
+        record = await service.record(link.export_id)
+        assert record is not None
+        assert record.deleted_at is not None

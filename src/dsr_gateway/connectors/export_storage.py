@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -73,6 +74,22 @@ class LocalDirectoryStorage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def stale_keys(self, before: datetime) -> list[str]:
+        """Files of ours (named like a key) last written before `before`; none when there is no directory."""
+        return await asyncio.to_thread(_stale_keys, self._directory, before.timestamp())
+
+
+def _stale_keys(directory: Path, before: float) -> list[str]:
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    return sorted(
+        entry.name
+        for entry in entries
+        if KEY.match(entry.name) and entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before
+    )
 
 
 def _open_private(path: Path) -> BinaryIO:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision (a test checks it is Alembic's head).
-HEAD = "0012_consent_followup"
+HEAD = "0013_export_package_deleted"
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -21,6 +21,10 @@ from dsr_gateway.services.fulfilment_ports import (
 from dsr_gateway.services.ports import Clock
 
 DEFAULT_LINK_LIFETIME = timedelta(days=7)
+# A file no kept package names is deleted once it is this old: a package written but never recorded (a
+# crash between the two), or a partial write; younger ones may still be being recorded.
+ORPHAN_GRACE = timedelta(days=1)
+CLEANUP_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,12 @@ class ExportLink:
     expires_at: datetime
     size: int
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportCleanup:
+    expired: int  # packages whose file was deleted after their link expired
+    orphans: int  # files that no kept package names
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +121,7 @@ class ExportService:
             record = await uow.exports.get(export_id)
             if record is None:
                 raise NotFound("export", export_id)
-            if now >= record.expires_at:
+            if now >= record.expires_at or record.deleted_at is not None:
                 raise ExpiredExportLink(record.expires_at)
             if not await self._storage.exists(record.path):
                 raise ExpiredExportLink(record.expires_at)
@@ -124,3 +134,33 @@ class ExportService:
             count,
             self._storage.open(record.path),
         )
+
+    async def delete_expired(self) -> ExportCleanup:
+        """Delete what is no longer to be handed out (storage limitation, GDPR Art. 5(1)(e)): the file of
+        every package whose link has expired (its row stays, marked deleted, as the record of delivery), and
+        files older than ORPHAN_GRACE that no kept package names. The file goes first: a crash in between
+        leaves a row the next run marks (deleting a missing file is a no-op)."""
+        now = self._clock()
+        expired = 0
+        while True:
+            async with self._uow() as uow:
+                records = await uow.exports.expired(now, CLEANUP_BATCH)
+                for record in records:
+                    await self._storage.delete(record.path)
+                if records:
+                    await uow.exports.mark_deleted([r.id for r in records], now)
+                    await uow.commit()
+            expired += len(records)
+            if len(records) < CLEANUP_BATCH:
+                break
+        orphans = 0
+        stale = await self._storage.stale_keys(now - ORPHAN_GRACE)
+        for start in range(0, len(stale), CLEANUP_BATCH):
+            keys = stale[start : start + CLEANUP_BATCH]
+            async with self._uow() as uow:
+                kept = await uow.exports.kept_paths(keys)
+            for key in keys:
+                if key not in kept:
+                    await self._storage.delete(key)
+                    orphans += 1
+        return ExportCleanup(expired, orphans)

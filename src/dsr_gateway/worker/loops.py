@@ -28,6 +28,7 @@ class WorkerConfig:
     consent_expiry_sweep_seconds: float = 3600.0
     webhook_poll_seconds: float = 5.0
     consent_followup_poll_seconds: float = 1.0
+    export_cleanup_seconds: float = 3600.0
 
 
 async def run_periodically(
@@ -67,6 +68,7 @@ async def run_worker(
     consent_expiry: Callable[[], Awaitable[object]] | None = None,
     webhooks: Callable[[], Awaitable[object]] | None = None,
     consent_followups: Callable[[], Awaitable[object]] | None = None,
+    export_cleanup: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     if not mailer.configured:
         logger.warning("no SMTP host configured (DSR_SMTP_HOST): messages stay in the outbox and the log")
@@ -107,6 +109,13 @@ async def run_worker(
                     config.consent_followup_poll_seconds,
                     stop,
                     metrics,
+                )
+            )
+        if export_cleanup is not None:
+            # Access packages whose link expired, and files no package names (services/exports.py).
+            group.create_task(
+                run_periodically(
+                    "export-cleanup", export_cleanup, config.export_cleanup_seconds, stop, metrics
                 )
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +22,7 @@ def _record(row: ExportPackageRow) -> ExportRecord:
         row.created_at,
         row.expires_at,
         row.download_count,
+        row.deleted_at,
     )
 
 
@@ -68,3 +70,31 @@ class SqlExportPackageRepository:
             )
         ).one()
         return count
+
+    async def expired(self, now: datetime, limit: int) -> list[ExportRecord]:
+        """Kept packages whose link has expired, oldest first."""
+        rows = await self._session.exec(
+            select(ExportPackageRow)
+            .where(col(ExportPackageRow.deleted_at).is_(None), col(ExportPackageRow.expires_at) <= now)
+            .order_by(col(ExportPackageRow.expires_at))
+            .limit(limit)
+        )
+        return [_record(row) for row in rows]
+
+    async def mark_deleted(self, export_ids: Collection[str], now: datetime) -> None:
+        await self._session.exec(
+            update(ExportPackageRow)
+            .where(col(ExportPackageRow.id).in_(list(export_ids)))
+            .values(deleted_at=now)
+        )
+
+    async def kept_paths(self, paths: Collection[str]) -> set[str]:
+        """Which of these storage keys a kept (not deleted) package names."""
+        if not paths:
+            return set()
+        rows = await self._session.exec(
+            select(ExportPackageRow.path).where(
+                col(ExportPackageRow.path).in_(list(paths)), col(ExportPackageRow.deleted_at).is_(None)
+            )
+        )
+        return set(rows)
