@@ -72,6 +72,7 @@ async def test_anonymous_request_verified_with_the_code_from_the_email(
     assert [(h["action"], h["toStatus"]) for h in staff_view["history"]] == [("VERIFY", "SUBMITTED")]
     # CCPA: the clock started at receipt regardless of verification.
     assert staff_view["dueAt"] == request["dueAt"]
+    assert staff_view["slaRule"]["inputs"]["received_at"] == request["slaRule"]["inputs"]["received_at"]
     outbox = (await gql(OUTBOX, {"requestId": request["id"]}, token=agent_token()))["outboxMessages"]
     [sent] = [m for m in outbox if m["kind"] == "VERIFICATION_CODE"]
     assert sent["status"] == "SENT"
@@ -93,3 +94,21 @@ def part_of(message: Message, content_type: str) -> str:
 async def test_the_outbox_is_staff_only(mailing_gql: GraphQLClient) -> None:
     response = await mailing_gql.post(OUTBOX, {})
     assert response.json()["errors"][0]["message"].startswith("Only staff")
+
+
+async def test_a_uk_gdpr_clock_starts_again_when_the_identity_is_verified(
+    mailing_gql: GraphQLClient, smtp_inbox: Inbox
+) -> None:
+    # UK GDPR Art. 12A: the latest of receipt and receipt of the requested ID (the rule says so:
+    # starts_at_verification); CCPA's keeps its start (the test above).
+    gql = mailing_gql
+    submitted = (await submit(gql, None, email="uma@example.com", jurisdiction="UK_GDPR"))["request"]
+    [message] = await smtp_inbox.wait_for(1)
+    code = re.search(r"\b(\d{6})\b", part_of(message, "text/plain")).group(1)  # type: ignore[union-attr]
+    verified = (await gql(VERIFY, {"id": submitted["id"], "code": code}))["verifyPrivacyRequest"]
+    assert verified["__typename"] == "PrivacyRequestSuccess", verified
+    staff_view = (await gql(GET, {"id": submitted["id"]}, token=agent_token()))["privacyRequest"]
+    before = submitted["slaRule"]["inputs"]["received_at"]
+    after = staff_view["slaRule"]["inputs"]["received_at"]
+    assert after > before
+    assert staff_view["slaRule"]["id"] == "UK_GDPR-12A/v1"

@@ -33,14 +33,15 @@ def real_calendar(jurisdiction: Jurisdiction) -> WorkingCalendar:
 
 
 @pytest.mark.parametrize(
-    ("jurisdiction", "period", "roll", "extended", "pauses", "ack"),
+    ("jurisdiction", "period", "roll", "extended", "pauses", "ack", "at_verification"),
     [
-        (Jurisdiction.GDPR, Period(M, 1), True, Period(M, 3), PausePolicy.OPT_IN, None),
-        (Jurisdiction.UK_GDPR, Period(M, 1), True, Period(M, 3), PausePolicy.ALLOWED, None),
-        (Jurisdiction.CCPA, Period(D, 45), False, Period(D, 90), PausePolicy.NEVER, Period(B, 10)),
-        (Jurisdiction.VCDPA, Period(D, 45), False, Period(D, 90), PausePolicy.NEVER, None),
-        (Jurisdiction.LGPD, Period(D, 15), False, None, PausePolicy.NEVER, None),
-        (Jurisdiction.PIPEDA, Period(D, 30), False, Period(D, 60), PausePolicy.NEVER, None),
+        (Jurisdiction.GDPR, Period(M, 1), True, Period(M, 3), PausePolicy.OPT_IN, None, False),
+        (Jurisdiction.UK_GDPR, Period(M, 1), True, Period(M, 3), PausePolicy.ALLOWED, None, True),
+        # CCPA: from the day of receipt "regardless of verification".
+        (Jurisdiction.CCPA, Period(D, 45), False, Period(D, 90), PausePolicy.NEVER, Period(B, 10), False),
+        (Jurisdiction.VCDPA, Period(D, 45), False, Period(D, 90), PausePolicy.NEVER, None, False),
+        (Jurisdiction.LGPD, Period(D, 15), False, None, PausePolicy.NEVER, None, False),
+        (Jurisdiction.PIPEDA, Period(D, 30), False, Period(D, 60), PausePolicy.NEVER, None, False),
     ],
 )
 def test_rules_table(
@@ -50,11 +51,13 @@ def test_rules_table(
     extended: Period | None,
     pauses: PausePolicy,
     ack: Period | None,
+    at_verification: bool,
 ) -> None:
     rule = RULES[jurisdiction]
     assert rule.jurisdiction is jurisdiction
     assert (rule.period, rule.roll_to_working_day, rule.extended_period) == (period, roll, extended)
     assert (rule.pause_policy, rule.acknowledge_within) == (pauses, ack)
+    assert rule.starts_at_verification is at_verification
     assert rule.rule_id.startswith(jurisdiction.value)
     assert rule.rule_id.endswith("/v1")
     assert rule.notes

@@ -76,6 +76,9 @@ class SlaRule:
     acknowledge_within: Period | None
     notes: str
     sources: tuple[str, ...]
+    # The clock (re)starts when the subject's identity is verified (the requested ID arrives), not at
+    # receipt; the intake restarts it then.
+    starts_at_verification: bool = False
 
     @property
     def allows_extension(self) -> bool:
@@ -130,6 +133,7 @@ RULES: Mapping[Jurisdiction, SlaRule] = MappingProxyType(
                 "waiting for clarification of the request's scope."
             ),
             sources=("UK GDPR Art. 12A (Data (Use and Access) Act 2025)", "ICO: Time limits for responding"),
+            starts_at_verification=True,
         ),
         Jurisdiction.CCPA: SlaRule(
             rule_id="CCPA-1798.130/v1",

@@ -293,8 +293,8 @@ class RequestIntakeService:
         self, uow: UnitOfWork, principal: Principal, request: PrivacyRequest, transition: Any, now: datetime
     ) -> tuple[PrivacyRequest, RequestEvent]:
         changes: dict[str, Any] = {"status": transition.to_status, "updated_at": now}
-        if request.jurisdiction is Jurisdiction.UK_GDPR:
-            # Art. 12A: the clock starts at the latest of receipt and receipt of the requested ID.
+        if self._sla.stored_rule(request).starts_at_verification:
+            # UK GDPR Art. 12A: the clock starts at the latest of receipt and receipt of the requested ID.
             deadline = self._sla.start(request.jurisdiction, now)
             changes.update(
                 due_at=deadline.due_at,
