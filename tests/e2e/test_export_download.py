@@ -144,22 +144,25 @@ async def test_expired_packages_and_unrecorded_files_are_deleted_and_the_record_
     assert old_record is not None
     assert young_record is not None
     # Left behind by a crash: a package written but never recorded, a partial write; and one being written.
-    for name in ("never-recorded.zip", "crashed.zip.partial", "being-recorded.zip"):
+    never_recorded, crashed, being_recorded = (f"{i:032x}.zip" for i in (1, 2, 3))
+    crashed += ".partial"
+    for name in (never_recorded, crashed, being_recorded):
         (directory / name).write_bytes(b"personal data")
     long_ago = (started - timedelta(days=2)).timestamp()
-    for name in ("never-recorded.zip", "crashed.zip.partial", old_record.path, young_record.path):
+    for name in (never_recorded, crashed, old_record.path, young_record.path):
         os.utime(directory / name, (long_ago, long_ago))
-    (directory / "not-ours~").write_bytes(b"")  # not named like a key: left alone
-    os.utime(directory / "not-ours~", (long_ago, long_ago))
+    for foreign in ("not-ours~", "notes.txt", "backup.zip"):  # not named like a package: left alone
+        (directory / foreign).write_bytes(b"")
+        os.utime(directory / foreign, (long_ago, long_ago))
 
     clock[0] = started + timedelta(days=8)  # the old link (7 days) has expired, the young one not
     just_now = clock[0].timestamp()
-    os.utime(directory / "being-recorded.zip", (just_now, just_now))
+    os.utime(directory / being_recorded, (just_now, just_now))
     cleaned = await service.delete_expired()
 
     assert (cleaned.expired, cleaned.orphans) == (1, 2)
     assert sorted(p.name for p in directory.iterdir()) == sorted(
-        [young_record.path, "being-recorded.zip", "not-ours~"]
+        [young_record.path, being_recorded, "not-ours~", "notes.txt", "backup.zip"]
     )
     kept = await service.record(old.export_id)
     assert kept is not None
@@ -185,3 +188,23 @@ async def test_the_clean_up_deletes_in_batches_until_none_is_left(
         record = await service.record(link.export_id)
         assert record is not None
         assert record.deleted_at is not None
+
+
+async def test_a_file_that_cannot_be_deleted_is_left_for_the_next_run_and_the_others_go(
+    exports: tuple[ExportService, list[datetime]], shop_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    service, clock = exports
+    stuck, fine = [await service.create_package(f"req-{i}", JANE, [shop_source(shop_engine)]) for i in (1, 2)]
+    stuck_record = await service.record(stuck.export_id)
+    assert stuck_record is not None
+    path = tmp_path / "exports" / stuck_record.path
+    path.unlink()
+    path.mkdir()  # unlink() of a directory fails: an undeletable file
+    clock[0] += timedelta(days=8)
+    assert (await service.delete_expired()).expired == 1  # the other one; the stuck one is logged
+    assert (await service.delete_expired()).expired == 0  # tried again, still stuck
+    kept, gone = await service.record(stuck.export_id), await service.record(fine.export_id)
+    assert kept is not None
+    assert kept.deleted_at is None
+    assert gone is not None
+    assert gone.deleted_at is not None

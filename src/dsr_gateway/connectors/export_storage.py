@@ -1,6 +1,6 @@
 """Access packages on the local disk (`DSR_EXPORT_DIR`), written atomically, read back in chunks.
 
-An S3-compatible bucket would be a second class with the same four methods (ExportStorage in
+An S3-compatible bucket would be a second class with the same methods (ExportStorage in
 services/fulfilment_ports.py): `save` as a multipart upload, `open` as a ranged/streamed GET.
 """
 
@@ -85,11 +85,16 @@ def _stale_keys(directory: Path, before: float) -> list[str]:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
         return []
-    return sorted(
-        entry.name
-        for entry in entries
-        if KEY.match(entry.name) and entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before
-    )
+    stale = []
+    for entry in entries:
+        if not KEY.match(entry.name):
+            continue
+        try:  # a file may go while we look (a partial write renamed, another clean-up)
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < before:
+                stale.append(entry.name)
+        except FileNotFoundError:
+            continue
+    return sorted(stale)
 
 
 def _open_private(path: Path) -> BinaryIO:

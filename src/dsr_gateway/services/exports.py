@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -25,6 +27,10 @@ DEFAULT_LINK_LIFETIME = timedelta(days=7)
 # crash between the two), or a partial write; younger ones may still be being recorded.
 ORPHAN_GRACE = timedelta(days=1)
 CLEANUP_BATCH = 500
+# What a package's file is called (`<export id>.zip`, the id a uuid4 hex; `.partial` while written): the
+# clean-up deletes nothing else from the directory.
+PACKAGE_FILE = re.compile(r"^[0-9a-f]{32}\.zip(\.partial)?$")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,29 +144,39 @@ class ExportService:
     async def delete_expired(self) -> ExportCleanup:
         """Delete what is no longer to be handed out (storage limitation, GDPR Art. 5(1)(e)): the file of
         every package whose link has expired (its row stays, marked deleted, as the record of delivery), and
-        files older than ORPHAN_GRACE that no kept package names. The file goes first: a crash in between
-        leaves a row the next run marks (deleting a missing file is a no-op)."""
+        package files older than ORPHAN_GRACE that no kept package names. The file goes first: a crash in
+        between leaves a row the next run marks (deleting a missing file is a no-op). A file that cannot be
+        deleted is logged and left for the next run; the others go on."""
         now = self._clock()
         expired = 0
         while True:
             async with self._uow() as uow:
                 records = await uow.exports.expired(now, CLEANUP_BATCH)
-                for record in records:
-                    await self._storage.delete(record.path)
-                if records:
-                    await uow.exports.mark_deleted([r.id for r in records], now)
+                deleted = [r for r in records if await self._deleted(r.path)]
+                if deleted:
+                    await uow.exports.mark_deleted([r.id for r in deleted], now)
                     await uow.commit()
-            expired += len(records)
-            if len(records) < CLEANUP_BATCH:
+            expired += len(deleted)
+            # A short batch was the last; a batch with a failure would come back the same.
+            if len(records) < CLEANUP_BATCH or len(deleted) < len(records):
                 break
         orphans = 0
-        stale = await self._storage.stale_keys(now - ORPHAN_GRACE)
+        stale = [k for k in await self._storage.stale_keys(now - ORPHAN_GRACE) if PACKAGE_FILE.match(k)]
         for start in range(0, len(stale), CLEANUP_BATCH):
             keys = stale[start : start + CLEANUP_BATCH]
             async with self._uow() as uow:
                 kept = await uow.exports.kept_paths(keys)
             for key in keys:
-                if key not in kept:
-                    await self._storage.delete(key)
+                if key not in kept and await self._deleted(key):
                     orphans += 1
         return ExportCleanup(expired, orphans)
+
+    async def _deleted(self, key: str) -> bool:
+        try:
+            await self._storage.delete(key)
+        except (OSError, ValueError):
+            logger.exception(
+                "could not delete the access package file %s; the next clean-up tries again", key
+            )
+            return False
+        return True
