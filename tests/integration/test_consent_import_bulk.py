@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from dsr_gateway.db.engine import make_engine, make_session_factory
 from dsr_gateway.db.repositories.consent_bulk import BULK_MIN_ROWS
@@ -403,3 +404,32 @@ async def test_an_import_counts_what_it_added_per_table(gql: GraphQLClient, data
     assert growth["consent_state"].added == 2 + 3 * size - 9 + 1
     if database_url.startswith("postgresql"):
         assert growth["subject"].added == 2 + 3 * size - 9
+
+
+async def test_one_unit_of_work_importing_across_two_commits_starts_each_transaction_afresh(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    # The transaction's id (the changes feed's order) and the temporary projection table (dropped at
+    # commit) belong to one transaction: a second commit's chunks must not reuse them.
+    await seed_catalogue(gql)
+    size = BULK_MIN_ROWS + 10
+    engine = make_engine(database_url)
+    try:
+        async with SqlUnitOfWork(make_session_factory(engine)) as uow:
+            purposes = {p.key: p for p in await uow.purposes.list_all()}
+            parse = RowParser(purposes, {1: await uow.consents.notice_purposes(1)}.get, datetime.now(UTC))
+            rows = [parse(line, row) for line, row in pipelined_rows(size)]
+            for start in (0, size):  # the second chunk changes scopes the first stored: the upsert path
+                await uow.consent_import.record(rows[start : start + size], datetime.now(UTC))
+                await uow.commit()
+        if database_url.startswith("postgresql"):
+            async with engine.connect() as connection:
+                orders = await connection.execute(text("SELECT DISTINCT tx_order FROM consent_event"))
+                assert len(list(orders)) == 2
+    finally:
+        await engine.dispose()
+    verified = (await gql(VERIFY, token=agent_token()))["auditVerification"]
+    assert verified["ok"], verified
+    assert verified["eventsChecked"] == 2 * size
+    [decision] = await check(gql, ["span-a"], READER)
+    assert decision["reason"] == "WITHDRAWN"

@@ -148,11 +148,14 @@ class SqlUnitOfWork:
             await self.consent_import.flush()
         await flush_pending(self.session)  # deferred writes (db/driver.py) go with the commit
         await self.session.commit()
+        if "consent_import" in self.__dict__:
+            self.consent_import.transaction_ended()
 
     async def rollback(self) -> None:
         forget_pending(self.session)
         if "consent_import" in self.__dict__:
             await self.consent_import.settle()
+            self.consent_import.transaction_ended()
         await self.session.rollback()
 
 

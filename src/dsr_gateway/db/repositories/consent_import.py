@@ -132,6 +132,11 @@ class SqlConsentImport:
             writing, self._writing = self._writing, None
             await asyncio.gather(writing, return_exceptions=True)
 
+    def transaction_ended(self) -> None:
+        """What belongs to one transaction is forgotten (its id; the temporary table, dropped at its end)."""
+        self._tx_order = None
+        self._temp_ready = False
+
     def growth(self) -> dict[str, TableGrowth]:
         """Rows this import added per ledger table, beside the planner's count before it."""
         return {t: TableGrowth(self._added[t], self._planner_rows.get(t, -1.0)) for t in LEDGER_TABLES}
