@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from dsr_gateway.domain.errors import ValidationFailed
+from dsr_gateway.domain.messages import MessageKind
 from dsr_gateway.domain.requests import RequestStatus, RequestType
 from dsr_gateway.domain.sla_rules import Jurisdiction
 
@@ -215,21 +216,6 @@ class Challenge:
 
 
 # --- the outbox -----------------------------------------------------------------------------------------
-
-
-class MessageKind(StrEnum):
-    """The outbox's kinds; each is rendered from the template of the same name (domain/messages.py)."""
-
-    REQUEST_RECEIVED = "REQUEST_RECEIVED"
-    VERIFICATION_CODE = "VERIFICATION_CODE"
-    INFORMATION_NEEDED = "INFORMATION_NEEDED"
-    EXTENSION_NOTICE = "EXTENSION_NOTICE"
-    COMPLETED = "COMPLETED"
-    REJECTED = "REJECTED"
-    RECONFIRMATION_REMINDER = "RECONFIRMATION_REMINDER"
-    NOTICE_CHANGED = "NOTICE_CHANGED"
-    PERMISSION_CHANGED = "PERMISSION_CHANGED"
-    BREACH_NOTICE = "BREACH_NOTICE"
 
 
 class OutboxStatus(StrEnum):

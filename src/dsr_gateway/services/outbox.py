@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from dsr_gateway.domain.access import require_staff
+from dsr_gateway.domain.messages import MessageKind
 from dsr_gateway.domain.principal import Principal
 from dsr_gateway.domain.privacy_requests import (
     MAX_DELIVERY_ATTEMPTS,
-    MessageKind,
     OutboxMessage,
     OutboxStatus,
     retry_delay,

@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from dsr_gateway.domain import privacy_requests as pr
 from dsr_gateway.domain import requests as rq
 from dsr_gateway.domain import sla_rules, workflow
+from dsr_gateway.domain.messages import MessageKind
 from dsr_gateway.domain.sla import SlaStatus as DomainSlaStatus
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.observability import note_access
@@ -48,7 +49,6 @@ def _shown_data(data: Any, staff_viewer: bool) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in STAFF_DATA}
 
 
-MessageKind = pr.MessageKind
 OutboxStatus = pr.OutboxStatus
 
 
