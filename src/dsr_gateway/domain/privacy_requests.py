@@ -228,9 +228,9 @@ class OutboxStatus(StrEnum):
 MAX_DELIVERY_ATTEMPTS = 8
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """Exponential backoff: 30 s, 1 min, 2 min ... capped at 1 h."""
-    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+# The wait after a failed send (domain.retry.backoff, no jitter): 30 s, 1 min, 2 min ... capped at 1 h.
+RETRY_BASE = timedelta(seconds=30)
+RETRY_CAP = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
