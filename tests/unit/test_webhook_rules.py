@@ -1,8 +1,8 @@
-"""Webhook rules without I/O: validation, backoff, the signed envelope, the secret box."""
+"""Webhook rules without I/O: validation, the signed envelope, the secret box."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +17,6 @@ from dsr_gateway.domain.webhooks import (
     WebhookEventType,
     envelope,
     non_public_address,
-    retry_delay,
     validate_subscription,
 )
 
@@ -109,28 +108,6 @@ async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery() ->
     assert await non_public_destination("https://gone.example/h", resolve) is None  # the request fails
     assert await non_public_destination("https://localhost./h", resolve) == "localhost. is a local name"
     assert await non_public_destination("https://169.254.169.254/latest", resolve) is not None
-
-
-@pytest.mark.parametrize(
-    ("attempts", "jitter", "seconds"),
-    [
-        (1, 0.0, 15),
-        (1, 0.999999, 30),
-        (2, 0.0, 30),
-        (3, 0.0, 60),
-        (4, 0.5, 180),
-        (20, 0.0, 3 * 3600),  # capped at 6 h, then halved by the jitter floor
-        (500, 1.0, 6 * 3600),
-    ],
-)
-def test_backoff_doubles_up_to_the_cap_with_jitter(attempts: int, jitter: float, seconds: float) -> None:
-    delay = retry_delay(attempts, timedelta(seconds=30), timedelta(hours=6), jitter)
-    assert delay.total_seconds() == pytest.approx(seconds, abs=0.01)
-
-
-def test_backoff_needs_a_failure_count() -> None:
-    with pytest.raises(ValueError, match="starts at 1"):
-        retry_delay(0, timedelta(seconds=1), timedelta(seconds=2), 0.0)
 
 
 def test_the_envelope_is_stable_compact_json() -> None:

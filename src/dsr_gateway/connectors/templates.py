@@ -105,7 +105,7 @@ class MessageTemplates:
             if len(self._chosen) >= MAX_CHOICES:
                 self._chosen.clear()
             chosen = self._language_for(kind, language)
-            parts = tuple(self._env.get_template(f"{chosen}/{kind.value}.{part}") for part in PARTS)
+            parts = tuple(self._env.get_template(f"{chosen}/{kind.template}.{part}") for part in PARTS)
             found = self._chosen[(kind, language)] = (chosen, parts)
         return found
 
@@ -114,11 +114,11 @@ class MessageTemplates:
         for candidate in language_candidates(language):
             try:
                 for part in PARTS:
-                    self._env.get_template(f"{candidate}/{kind.value}.{part}")
+                    self._env.get_template(f"{candidate}/{kind.template}.{part}")
             except TemplateNotFound:
                 continue
             return candidate
-        raise TemplateMissing(f"no template for message {kind.value!r} in {language!r} or English")
+        raise TemplateMissing(f"no template for message {kind.template!r} in {language!r} or English")
 
 
 def render(

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
-from dsr_gateway.domain.purposes import ConsentMechanism, LegalBasis, Purpose
+from dsr_gateway.domain.purposes import ConsentMechanism, LegalBasis, Purpose, reconfirmation_cutoff
 
 ANY = ""
 
@@ -286,9 +286,8 @@ def decider(
     opt_out = purpose.mechanism is ConsentMechanism.OPT_OUT
     unrecorded = ALLOWED_NOT_REQUIRED if opt_out else REFUSED_NOT_GIVEN
     material = purpose.last_material_version
-    period = purpose.reconfirm_after_days
     # Given at or before this moment: past the reconfirmation period (given_at + period <= now).
-    lapsed_by = now - timedelta(days=period) if period is not None else None
+    lapsed_by = reconfirmation_cutoff(purpose, now)
 
     def decision(records: Iterable[ConsentRecord]) -> Decision:
         record = covering_record(records, topic, channel)

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from dsr_gateway.domain.requests import RequestType
+from dsr_gateway.domain.retry import backoff
 
 ALL_SYSTEMS = "*"  # the `system` of a step that spans every system (the package, the certificate)
 
@@ -131,9 +132,8 @@ class RetryPolicy:
 
     def delay(self, attempts: int, rng: random.Random | None = None) -> timedelta:
         """The wait after the `attempts`-th failed run: base, 2 base, 4 base ... capped, with jitter."""
-        full = min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
-        draw = (rng or random).random()
-        return timedelta(seconds=full * (1 - self.jitter * draw))
+        base, cap = timedelta(seconds=self.base_seconds), timedelta(seconds=self.cap_seconds)
+        return backoff(attempts, base, cap, self.jitter, (rng or random).random())
 
     def gives_up(self, attempts: int, retryable: bool) -> bool:
         return not retryable or attempts >= self.max_attempts

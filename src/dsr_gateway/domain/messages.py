@@ -7,18 +7,23 @@ from enum import StrEnum
 
 
 class MessageKind(StrEnum):
-    """One template per kind; the value is the template's file name stem."""
+    """The kinds of message; the value is what the outbox stores and GraphQL shows."""
 
-    REQUEST_RECEIVED = "request_received"
-    VERIFICATION_CODE = "verification_code"
-    INFORMATION_NEEDED = "information_needed"
-    EXTENSION_NOTICE = "extension_notice"
-    COMPLETED = "completed"
-    REJECTED = "rejected"
-    RECONFIRMATION_REMINDER = "reconfirmation_reminder"
-    NOTICE_CHANGED = "notice_changed"
-    PERMISSION_CHANGED = "permission_changed"
-    BREACH_NOTICE = "breach_notice"
+    REQUEST_RECEIVED = "REQUEST_RECEIVED"
+    VERIFICATION_CODE = "VERIFICATION_CODE"
+    INFORMATION_NEEDED = "INFORMATION_NEEDED"
+    EXTENSION_NOTICE = "EXTENSION_NOTICE"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    RECONFIRMATION_REMINDER = "RECONFIRMATION_REMINDER"
+    NOTICE_CHANGED = "NOTICE_CHANGED"
+    PERMISSION_CHANGED = "PERMISSION_CHANGED"
+    BREACH_NOTICE = "BREACH_NOTICE"
+
+    @property
+    def template(self) -> str:
+        """The file name stem of the kind's templates (one template per kind): `request_received`."""
+        return self.value.lower()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from dsr_gateway.domain.errors import ValidationFailed
+from dsr_gateway.domain.messages import MessageKind
 from dsr_gateway.domain.requests import RequestStatus, RequestType
 from dsr_gateway.domain.sla_rules import Jurisdiction
 
@@ -217,21 +218,6 @@ class Challenge:
 # --- the outbox -----------------------------------------------------------------------------------------
 
 
-class MessageKind(StrEnum):
-    """The outbox's kinds; each is rendered from the template of the same name (domain/messages.py)."""
-
-    REQUEST_RECEIVED = "REQUEST_RECEIVED"
-    VERIFICATION_CODE = "VERIFICATION_CODE"
-    INFORMATION_NEEDED = "INFORMATION_NEEDED"
-    EXTENSION_NOTICE = "EXTENSION_NOTICE"
-    COMPLETED = "COMPLETED"
-    REJECTED = "REJECTED"
-    RECONFIRMATION_REMINDER = "RECONFIRMATION_REMINDER"
-    NOTICE_CHANGED = "NOTICE_CHANGED"
-    PERMISSION_CHANGED = "PERMISSION_CHANGED"
-    BREACH_NOTICE = "BREACH_NOTICE"
-
-
 class OutboxStatus(StrEnum):
     PENDING = "PENDING"
     SENT = "SENT"
@@ -242,9 +228,9 @@ class OutboxStatus(StrEnum):
 MAX_DELIVERY_ATTEMPTS = 8
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """Exponential backoff: 30 s, 1 min, 2 min ... capped at 1 h."""
-    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+# The wait after a failed send (domain.retry.backoff, no jitter): 30 s, 1 min, 2 min ... capped at 1 h.
+RETRY_BASE = timedelta(seconds=30)
+RETRY_CAP = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)

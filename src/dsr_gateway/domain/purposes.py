@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from dsr_gateway.domain.errors import FieldProblem, ValidationFailed
@@ -76,6 +77,14 @@ class Purpose:
     def is_consentable(self) -> bool:
         """Whether subjects make a choice about it; notice-only purposes are just disclosed."""
         return self.mechanism is not ConsentMechanism.NOTICE_ONLY
+
+
+def reconfirmation_cutoff(purpose: Purpose, at: datetime, grace: timedelta = timedelta(0)) -> datetime | None:
+    """The latest `given_at` of a grant that is past the purpose's reconfirmation period (plus `grace`) at
+    `at`: a grant lapses when given_at + period + grace <= at. None: the purpose sets no period."""
+    if purpose.reconfirm_after_days is None:
+        return None
+    return at - timedelta(days=purpose.reconfirm_after_days) - grace
 
 
 def validate_purpose(purpose: Purpose) -> Purpose:

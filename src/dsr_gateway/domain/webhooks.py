@@ -1,4 +1,4 @@
-"""Webhooks for other systems: subscriptions, deliveries, and the rules for retrying them."""
+"""Webhooks for other systems: subscriptions, deliveries, and their rules (the backoff: domain/retry.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -132,18 +132,6 @@ def validate_subscription(
         )
     if problems:
         raise ValidationFailed(problems)
-
-
-def retry_delay(attempts: int, base: timedelta, cap: timedelta, jitter: float) -> timedelta:
-    """Wait before the next try after `attempts` failures: doubling from `base` up to `cap`, then jittered.
-
-    `jitter` is a number in [0, 1) (random in production, fixed in tests); the wait is scaled into
-    [50%, 100%] of the exponential value, so receivers that come back are not hit by every sender at once.
-    """
-    if attempts < 1:
-        raise ValueError("attempts counts failures so far and starts at 1")
-    exponential = min(cap, base * (1 << min(attempts - 1, 30)))
-    return exponential * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
 
 
 def envelope(delivery: WebhookDelivery) -> bytes:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import strawberry
 from starlette.requests import Request
@@ -15,6 +16,9 @@ from dsr_gateway.domain.principal import Principal
 
 if TYPE_CHECKING:
     from dsr_gateway.services.container import Services
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass
@@ -28,6 +32,13 @@ class Context:
     loaders: dict[str, Any] = field(default_factory=dict)
     # A WebSocket client's `connection_init` payload (browsers cannot send headers on a WebSocket).
     connection_params: dict[str, Any] | None = None
+
+    def loader(self, name: str, load: Callable[[list[K]], Awaitable[Sequence[V]]]) -> DataLoader[K, V]:
+        """This request's DataLoader called `name`, made with `load` by the first resolver that asks."""
+        found = self.loaders.get(name)
+        if found is None:
+            found = self.loaders[name] = DataLoader(load_fn=load)
+        return cast(DataLoader[K, V], found)
 
     def forget_loaded(self) -> None:
         """Drop the DataLoaders (and their caches), keep the rest (the access notes).

@@ -13,7 +13,6 @@ Lifespan state used (the composition root provides them):
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -22,17 +21,12 @@ from typing import Protocol
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from dsr_gateway.connectors.link_signing import LinkSigner
 from dsr_gateway.domain.errors import DomainError, NotFound
-from dsr_gateway.domain.unsubscribe import (
-    InvalidLink,
-    LinkExpired,
-    LinkForged,
-    LinkMalformed,
-    UnsubscribeClaims,
-)
+from dsr_gateway.domain.unsubscribe import InvalidLink, UnsubscribeClaims
+from dsr_gateway.http.link_pages import page, refusal
 
 logger = logging.getLogger("dsr_gateway.http.unsubscribe")
 
@@ -41,44 +35,18 @@ WITHDRAW_STATE = "unsubscribe_withdraw"
 METHOD = "UNSUBSCRIBE_LINK"
 _MULTIPART_ONE_CLICK = re.compile(rb'name="?List-Unsubscribe"?\r\n(?:[^\r\n]+\r\n)*\r\nOne-Click\r\n')
 
-HEADERS = {
-    "Cache-Control": "no-store",
-    # The token is in the URL: never pass it on to another site.
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-}
+# The confirmation page's button posts what a mail provider's one-click unsubscribe posts.
+FORM = (
+    '<form method="post">'
+    '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+    '<button type="submit" style="padding:10px 18px;font-size:16px">Unsubscribe</button></form>'
+)
 
 
 class UnsubscribeWithdraw(Protocol):
     async def __call__(
         self, subject_external_id: str, purpose: str, topic: str | None, channel: str | None, *, method: str
     ) -> None: ...
-
-
-def _page(title: str, message: str, status: int, form: bool = False) -> HTMLResponse:
-    button = (
-        '<form method="post">'
-        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-        '<button type="submit" style="padding:10px 18px;font-size:16px">Unsubscribe</button></form>'
-        if form
-        else ""
-    )
-    body = (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title></head>"
-        '<body style="font-family:sans-serif;max-width:520px;margin:48px auto;padding:0 9px">'
-        f'<h1 style="font-size:22px">{html.escape(title)}</h1><p>{html.escape(message)}</p>{button}'
-        "</body></html>"
-    )
-    return HTMLResponse(body, status_code=status, headers=HEADERS)
-
-
-def _refusal(exc: InvalidLink) -> HTMLResponse:
-    status = 404 if isinstance(exc, (LinkMalformed, LinkForged)) else 400
-    title = "This link has expired" if isinstance(exc, LinkExpired) else "This link does not work"
-    return _page(title, exc.message, status)
 
 
 def _read(request: Request) -> UnsubscribeClaims:
@@ -95,12 +63,12 @@ async def unsubscribe_page(request: Request) -> Response:
     try:
         claims = _read(request)
     except InvalidLink as exc:
-        return _refusal(exc)
-    return _page(
+        return refusal(exc)
+    return page(
         "Unsubscribe?",
         f"Press the button to stop receiving: {_what(claims)}. You can opt in again at any time.",
         200,
-        form=True,
+        FORM,
     )
 
 
@@ -115,26 +83,26 @@ async def unsubscribe_post(request: Request) -> Response:
     try:
         claims = _read(request)
     except InvalidLink as exc:
-        return _refusal(exc)
+        return refusal(exc)
     if not _is_one_click(request.headers.get("content-type", ""), await request.body()):
-        return _page("Nothing was changed", "Send List-Unsubscribe=One-Click to unsubscribe.", 400)
+        return page("Nothing was changed", "Send List-Unsubscribe=One-Click to unsubscribe.", 400)
     withdraw: UnsubscribeWithdraw | None = getattr(request.state, WITHDRAW_STATE, None)
     if withdraw is None:
         logger.error("unsubscribe: no `%s` in the lifespan state; nothing recorded", WITHDRAW_STATE)
-        return _page("Please try again later", "We could not record your choice just now.", 503)
+        return page("Please try again later", "We could not record your choice just now.", 503)
     try:
         await withdraw(
             claims.subject_external_id, claims.purpose, claims.topic, claims.channel, method=METHOD
         )
     except NotFound:
         # The purpose (or subject) is gone: there is nothing left to unsubscribe from.
-        return _page("You are unsubscribed", f"You will not receive {_what(claims)} any more.", 200)
+        return page("You are unsubscribed", f"You will not receive {_what(claims)} any more.", 200)
     except DomainError as exc:
-        return _page("Nothing was changed", exc.message, 400)
+        return page("Nothing was changed", exc.message, 400)
     except Exception:
         logger.exception("unsubscribe: recording the withdrawal failed")
-        return _page("Please try again later", "We could not record your choice just now.", 503)
-    return _page("You are unsubscribed", f"You will not receive {_what(claims)} any more.", 200)
+        return page("Please try again later", "We could not record your choice just now.", 503)
+    return page("You are unsubscribed", f"You will not receive {_what(claims)} any more.", 200)
 
 
 def make_gpc_json(last_update: date) -> Callable[[Request], Awaitable[Response]]:

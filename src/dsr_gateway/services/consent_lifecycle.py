@@ -34,7 +34,7 @@ from dsr_gateway.domain.consent import (
 )
 from dsr_gateway.domain.errors import Conflict, NotFound
 from dsr_gateway.domain.principal import Principal, PrincipalKind
-from dsr_gateway.domain.purposes import Purpose
+from dsr_gateway.domain.purposes import reconfirmation_cutoff
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
 from dsr_gateway.services.comms.ports import GpcSignal
 from dsr_gateway.services.consent import ConsentService, WithdrawRequest
@@ -215,40 +215,36 @@ class ConsentLifecycleService:
         subjects per run (the worker runs it again); one short transaction per subject."""
         now = self._clock()
         async with self._uow() as uow:
-            purposes = {p.key: p for p in await uow.purposes.list_all()}
+            # Per purpose with a period: a grant given at or before its cutoff has expired.
+            cutoffs: dict[str, datetime] = {}
+            for purpose in await uow.purposes.list_all():
+                if (cutoff := reconfirmation_cutoff(purpose, now, self._grace)) is not None:
+                    cutoffs[purpose.key] = cutoff
             due: dict[tuple[int, str], str] = {}
-            for purpose in purposes.values():
-                if purpose.reconfirm_after_days is None:
-                    continue
-                # Expired when given_at + period + grace <= now (the query compares strictly).
-                cutoff = now - timedelta(days=purpose.reconfirm_after_days) - self._grace + _TICK
+            for key, cutoff in cutoffs.items():
+                # granted_given_before compares strictly: ask for one microsecond past the cutoff.
                 for subject_id, external_id, *_ in await uow.comms.granted_given_before(
-                    purpose.key, cutoff, None, limit
+                    key, cutoff + _TICK, None, limit
                 ):
-                    due.setdefault((subject_id, external_id), purpose.key)
+                    due.setdefault((subject_id, external_id), key)
         subjects = list(dict.fromkeys(key for key in due))[:limit]
         expired = 0
         for _subject_id, external_id in subjects:
-            expired += await self._expire_subject(external_id, purposes, now)
+            expired += await self._expire_subject(external_id, cutoffs, now)
         if expired:
             logger.info("expiry sweep: %d consents of %d subjects expired", expired, len(subjects))
         return ExpiryRun(len(subjects), expired)
 
-    async def _expire_subject(self, external_id: str, purposes: dict[str, Purpose], now: datetime) -> int:
+    async def _expire_subject(self, external_id: str, cutoffs: dict[str, datetime], now: datetime) -> int:
         async with self._uow() as uow:
             subject_id = await uow.consents.lock_subject(external_id, now)
             current = (await uow.consents.states([subject_id]))[subject_id]
             events = []
             for record in current:
-                purpose = purposes.get(record.scope.purpose)
-                if (
-                    purpose is None
-                    or purpose.reconfirm_after_days is None
-                    or record.status is not ConsentStatus.GRANTED
-                    or record.given_at is None
-                ):
+                cutoff = cutoffs.get(record.scope.purpose)
+                if cutoff is None or record.status is not ConsentStatus.GRANTED or record.given_at is None:
                     continue
-                if record.given_at + timedelta(days=purpose.reconfirm_after_days) + self._grace <= now:
+                if record.given_at <= cutoff:
                     events.append(
                         NewConsentEvent(record.scope, ConsentAction.EXPIRE, ConsentMethod.SYSTEM, None,
                                         Origin(app_id="expiry-sweep"), EXPIRY_ACTOR, now, now)

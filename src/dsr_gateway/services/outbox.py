@@ -12,14 +12,16 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from dsr_gateway.domain.access import require_staff
+from dsr_gateway.domain.messages import MessageKind
 from dsr_gateway.domain.principal import Principal
 from dsr_gateway.domain.privacy_requests import (
     MAX_DELIVERY_ATTEMPTS,
-    MessageKind,
+    RETRY_BASE,
+    RETRY_CAP,
     OutboxMessage,
     OutboxStatus,
-    retry_delay,
 )
+from dsr_gateway.domain.retry import backoff
 from dsr_gateway.services.ports import (
     Cipher,
     Clock,
@@ -113,7 +115,7 @@ class OutboxService:
                 failed += 1
                 gave_up = permanent or message.attempts >= MAX_DELIVERY_ATTEMPTS
                 status = OutboxStatus.FAILED if gave_up else OutboxStatus.PENDING
-                next_at, sent_at = done + retry_delay(message.attempts), None
+                next_at, sent_at = done + backoff(message.attempts, RETRY_BASE, RETRY_CAP), None
                 logger.warning(
                     "outbox message %s (%s to %s) attempt %d failed%s: %s",
                     message.id, message.kind.value, message.recipient_hint, message.attempts,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from dsr_gateway.domain.access import require_staff
 from dsr_gateway.domain.principal import Principal, PrincipalKind
-from dsr_gateway.domain.purposes import ConsentMechanism
+from dsr_gateway.domain.purposes import ConsentMechanism, reconfirmation_cutoff
 from dsr_gateway.domain.reports import ComplianceReport, ReportPeriod, RequestTimeliness
 from dsr_gateway.services.accountability_ports import ReportQueries, ReviewRule
 from dsr_gateway.services.ports import Clock, UnitOfWorkFactory
@@ -27,11 +27,7 @@ class ReportService:
             purposes = await uow.purposes.list_all()
         # Only opt-in grants lapse (domain/consent.py `decide`): the period's end is the review date.
         rules = [
-            ReviewRule(
-                p.key,
-                period.end - timedelta(days=p.reconfirm_after_days) if p.reconfirm_after_days else None,
-                p.last_material_version,
-            )
+            ReviewRule(p.key, reconfirmation_cutoff(p, period.end), p.last_material_version)
             for p in purposes
             if p.mechanism is ConsentMechanism.OPT_IN
             and (p.reconfirm_after_days is not None or p.last_material_version is not None)

@@ -20,7 +20,8 @@ from dsr_gateway import __version__
 from dsr_gateway.connectors.webhook_signing import sign
 from dsr_gateway.db.repositories.webhooks import ClaimedDelivery
 from dsr_gateway.db.uow import SqlUnitOfWork
-from dsr_gateway.domain.webhooks import envelope, retry_delay
+from dsr_gateway.domain.retry import backoff
+from dsr_gateway.domain.webhooks import envelope
 from dsr_gateway.services.ports import Clock, SecretCipher
 
 logger = logging.getLogger("dsr_gateway.worker.webhooks")
@@ -84,8 +85,9 @@ class WebhookSender:
             outcome = await self._post(claimed)
             retry_at = None
             if not outcome.delivered and attempt < self._policy.max_attempts:
-                delay = retry_delay(
-                    attempt, self._policy.backoff_base, self._policy.backoff_cap, self._jitter()
+                # Half to all of the exponential wait: a jitter() of 0 waits half, near 1 all of it.
+                delay = backoff(
+                    attempt, self._policy.backoff_base, self._policy.backoff_cap, 0.5, 1.0 - self._jitter()
                 )
                 retry_at = self._clock() + delay
         logger.info(

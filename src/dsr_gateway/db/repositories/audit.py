@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dsr_gateway.db.repositories.chain_sealing import heads_statement
 from dsr_gateway.db.tables.audit import AuditCheckpointRow
 from dsr_gateway.domain.audit_chain import DEFAULT_LAYOUT, ChainHead, ChainLayout
 from dsr_gateway.domain.audit_checkpoint import heads_from_json, heads_to_json
@@ -39,7 +40,7 @@ class SqlChainSource:
         self._kind = kind
         self._chain = table.c[chain_column]
         self._sequence = table.c[layout.sequence_field]
-        self._hash = table.c[layout.hash_field]
+        self._heads = heads_statement(table, chain_column, layout)
         self._layout = layout
 
     @property
@@ -85,16 +86,8 @@ class SqlChainSource:
                 yield self._key(event[self._chain.name]), event
 
     async def heads(self) -> dict[str, ChainHead]:
-        last = (
-            select(self._chain.label("chain"), func.max(self._sequence).label("sequence"))
-            .group_by(self._chain)
-            .subquery()
-        )
-        statement = select(self._chain, self._sequence, self._hash).join(
-            last, (self._chain == last.c.chain) & (self._sequence == last.c.sequence)
-        )
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = (await connection.execute(self._heads)).all()
         return {self._key(chain): ChainHead(sequence, digest) for chain, sequence, digest in rows}
 
 

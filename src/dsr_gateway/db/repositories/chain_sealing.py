@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Select, Table, bindparam, func, select
 
 from dsr_gateway.db.tables.consent import ConsentEventRow
 from dsr_gateway.db.tables.requests import PrivacyRequestEventRow
@@ -24,7 +24,25 @@ CONSENT_EVENTS: Table = ConsentEventRow.__table__  # type: ignore[attr-defined]
 REQUEST_EVENTS: Table = PrivacyRequestEventRow.__table__  # type: ignore[attr-defined]
 HEADS_CHUNK = 1000
 
-Run = Callable[[Any], Awaitable[Any]]
+Run = Callable[[Any, Any], Awaitable[Any]]  # (statement, parameters): Connection.execute
+
+
+def heads_statement(
+    table: Table, chain_column: str, layout: ChainLayout, among: str | None = None
+) -> Select[Any]:
+    """(chain, sequence, hash) of each chain's last event in `table`: the row of its highest sequence.
+
+    With `among`, only the chains listed in the expanding parameter of that name. Built once per table
+    (at import for the sealers); the caller runs it on its own connection.
+    """
+    chain, sequence = table.c[chain_column], table.c[layout.sequence_field]
+    last = select(chain.label("chain"), func.max(sequence).label("sequence"))
+    if among is not None:
+        last = last.where(chain.in_(bindparam(among, type_=chain.type, expanding=True)))
+    heads = last.group_by(chain).subquery()
+    return select(chain, sequence, table.c[layout.hash_field]).join(
+        heads, (chain == heads.c.chain) & (sequence == heads.c.sequence)
+    )
 
 
 class ChainSealer:
@@ -32,8 +50,7 @@ class ChainSealer:
         self._table = table
         self._chain = table.c[chain_column]
         self._layout = layout
-        self._sequence = table.c[layout.sequence_field]
-        self._hash = table.c[layout.hash_field]
+        self._heads = heads_statement(table, chain_column, layout, among="chains")
         roles = {layout.hash_field, layout.sequence_field, layout.prev_hash_field}
         self._hashed = [c for c in table.columns if c.name not in layout.excluded and c.name not in roles]
         for column in self._hashed:
@@ -45,18 +62,7 @@ class ChainSealer:
         found: dict[object, ChainHead] = {}
         unique = list(dict.fromkeys(chain_values))
         for start in range(0, len(unique), HEADS_CHUNK):
-            chunk = unique[start : start + HEADS_CHUNK]
-            last = (
-                select(self._chain.label("chain"), func.max(self._sequence).label("sequence"))
-                .where(self._chain.in_(chunk))
-                .group_by(self._chain)
-                .subquery()
-            )
-            rows = await run(
-                select(self._chain, self._sequence, self._hash).join(
-                    last, (self._chain == last.c.chain) & (self._sequence == last.c.sequence)
-                )
-            )
+            rows = await run(self._heads, {"chains": unique[start : start + HEADS_CHUNK]})
             found.update({chain: ChainHead(sequence, digest) for chain, sequence, digest in rows})
         return found
 

@@ -131,7 +131,7 @@ def heads_or_empty(heads: dict[object, ChainHead], subjects: Sequence[int]) -> d
     return {s: heads.get(s) for s in subjects}
 
 
-async def _no_reads(statement: Any) -> Any:
+async def _no_reads(statement: Any, parameters: Any = None) -> Any:
     raise AssertionError("every chain head is known before sealing")
 
 

@@ -14,7 +14,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dsr_gateway.db.driver import DriverStatement, flush_pending
 from dsr_gateway.db.tables.outbox import OutboxDeliveryRow, OutboxRow
-from dsr_gateway.domain.privacy_requests import MessageKind, OutboxMessage, OutboxStatus
+from dsr_gateway.domain.messages import MessageKind
+from dsr_gateway.domain.privacy_requests import OutboxMessage, OutboxStatus
 from dsr_gateway.services.ports import DeliveryRecord, NewMessage, StoredMessage
 
 O = OutboxRow.__table__  # type: ignore[attr-defined]  # noqa: E741

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.types.catalogue import Channel
@@ -125,14 +124,10 @@ class GpcConflict:
 
 
 async def subject_gpc_conflicts(root: strawberry.Parent[object], info: Info) -> list[GpcConflict]:
-    loaders = info.context.loaders
-    if "gpc_conflicts" not in loaders:
-        service = info.context.services.consent_lifecycle
+    service = info.context.services.consent_lifecycle
 
-        async def load(ids: list[str]) -> list[list[GpcConflict]]:
-            rows = await service.gpc_conflicts(ids)
-            return [[GpcConflict.from_domain(r) for r in subject] for subject in rows]
+    async def load(ids: list[str]) -> list[list[GpcConflict]]:
+        rows = await service.gpc_conflicts(ids)
+        return [[GpcConflict.from_domain(r) for r in subject] for subject in rows]
 
-        loaders["gpc_conflicts"] = DataLoader(load_fn=load)
-    loader: DataLoader[str, list[GpcConflict]] = loaders["gpc_conflicts"]
-    return await loader.load(root.external_id)  # type: ignore[attr-defined]
+    return await info.context.loader("gpc_conflicts", load).load(root.external_id)  # type: ignore[attr-defined]

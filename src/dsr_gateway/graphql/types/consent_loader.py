@@ -15,17 +15,13 @@ LOADER_KEY = "consents"
 
 
 def consent_loader(info: Info) -> DataLoader[str, list[Consent]]:
-    loaders = info.context.loaders
-    if LOADER_KEY not in loaders:
-        service = info.context.services.consent
+    service = info.context.services.consent
 
-        async def load(external_ids: list[str]) -> list[list[Consent]]:
-            views = await service.preferences_of(external_ids)
-            return [[Consent.from_domain(v) for v in subject] for subject in views]
+    async def load(external_ids: list[str]) -> list[list[Consent]]:
+        views = await service.preferences_of(external_ids)
+        return [[Consent.from_domain(v) for v in subject] for subject in views]
 
-        loaders[LOADER_KEY] = DataLoader(load_fn=load)
-    loader: DataLoader[str, list[Consent]] = loaders[LOADER_KEY]
-    return loader
+    return info.context.loader(LOADER_KEY, load)
 
 
 Receipts = Sequence[StoredReceipt] | PermissionDenied
@@ -33,16 +29,11 @@ Receipts = Sequence[StoredReceipt] | PermissionDenied
 
 def receipts_loader(info: Info, first: int) -> DataLoader[str, Receipts]:
     """Keyed by subject; one loader per page size asked for (`consentReceipts(first:)`)."""
-    key = f"consent_receipts:{first}"
-    loaders = info.context.loaders
-    if key not in loaders:
-        ctx = info.context
+    ctx = info.context
 
-        async def load(external_ids: list[str]) -> list[Receipts]:
-            found = await ctx.services.receipts.lists_for(ctx.principal, external_ids, first)
-            return [found[e] for e in external_ids]
+    async def load(external_ids: list[str]) -> list[Receipts]:
+        found = await ctx.services.receipts.lists_for(ctx.principal, external_ids, first)
+        return [found[e] for e in external_ids]
 
-        # A denial is a value here, not an error of the whole batch: the resolver raises it.
-        loaders[key] = DataLoader(load_fn=load)
-    loader: DataLoader[str, Receipts] = loaders[key]
-    return loader
+    # A denial is a value here, not an error of the whole batch: the resolver raises it.
+    return ctx.loader(f"consent_receipts:{first}", load)

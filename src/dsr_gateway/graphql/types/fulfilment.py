@@ -114,15 +114,12 @@ class DataSystem:
 
 def fulfilment_loader(info: Info) -> DataLoader[str, FulfilmentView]:
     ctx = info.context
-    loader = ctx.loaders.get("fulfilment")
-    if loader is None:
 
-        async def load(ids: Sequence[str]) -> list[FulfilmentView]:
-            found = await ctx.services.fulfilment_queries.for_requests(ctx.principal, list(ids))
-            return [found.get(i, FulfilmentView()) for i in ids]
+    async def load(ids: Sequence[str]) -> list[FulfilmentView]:
+        found = await ctx.services.fulfilment_queries.for_requests(ctx.principal, list(ids))
+        return [found.get(i, FulfilmentView()) for i in ids]
 
-        loader = ctx.loaders["fulfilment"] = DataLoader(load_fn=load)
-    return cast(DataLoader[str, FulfilmentView], loader)
+    return ctx.loader("fulfilment", load)
 
 
 async def request_fulfilment(info: Info, request_id: str) -> list[FulfilmentStep]:
@@ -162,15 +159,12 @@ async def request_certificate(info: Info, request_id: str) -> ErasureCertificate
 
 def export_loader(info: Info) -> DataLoader[str, ExportPackageView | None]:
     ctx = info.context
-    loader = ctx.loaders.get("export_package")
-    if loader is None:
 
-        async def load(ids: Sequence[str]) -> list[ExportPackageView | None]:
-            found = await ctx.services.fulfilment_queries.export_packages(ctx.principal, list(ids))
-            return [found.get(i) for i in ids]
+    async def load(ids: Sequence[str]) -> list[ExportPackageView | None]:
+        found = await ctx.services.fulfilment_queries.export_packages(ctx.principal, list(ids))
+        return [found.get(i) for i in ids]
 
-        loader = ctx.loaders["export_package"] = DataLoader(load_fn=load)
-    return cast(DataLoader[str, ExportPackageView | None], loader)
+    return ctx.loader("export_package", load)
 
 
 async def request_export(info: Info, request_id: str) -> ExportPackage | None:

@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from dsr_gateway.domain import privacy_requests as pr
 from dsr_gateway.domain import requests as rq
 from dsr_gateway.domain import sla_rules, workflow
+from dsr_gateway.domain.messages import MessageKind
 from dsr_gateway.domain.sla import SlaStatus as DomainSlaStatus
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.observability import note_access
@@ -48,7 +49,6 @@ def _shown_data(data: Any, staff_viewer: bool) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in STAFF_DATA}
 
 
-MessageKind = pr.MessageKind
 OutboxStatus = pr.OutboxStatus
 
 
@@ -85,13 +85,6 @@ class RequestEvent:
         )
 
 
-def _loader(info: Info, name: str, load: Any) -> DataLoader[Any, Any]:
-    loader = info.context.loaders.get(name)
-    if loader is None:
-        loader = info.context.loaders[name] = DataLoader(load_fn=load)
-    return cast(DataLoader[Any, Any], loader)
-
-
 def history_loader(info: Info) -> DataLoader[str, list[workflow.RequestEvent]]:
     ctx = info.context
 
@@ -99,7 +92,7 @@ def history_loader(info: Info) -> DataLoader[str, list[workflow.RequestEvent]]:
         found = await ctx.services.request_queries.histories_by_id(ctx.principal, list(ids))
         return [found.get(i, []) for i in ids]
 
-    return _loader(info, "request_history", load)
+    return ctx.loader("request_history", load)
 
 
 def contact_loader(info: Info) -> DataLoader[str, str | None]:
@@ -109,7 +102,7 @@ def contact_loader(info: Info) -> DataLoader[str, str | None]:
         found = await ctx.services.request_queries.contacts_by_id(ctx.principal, list(ids))
         return [found.get(i) for i in ids]
 
-    return _loader(info, "request_contact", load)
+    return ctx.loader("request_contact", load)
 
 
 @strawberry.type(description="A privacy-rights request, its deadline and its history.")
@@ -258,7 +251,7 @@ async def subject_privacy_requests(root: Subject, info: Info) -> list[PrivacyReq
         found = await ctx.services.request_queries.of_subjects(ctx.principal, list(ids))
         return [found.get(i, []) for i in ids]
 
-    views = await _loader(info, "subject_requests", load).load(root.external_id)
+    views = await ctx.loader("subject_requests", load).load(root.external_id)
     note_access(info, "subject.privacyRequests", root.external_id)
     return [PrivacyRequest.from_view(v) for v in views]
 
@@ -304,7 +297,7 @@ class OutboxMessage:
             found = await ctx.services.outbox.deliveries(ctx.principal, list(ids))
             return [found.get(i, []) for i in ids]
 
-        records = await _loader(info, "outbox_deliveries", load).load(self.id)
+        records = await ctx.loader("outbox_deliveries", load).load(self.id)
         return [DeliveryAttempt(attempt=d.attempt, attempted_at=d.attempted_at, succeeded=d.succeeded,
                                 detail=d.detail) for d in records]  # fmt: skip
 

@@ -20,8 +20,8 @@ from datetime import date
 
 from dsr_gateway.domain.access import require_admin
 from dsr_gateway.domain.errors import FieldProblem, ValidationFailed
+from dsr_gateway.domain.messages import MessageKind
 from dsr_gateway.domain.principal import Principal
-from dsr_gateway.domain.privacy_requests import MessageKind
 from dsr_gateway.services.comms.compose import Composer
 from dsr_gateway.services.fulfilment_ports import SystemDescription
 from dsr_gateway.services.ports import Clock, UnitOfWorkFactory

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from dsr_gateway.domain import messages
-from dsr_gateway.domain.privacy_requests import MessageKind, OutboxStatus, mask_email
+from dsr_gateway.domain.messages import MessageKind
+from dsr_gateway.domain.privacy_requests import OutboxStatus, mask_email
 from dsr_gateway.services.comms.ports import Contact, LinkMaker, MessageRenderer
 from dsr_gateway.services.ports import Cipher, NewMessage, UnitOfWork
 
@@ -72,7 +72,7 @@ class Composer:
         headers: dict[str, str] | None = None,
     ) -> NewMessage:
         """Render `kind` in the language (or its fallback) for one recipient; NO_ADDRESS without one."""
-        rendered = self.renderer.render(messages.MessageKind(kind.value.lower()), language, context)
+        rendered = self.renderer.render(kind, language, context)
         if email is not None and email_encrypted is None:
             email_encrypted = self.cipher.encrypt(email)
         elif email_encrypted is not None and email is None:

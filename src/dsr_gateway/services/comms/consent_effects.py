@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from dsr_gateway.domain.consent import GRANTING_ACTIONS, ActorKind, ConsentEvent, ConsentMethod
 from dsr_gateway.domain.consent_calls import ConsentCall
-from dsr_gateway.domain.privacy_requests import MessageKind
+from dsr_gateway.domain.messages import MessageKind
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.domain.webhooks import WebhookEventType
 from dsr_gateway.services.comms.compose import Composer

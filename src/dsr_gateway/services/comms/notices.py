@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from dsr_gateway.domain.messages import MessageKind
 from dsr_gateway.domain.notices import PrivacyNotice
-from dsr_gateway.domain.privacy_requests import MessageKind
 from dsr_gateway.domain.unsubscribe import ReconfirmClaims
 from dsr_gateway.services.comms.compose import Composer
 from dsr_gateway.services.ports import Clock, NewMessage, UnitOfWork

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from dsr_gateway.domain.access import require_admin, require_staff
 from dsr_gateway.domain.calendar_math import require_aware
 from dsr_gateway.domain.errors import NotFound
+from dsr_gateway.domain.messages import MessageKind
 from dsr_gateway.domain.principal import Principal, PrincipalKind
-from dsr_gateway.domain.privacy_requests import MessageKind
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.domain.reviews import ReviewCursor, due_within, page_size, review_period
 from dsr_gateway.domain.unsubscribe import ReconfirmClaims, UnsubscribeClaims

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from dsr_gateway.domain.privacy_requests import CODE_TTL, MessageKind, PrivacyRequest
+from dsr_gateway.domain.messages import MessageKind
+from dsr_gateway.domain.privacy_requests import CODE_TTL, PrivacyRequest
 from dsr_gateway.domain.requests import RejectionReason
 from dsr_gateway.services.comms.compose import Composer
 from dsr_gateway.services.ports import NewMessage
