@@ -164,7 +164,9 @@ def build_consent_service(
     writes: Callable[[], SqlUnitOfWork] = uow
     if engine is not None and engine.dialect.name == "postgresql":
         writes = lambda: DriverUnitOfWork(engine)  # noqa: E731
-    return ConsentService(writes, utc_now, SqlConsentReader(read_engine, hot_reads), effects=effects)
+    reader = SqlConsentReader(read_engine, hot_reads)
+    # Calls written together share a Session unit of work (multi-row statements); a lone call the driver.
+    return ConsentService(writes, utc_now, reader, effects=effects, batch_uow=uow)
 
 
 def build_consent_followups(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dsr_gateway.domain.consent import (
     ANY,
@@ -42,11 +43,12 @@ from dsr_gateway.domain.consent_rules import (
     validate_choices,
     validate_idempotency_key,
 )
-from dsr_gateway.domain.errors import Conflict, NotFound, ValidationFailed
+from dsr_gateway.domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
 from dsr_gateway.domain.subjects import validate_external_id
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
+from dsr_gateway.services.group_commit import ALONE, GroupCommit
 from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 
 MAX_CHECK_IDS = 10_000
@@ -90,6 +92,17 @@ class ConsentChange:
 
 
 @dataclass(frozen=True, slots=True)
+class _SetCall:
+    """A checked setConsents call waiting to be written (alone or in a batch)."""
+
+    request: SetConsentsRequest
+    external_id: str
+    actor: Actor
+    method: ConsentMethod
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class EventPage:
     entries: list[tuple[str, LedgerEntry]]
     has_next_page: bool
@@ -104,7 +117,14 @@ class ConsentService:
         reader: ConsentReader,
         *,
         effects: ConsentEffects | None = None,
+        batch_uow: UnitOfWorkFactory | None = None,
     ) -> None:
+        """`batch_uow`: the unit of work for setConsents calls written together (services/group_commit.py);
+        without it each call is written on its own."""
+        self._batch_uow = batch_uow
+        self._group: GroupCommit[_SetCall, ConsentChange] | None = (
+            GroupCommit(self._write_batch, self._write_alone) if batch_uow is not None else None
+        )
         self._uow = uow
         self._clock = clock
         self._reader = reader
@@ -120,7 +140,99 @@ class ConsentService:
         actor = actor_for(principal)
         method = method_for(principal, request.method)
         key = validate_idempotency_key(request.idempotency_key)
+        call = _SetCall(request, external_id, actor, method, key)
+        if self._group is not None:
+            return await self._group.submit(call)
+        return await self._write_alone(call)
+
+    async def _write_alone(self, call: _SetCall) -> ConsentChange:
+        request, external_id, actor, method, key = (
+            call.request, call.external_id, call.actor, call.method, call.key
+        )  # fmt: skip
         return await _retried(lambda: self._set_consents(request, external_id, actor, method, key))
+
+    async def _write_batch(self, calls: Sequence[_SetCall]) -> list[Any]:
+        """Several calls in one transaction, each all or nothing (as `_set_consents` writes one): their
+        subjects locked in id order by one statement, their states read together, their events appended and
+        the projection written once. Per call: its ConsentChange, its own DomainError (nothing of it
+        recorded), or ALONE for a subject not created yet and for a key used twice in the batch."""
+        assert self._batch_uow is not None
+        outcomes: list[Any] = [ALONE] * len(calls)
+        async with self._batch_uow() as uow:
+            ids = await uow.consents.lock_many([c.external_id for c in calls])
+            catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]] = {}
+            for version in {c.request.notice_version for c in calls}:
+                listed, stated = await uow.consents.purposes_and_notice(version)
+                catalogues[version] = ({p.key: p for p in listed}, stated)
+            stored = await uow.consents.states(sorted(set(ids.values()))) if ids else {}
+            states = {s: {r.scope: r for r in records} for s, records in stored.items()}
+            # The time is taken under the subjects' locks, so each subject's events are in time order.
+            now = self._clock()
+            keys: set[tuple[int, str]] = set()
+            planned_calls: list[tuple[int, int, list[NewConsentEvent]]] = []  # call, subject, events
+            replays: list[tuple[int, int, list[ConsentEvent]]] = []
+            for index, call in enumerate(calls):
+                subject_id = ids.get(call.external_id)
+                if subject_id is None or (call.key is not None and (subject_id, call.key) in keys):
+                    continue  # ALONE: created by the one-call path; a key's second use sees the first
+                version = call.request.notice_version
+                purposes, stated = catalogues[version]
+                try:
+                    planned = validate_choices(call.request.choices, purposes, call.method, version, stated)
+                    if call.key is not None:
+                        keys.add((subject_id, call.key))
+                        previous = await uow.consents.events_for_key(subject_id, call.key)
+                        if previous:
+                            if [(e.scope, e.action) for e in previous] != planned:
+                                raise ValidationFailed.single(
+                                    "idempotencyKey", "this key was used for different choices; use a new key"
+                                )
+                            replays.append((index, subject_id, previous))
+                            continue
+                except DomainError as exc:
+                    outcomes[index] = exc
+                    continue
+                events = [
+                    NewConsentEvent(
+                        scope,
+                        action,
+                        call.method,
+                        version,
+                        call.request.origin,
+                        call.actor,
+                        now,
+                        now,
+                        call.key,
+                    )
+                    for scope, action in planned
+                ]
+                planned_calls.append((index, subject_id, events))
+            pairs = [(subject_id, event) for _, subject_id, events in planned_calls for event in events]
+            saved = iter(await uow.consents.append(pairs) if pairs else [])
+            changed: dict[tuple[int, Scope], ConsentRecord] = {}
+            written: list[tuple[int, list[ConsentEvent], list[ConsentRecord]]] = []
+            for index, subject_id, events in planned_calls:
+                recorded = [next(saved) for _ in events]
+                state = states.setdefault(subject_id, {})
+                for event in recorded:
+                    state[event.scope] = changed[(subject_id, event.scope)] = apply(
+                        state.get(event.scope), event
+                    )
+                written.append((index, recorded, list(state.values())))
+            await uow.consents.save_states([(s, r) for (s, _), r in changed.items()])
+            for index, recorded, _ in written:
+                await self._effects.after_change(uow, calls[index].external_id, recorded)
+            await uow.commit()
+        views_at = self._clock()
+        for index, recorded, records in written:
+            purposes, _ = catalogues[calls[index].request.notice_version]
+            views = preferences(purposes.values(), records, views_at)
+            outcomes[index] = ConsentChange(calls[index].external_id, recorded, views, replayed=False)
+        for index, subject_id, previous in replays:
+            purposes, _ = catalogues[calls[index].request.notice_version]
+            views = preferences(purposes.values(), states.get(subject_id, {}).values(), views_at)
+            outcomes[index] = ConsentChange(calls[index].external_id, previous, views, replayed=True)
+        return outcomes
 
     async def _set_consents(
         self,

@@ -234,6 +234,17 @@ class SqlConsentLedger:
             rows = await self._fetch(D_LOCK_SUBJECT, params)
         return int(rows[0]["id"])
 
+    async def lock_many(self, external_ids: Collection[str]) -> dict[str, int]:
+        """Ids of those of these subjects that exist, their rows locked until commit, in id order (two
+        transactions locking overlapping sets wait for each other instead of deadlocking)."""
+        rows = await self._run(
+            select(SUBJECTS.c.external_id, SUBJECTS.c.id)
+            .where(SUBJECTS.c.external_id.in_(list(dict.fromkeys(external_ids))))
+            .order_by(SUBJECTS.c.id)
+            .with_for_update()
+        )
+        return {r.external_id: r.id for r in rows}
+
     async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]:
         """Ids of these subjects, creating the missing ones (idempotent under concurrency)."""
         if self._bulk(len(external_ids)):

@@ -1,0 +1,99 @@
+"""Calls made at the same time, written together: one transaction per batch (group commit).
+
+While a batch is being written, the calls that arrive wait; the next batch takes every waiting call (up to
+`max_batch`). A call that finds nothing else waiting takes the one-call path, so a quiet gateway answers as
+before, and under load the database's round trips, BEGIN and COMMIT are shared by the batch. The batch
+writer returns, per call, its result, its own error (raised to that caller only), or ALONE: the call
+cannot join a batch and is run on its own after it. When the batch fails as a whole (a deadlock, a lost
+connection), every call in it is run on its own, so a call fails only for a reason of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+Call = TypeVar("Call")
+Result = TypeVar("Result")
+MAX_BATCH = 64
+
+
+class _Alone:
+    def __repr__(self) -> str:
+        return "ALONE"
+
+
+ALONE: Any = _Alone()
+
+
+class GroupCommit(Generic[Call, Result]):
+    def __init__(
+        self,
+        write_batch: Callable[[Sequence[Call]], Awaitable[Sequence[Any]]],
+        write_alone: Callable[[Call], Awaitable[Result]],
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._write_batch = write_batch
+        self._write_alone = write_alone
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Call, asyncio.Future[Result]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self._alone_tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, call: Call) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((call, future))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                taken = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                taken = [(c, f) for c, f in taken if not f.done()]  # a caller gone before: nothing to write
+                if len(taken) == 1:
+                    await self._alone(*taken[0])  # the calls arriving meanwhile make the next batch
+                elif taken:
+                    await self._batch(taken)
+        finally:
+            self._drainer = None
+
+    async def _batch(self, taken: list[tuple[Call, asyncio.Future[Result]]]) -> None:
+        try:
+            outcomes = list(await self._write_batch([call for call, _ in taken]))
+        except Exception:
+            logger.warning(
+                "a batch of %d writes failed; each is written on its own", len(taken), exc_info=True
+            )
+            outcomes = [ALONE] * len(taken)
+        for (call, future), outcome in zip(taken, outcomes, strict=True):
+            if outcome is ALONE:
+                task = asyncio.create_task(self._alone(call, future))
+                self._alone_tasks.add(task)
+                task.add_done_callback(self._alone_tasks.discard)
+            elif isinstance(outcome, BaseException):
+                _settle(future, error=outcome)
+            else:
+                _settle(future, result=outcome)
+
+    async def _alone(self, call: Call, future: asyncio.Future[Result]) -> None:
+        try:
+            result = await self._write_alone(call)
+        except Exception as exc:
+            _settle(future, error=exc)
+        else:
+            _settle(future, result=result)
+
+
+def _settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
+    if future.done():  # the caller went away (cancelled): nobody waits for the outcome
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -1,0 +1,82 @@
+"""setConsents calls made at the same time (written together, services/group_commit.py): each call is
+recorded once and all or nothing, a refused call refuses only itself, an idempotency key used twice
+records once, and every subject's projection agrees with its last event; the chains verify."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import text
+
+from dsr_gateway.db.engine import make_engine
+from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
+from tests.support.consent_factories import (
+    EVENTS,
+    SET_CONSENTS,
+    check,
+    choice,
+    seed_catalogue,
+    set_consents,
+)
+
+READER = client_token("consent:read")
+VERIFY = "{ auditVerification { ok eventsChecked } }"
+SUBJECTS = [f"gc-{i}" for i in range(8)]
+
+
+def call(subject: str, *choices: dict[str, Any], **fields: Any) -> tuple[str, dict[str, Any]]:
+    values = {"choices": list(choices), "noticeVersion": 1, "method": "CHECKBOX", **fields}
+    return subject, values
+
+
+async def test_calls_made_together_are_each_recorded_once_and_all_or_nothing(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    await seed_catalogue(gql)
+    for subject in SUBJECTS:  # existing subjects, each with a grant
+        await set_consents(gql, choice(), token=subject_token(subject))
+    calls = [call(s, choice(granted=False)) for s in SUBJECTS[:5]]
+    calls += [
+        call("gc-0", choice(granted=True)),  # a second call for one subject in the same batch
+        call("gc-5", choice(), choice("nope")),  # refused: nothing of it recorded
+        call("gc-6", choice(granted=False), idempotencyKey="k-6"),
+        call("gc-6", choice(granted=False), idempotencyKey="k-6"),  # the app's retry: recorded once
+        call("gc-new", choice()),  # a subject not created yet
+        call("gc-7", choice("analytics", granted=False), choice(granted=False)),
+    ]
+    answers = await asyncio.gather(
+        *(gql(SET_CONSENTS, {"input": values}, token=subject_token(subject)) for subject, values in calls)
+    )
+    results = [a["setConsents"] for a in answers]
+    kinds = [r["__typename"] for r in results]
+    assert kinds[6] == "ValidationError"
+    assert kinds.count("SetConsentsSuccess") == len(calls) - 1
+    assert sorted(r["replayed"] for r in results[7:9]) == [False, True]
+    assert results[7]["events"] == results[8]["events"]
+
+    # Every subject's projection agrees with its last event (and the refused call left gc-5 as it was).
+    for subject in [*SUBJECTS, "gc-new"]:
+        history = await gql(EVENTS, {"subjectId": subject, "first": 50}, token=agent_token())
+        actions = [e["node"]["action"] for e in history["consentEvents"]["edges"]
+                   if e["node"]["purpose"] == "marketing_email"]  # fmt: skip
+        [decision] = await check(gql, [subject], READER)
+        assert decision["allowed"] is (actions[0] == "GRANT"), (subject, actions, decision)
+        if subject == "gc-5":
+            assert actions == ["GRANT"]
+        if subject == "gc-6":
+            assert actions == ["WITHDRAW", "GRANT"]
+
+    recorded = len(SUBJECTS) + 5 + 1 + 1 + 1 + 2  # seeds, five withdrawals, gc-0, gc-6 once, gc-new, gc-7
+    verified = (await gql(VERIFY, token=agent_token()))["auditVerification"]
+    assert verified == {"ok": True, "eventsChecked": recorded}
+    if database_url.startswith("postgresql"):
+        # Written together: some transaction wrote the events of more than one subject.
+        engine = make_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                per_transaction = "SELECT count(DISTINCT subject_id) FROM consent_event GROUP BY tx_order"
+                shared = await connection.execute(text(per_transaction + " ORDER BY 1 DESC"))
+                assert next(iter(shared))[0] > 1
+        finally:
+            await engine.dispose()

@@ -1,0 +1,124 @@
+"""GroupCommit: calls made together are written together; each caller gets its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from dsr_gateway.services.group_commit import ALONE, GroupCommit
+
+
+class Writer:
+    """Records how calls were written; `outcome` decides what the batch says for each call."""
+
+    def __init__(self, outcome: Any = None, fail_batches: bool = False) -> None:
+        self.batches: list[list[str]] = []
+        self.alone: list[str] = []
+        self.outcome = outcome or (lambda call: f"done:{call}")
+        self.fail_batches = fail_batches
+
+    async def write_batch(self, calls: Sequence[str]) -> list[Any]:
+        await asyncio.sleep(0.01)  # a transaction's time: calls arriving meanwhile wait
+        if self.fail_batches:
+            raise ConnectionError("the database went away")
+        self.batches.append(list(calls))
+        return [self.outcome(call) for call in calls]
+
+    async def write_alone(self, call: str) -> str:
+        await asyncio.sleep(0.01)
+        if call.startswith("bad"):
+            raise ValueError(f"refused {call}")
+        self.alone.append(call)
+        return f"alone:{call}"
+
+
+async def start(group: GroupCommit[str, str], call: str) -> asyncio.Task[str]:
+    """Submit a call and let the loop turn, so it reaches the group before the next one."""
+    task = asyncio.create_task(group.submit(call))
+    await asyncio.sleep(0)
+    return task
+
+
+async def test_calls_arriving_together_are_written_together() -> None:
+    writer = Writer()
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
+    results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(4)))
+    assert results == ["done:c0", "done:c1", "done:c2", "done:c3"]
+    assert writer.batches == [["c0", "c1", "c2", "c3"]]
+    assert writer.alone == []
+
+
+async def test_a_lone_call_is_written_alone_and_the_calls_arriving_meanwhile_make_the_next_batch() -> None:
+    writer = Writer()
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
+    first = await start(group, "c0")
+    later = [await start(group, f"c{i}") for i in range(1, 5)]
+    assert await first == "alone:c0"
+    assert [await t for t in later] == ["done:c1", "done:c2", "done:c3", "done:c4"]
+    assert writer.alone == ["c0"]
+    assert writer.batches == [["c1", "c2", "c3", "c4"]]
+
+
+async def test_batches_hold_at_most_max_batch_calls_in_arrival_order() -> None:
+    writer = Writer()
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone, max_batch=3)
+    results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(7)))
+    assert results == [f"done:c{i}" for i in range(6)] + ["alone:c6"]
+    assert writer.batches == [["c0", "c1", "c2"], ["c3", "c4", "c5"]]
+    assert writer.alone == ["c6"]  # the last one found nothing else waiting
+
+
+@pytest.mark.parametrize("kind", ["error", "alone"])
+async def test_each_call_gets_its_own_outcome(kind: str) -> None:
+    def outcome(call: str) -> Any:
+        if call == "c2":
+            return ValueError("c2 is refused") if kind == "error" else ALONE
+        return f"done:{call}"
+
+    writer = Writer(outcome)
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
+    results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(4)), return_exceptions=True)
+    assert results[0] == "done:c0"
+    assert results[1] == "done:c1"
+    assert results[3] == "done:c3"
+    if kind == "error":
+        assert isinstance(results[2], ValueError)
+        assert str(results[2]) == "c2 is refused"
+    else:
+        assert results[2] == "alone:c2"  # written on its own after the batch
+        assert writer.alone == ["c2"]
+
+
+async def test_a_failed_batch_writes_each_call_on_its_own() -> None:
+    writer = Writer(fail_batches=True)
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
+    calls = ["c0", "c1", "bad2", "c3"]
+    results = await asyncio.gather(*(group.submit(c) for c in calls), return_exceptions=True)
+    assert results[0] == "alone:c0"  # every call of the failed batch
+    assert results[1] == "alone:c1"
+    assert isinstance(results[2], ValueError)  # its own failure, not the batch's
+    assert results[3] == "alone:c3"
+    assert writer.batches == []
+
+
+async def test_a_caller_gone_before_its_batch_is_not_written() -> None:
+    writer = Writer()
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
+    first = await start(group, "c0")
+    leaving = await start(group, "gone")
+    staying = [await start(group, f"c{i}") for i in (1, 2)]
+    leaving.cancel()
+    assert await first == "alone:c0"
+    assert [await t for t in staying] == ["done:c1", "done:c2"]
+    assert writer.batches == [["c1", "c2"]]
+
+
+async def test_after_a_quiet_spell_the_next_call_is_written_alone_again() -> None:
+    writer = Writer()
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
+    assert await group.submit("c0") == "alone:c0"
+    assert await group.submit("c1") == "alone:c1"
+    assert writer.batches == []
