@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from dsr_gateway.db.engine import make_engine
@@ -80,3 +81,32 @@ async def test_calls_made_together_are_each_recorded_once_and_all_or_nothing(
                 assert next(iter(shared))[0] > 1
         finally:
             await engine.dispose()
+
+
+async def test_a_call_for_a_subject_another_writer_holds_waits_without_holding_up_the_others(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers with the database lock; PostgreSQL locks subject rows")
+    await seed_catalogue(gql)
+    for subject in ("held", "free"):
+        await set_consents(gql, choice(), token=subject_token(subject))
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as other:  # another writer (an import, a slow transaction) holds `held`
+            await other.execute(text("SELECT id FROM subject WHERE external_id = 'held' FOR UPDATE"))
+            waiting = asyncio.create_task(
+                set_consents(gql, choice(granted=False), token=subject_token("held"))
+            )
+            await asyncio.sleep(0.2)
+            freed = await asyncio.wait_for(
+                set_consents(gql, choice(granted=False), token=subject_token("free")), 10
+            )
+            assert freed["__typename"] == "SetConsentsSuccess"
+            assert not waiting.done()  # still waiting for the lock, on its own
+            await other.rollback()
+        assert (await asyncio.wait_for(waiting, 10))["__typename"] == "SetConsentsSuccess"
+    finally:
+        await engine.dispose()
+    decisions = await check(gql, ["held", "free"], READER)
+    assert [d["reason"] for d in decisions] == ["WITHDRAWN", "WITHDRAWN"]

@@ -51,24 +51,23 @@ async def test_calls_arriving_together_are_written_together() -> None:
     assert writer.alone == []
 
 
-async def test_a_lone_call_is_written_alone_and_the_calls_arriving_meanwhile_make_the_next_batch() -> None:
+async def test_the_calls_arriving_while_a_batch_is_written_make_the_next_batch() -> None:
     writer = Writer()
     group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
     first = await start(group, "c0")
     later = [await start(group, f"c{i}") for i in range(1, 5)]
-    assert await first == "alone:c0"
+    assert await first == "done:c0"
     assert [await t for t in later] == ["done:c1", "done:c2", "done:c3", "done:c4"]
-    assert writer.alone == ["c0"]
-    assert writer.batches == [["c1", "c2", "c3", "c4"]]
+    assert writer.batches == [["c0"], ["c1", "c2", "c3", "c4"]]
+    assert writer.alone == []
 
 
 async def test_batches_hold_at_most_max_batch_calls_in_arrival_order() -> None:
     writer = Writer()
     group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone, max_batch=3)
     results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(7)))
-    assert results == [f"done:c{i}" for i in range(6)] + ["alone:c6"]
-    assert writer.batches == [["c0", "c1", "c2"], ["c3", "c4", "c5"]]
-    assert writer.alone == ["c6"]  # the last one found nothing else waiting
+    assert results == [f"done:c{i}" for i in range(7)]
+    assert writer.batches == [["c0", "c1", "c2"], ["c3", "c4", "c5"], ["c6"]]
 
 
 @pytest.mark.parametrize("kind", ["error", "alone"])
@@ -97,7 +96,7 @@ async def test_a_failed_batch_writes_each_call_on_its_own() -> None:
     group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
     calls = ["c0", "c1", "bad2", "c3"]
     results = await asyncio.gather(*(group.submit(c) for c in calls), return_exceptions=True)
-    assert results[0] == "alone:c0"  # every call of the failed batch
+    assert results[0] == "alone:c0"  # every call of the failed batch, on its own
     assert results[1] == "alone:c1"
     assert isinstance(results[2], ValueError)  # its own failure, not the batch's
     assert results[3] == "alone:c3"
@@ -111,14 +110,23 @@ async def test_a_caller_gone_before_its_batch_is_not_written() -> None:
     leaving = await start(group, "gone")
     staying = [await start(group, f"c{i}") for i in (1, 2)]
     leaving.cancel()
-    assert await first == "alone:c0"
+    assert await first == "done:c0"
     assert [await t for t in staying] == ["done:c1", "done:c2"]
-    assert writer.batches == [["c1", "c2"]]
+    assert writer.batches == [["c0"], ["c1", "c2"]]
 
 
-async def test_after_a_quiet_spell_the_next_call_is_written_alone_again() -> None:
-    writer = Writer()
-    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
-    assert await group.submit("c0") == "alone:c0"
-    assert await group.submit("c1") == "alone:c1"
-    assert writer.batches == []
+async def test_a_call_waiting_on_its_own_does_not_hold_up_the_batches_after_it() -> None:
+    release = asyncio.Event()
+
+    async def write_alone(call: str) -> str:
+        await release.wait()  # e.g. its subject is held by another writer
+        return f"alone:{call}"
+
+    writer = Writer(lambda call: ALONE if call == "held" else f"done:{call}")
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, write_alone)
+    held = await start(group, "held")
+    await asyncio.sleep(0.02)  # its batch said ALONE; it now waits in a task of its own
+    assert await group.submit("c1") == "done:c1"
+    assert not held.done()
+    release.set()
+    assert await held == "alone:held"

@@ -153,9 +153,10 @@ class ConsentService:
 
     async def _write_batch(self, calls: Sequence[_SetCall]) -> list[Any]:
         """Several calls in one transaction, each all or nothing (as `_set_consents` writes one): their
-        subjects locked in id order by one statement, their states read together, their events appended and
-        the projection written once. Per call: its ConsentChange, its own DomainError (nothing of it
-        recorded), or ALONE for a subject not created yet and for a key used twice in the batch."""
+        subjects locked by one statement that skips subjects another writer holds (the batch never waits:
+        services/group_commit.py), their states read together, their events appended and the projection
+        written once. Per call: its ConsentChange, its own DomainError (nothing of it recorded), or ALONE
+        for a subject not created yet or held by another writer, and for a key used twice in the batch."""
         assert self._batch_uow is not None
         outcomes: list[Any] = [ALONE] * len(calls)
         async with self._batch_uow() as uow:
@@ -174,7 +175,7 @@ class ConsentService:
             for index, call in enumerate(calls):
                 subject_id = ids.get(call.external_id)
                 if subject_id is None or (call.key is not None and (subject_id, call.key) in keys):
-                    continue  # ALONE: created by the one-call path; a key's second use sees the first
+                    continue  # ALONE: created or waited for on its own; a key's second use sees the first
                 version = call.request.notice_version
                 purposes, stated = catalogues[version]
                 try:

@@ -1,11 +1,13 @@
 """Calls made at the same time, written together: one transaction per batch (group commit).
 
 While a batch is being written, the calls that arrive wait; the next batch takes every waiting call (up to
-`max_batch`). A call that finds nothing else waiting takes the one-call path, so a quiet gateway answers as
-before, and under load the database's round trips, BEGIN and COMMIT are shared by the batch. The batch
-writer returns, per call, its result, its own error (raised to that caller only), or ALONE: the call
-cannot join a batch and is run on its own after it. When the batch fails as a whole (a deadlock, a lost
-connection), every call in it is run on its own, so a call fails only for a reason of its own.
+`max_batch`; a call that finds nothing else waiting is a batch of one). Under load the database's round
+trips, BEGIN and COMMIT are shared by the batch. The batch writer returns, per call, its result, its own
+error (raised to that caller only), or ALONE: the call cannot join a batch (e.g. its subject is held by
+another writer) and is run on its own, in a task of its own, so that it waits without holding up the
+batches after it. When the batch fails as a whole (a lost connection), every call in it is run on its own,
+so a call fails only for a reason of its own. The batch writer must never wait for other writers: one
+batch is written at a time.
 """
 
 from __future__ import annotations
@@ -56,10 +58,8 @@ class GroupCommit(Generic[Call, Result]):
                 taken = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
                 taken = [(c, f) for c, f in taken if not f.done()]  # a caller gone before: nothing to write
-                if len(taken) == 1:
-                    await self._alone(*taken[0])  # the calls arriving meanwhile make the next batch
-                elif taken:
-                    await self._batch(taken)
+                if taken:
+                    await self._batch(taken)  # the calls arriving meanwhile make the next batch
         finally:
             self._drainer = None
 
@@ -72,7 +72,7 @@ class GroupCommit(Generic[Call, Result]):
             )
             outcomes = [ALONE] * len(taken)
         for (call, future), outcome in zip(taken, outcomes, strict=True):
-            if outcome is ALONE:
+            if outcome is ALONE:  # in a task of its own: it may wait for a lock
                 task = asyncio.create_task(self._alone(call, future))
                 self._alone_tasks.add(task)
                 task.add_done_callback(self._alone_tasks.discard)

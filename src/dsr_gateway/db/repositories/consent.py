@@ -235,13 +235,14 @@ class SqlConsentLedger:
         return int(rows[0]["id"])
 
     async def lock_many(self, external_ids: Collection[str]) -> dict[str, int]:
-        """Ids of those of these subjects that exist, their rows locked until commit, in id order (two
-        transactions locking overlapping sets wait for each other instead of deadlocking)."""
+        """Ids of those of these subjects that exist and that no other transaction holds, their rows locked
+        until commit (SKIP LOCKED: a batch never waits for another writer; the subjects it could not lock
+        are left out, and their calls wait on their own). SQLite's writers are serialised instead."""
         rows = await self._run(
             select(SUBJECTS.c.external_id, SUBJECTS.c.id)
             .where(SUBJECTS.c.external_id.in_(list(dict.fromkeys(external_ids))))
             .order_by(SUBJECTS.c.id)
-            .with_for_update()
+            .with_for_update(skip_locked=True)
         )
         return {r.external_id: r.id for r in rows}
 
