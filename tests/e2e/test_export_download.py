@@ -208,3 +208,18 @@ async def test_a_file_that_cannot_be_deleted_is_left_for_the_next_run_and_the_ot
     assert kept.deleted_at is None
     assert gone is not None
     assert gone.deleted_at is not None
+
+
+async def test_a_download_started_before_the_clean_up_deletes_its_file_reads_to_the_end(
+    exports: tuple[ExportService, list[datetime]], shop_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    service, _ = exports
+    link = await service.create_package("req-race", JANE, [shop_source(shop_engine)])
+    record = await service.record(link.export_id)
+    assert record is not None
+    download = await service.open_download(link.token)  # counted, the file opened
+    (tmp_path / "exports" / record.path).unlink()  # the clean-up (or anything) deletes it now
+    body = b"".join([chunk async for chunk in download.chunks])
+    assert hashlib.sha256(body).hexdigest() == link.sha256
+    with pytest.raises(ExpiredExportLink):  # the next download finds it gone
+        await service.open_download(link.token)

@@ -62,12 +62,10 @@ class LocalDirectoryStorage:
         return StoredFile(key, size, digest.hexdigest())
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
+        """The file's chunks, the file opened now (FileNotFoundError when it is gone): a clean-up that deletes
+        it afterwards does not cut a download short."""
         handle = await asyncio.to_thread(self._path(key).open, "rb")
-        try:
-            while chunk := await asyncio.to_thread(handle.read, READ_CHUNK):
-                yield chunk
-        finally:
-            handle.close()
+        return _FileChunks(handle)
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
@@ -78,6 +76,30 @@ class LocalDirectoryStorage:
     async def stale_keys(self, before: datetime) -> list[str]:
         """Files of ours (named like a key) last written before `before`; none when there is no directory."""
         return await asyncio.to_thread(_stale_keys, self._directory, before.timestamp())
+
+
+class _FileChunks:
+    """The chunks of an open file; it is closed at its end, by `aclose`, or when dropped unread (a download
+    whose client went away before the body)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    def __aiter__(self) -> _FileChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = b"" if self._handle.closed else await asyncio.to_thread(self._handle.read, READ_CHUNK)
+        if not chunk:
+            self._handle.close()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._handle.close()
+
+    def __del__(self) -> None:
+        self._handle.close()
 
 
 def _stale_keys(directory: Path, before: float) -> list[str]:

@@ -129,17 +129,14 @@ class ExportService:
                 raise NotFound("export", export_id)
             if now >= record.expires_at or record.deleted_at is not None:
                 raise ExpiredExportLink(record.expires_at)
-            if not await self._storage.exists(record.path):
-                raise ExpiredExportLink(record.expires_at)
+            try:
+                # Opened before the download is counted: the clean-up deleting it now does not cut it short.
+                chunks = await self._storage.open(record.path)
+            except FileNotFoundError as exc:
+                raise ExpiredExportLink(record.expires_at) from exc
             count = await uow.exports.count_download(export_id)
             await uow.commit()
-        return Download(
-            f"access-package-{export_id}.zip",
-            record.size,
-            record.sha256,
-            count,
-            self._storage.open(record.path),
-        )
+        return Download(f"access-package-{export_id}.zip", record.size, record.sha256, count, chunks)
 
     async def delete_expired(self) -> ExportCleanup:
         """Delete what is no longer to be handed out (storage limitation, GDPR Art. 5(1)(e)): the file of
