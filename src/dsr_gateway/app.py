@@ -63,7 +63,7 @@ from dsr_gateway.http.middleware.body_limit import BodySizeLimitMiddleware
 from dsr_gateway.http.middleware.gpc import GpcMiddleware
 from dsr_gateway.http.middleware.metrics import HttpMetrics, MetricsMiddleware
 from dsr_gateway.http.middleware.request_id import RequestIdMiddleware
-from dsr_gateway.http.operational_metrics import OperationalGauges
+from dsr_gateway.http.operational_metrics import ConsentWriteMetrics, OperationalGauges
 from dsr_gateway.services.api_keys import ApiKeyService
 from dsr_gateway.services.audit import AuditService, ChainRegistry
 from dsr_gateway.services.audit_trail import AccessBatcher, AuditTrailService
@@ -157,6 +157,7 @@ def build_consent_service(
     effects: ConsentEffects | None = None,
     hot_reads: HotReadPool | None = None,
     engine: AsyncEngine | None = None,
+    on_write_batch: Callable[[int], None] | None = None,
 ) -> ConsentService:
     """The consent use cases; the webhook of every change goes in the change's transaction. On
     PostgreSQL (given the write engine) the writes run on the driver alone (db/uow.py DriverUnitOfWork)."""
@@ -166,7 +167,9 @@ def build_consent_service(
         writes = lambda: DriverUnitOfWork(engine)  # noqa: E731
     reader = SqlConsentReader(read_engine, hot_reads)
     # Calls written together share a Session unit of work (multi-row statements); a lone call the driver.
-    return ConsentService(writes, utc_now, reader, effects=effects, batch_uow=uow)
+    return ConsentService(
+        writes, utc_now, reader, effects=effects, batch_uow=uow, on_write_batch=on_write_batch
+    )
 
 
 def build_consent_followups(
@@ -442,7 +445,15 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             await events.start()
         composer = build_composer(settings)
         receipts = ReceiptService(uow, signer, controller_from(settings), utc_now)
-        consent = build_consent_service(settings, uow, read_engine, hot_reads=hot_reads, engine=engine)
+        write_batches = ConsentWriteMetrics(registry)
+        consent = build_consent_service(
+            settings,
+            uow,
+            read_engine,
+            hot_reads=hot_reads,
+            engine=engine,
+            on_write_batch=write_batches.observe,
+        )
         followups = build_consent_followups(settings, uow, receipts, composer)
         request_services = build_request_services(settings, uow, events, planner)
         comms = build_comms_services(settings, uow, consent, composer, systems)

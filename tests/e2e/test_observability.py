@@ -16,7 +16,8 @@ from dsr_gateway.graphql.observability import GraphQLMetrics
 from dsr_gateway.services.outbox import DeliveryRun
 from dsr_gateway.worker.loops import deliver, run_periodically
 from tests.support.accountability_factories import Live
-from tests.support.app import GraphQLClient, make_settings
+from tests.support.app import GraphQLClient, make_settings, subject_token
+from tests.support.consent_factories import choice, seed_catalogue, set_consents
 from tests.support.request_factories import create_request, submit
 
 
@@ -124,3 +125,18 @@ async def test_the_in_process_worker_counts_failed_deliveries(failing_smtp_app: 
         await asyncio.sleep(0.05)
     assert sample(text, "dsr_worker_step_failures_total", step="outbox-delivery") == 1
     assert sample(text, "dsr_outbox_backlog") == 1  # still pending: retried later with backoff
+
+
+async def test_setconsents_batches_are_measured(gql: GraphQLClient) -> None:
+    await seed_catalogue(gql)
+    subjects = [f"m-{i}" for i in range(6)]
+    for subject in subjects:
+        await set_consents(gql, choice(), token=subject_token(subject))  # one at a time: batches of 1
+    together = [set_consents(gql, choice(granted=False), token=subject_token(s)) for s in subjects]
+    assert {r["__typename"] for r in await asyncio.gather(*together)} == {"SetConsentsSuccess"}
+    text = await scrape(gql)
+    batches = sample(text, "dsr_consent_write_batch_size_count")
+    assert sample(text, "dsr_consent_write_batch_size_sum") == 12
+    assert batches is not None
+    assert 6 < batches < 12  # the six calls made together shared transactions
+    assert (sample(text, "dsr_consent_write_batch_size_bucket", le="1.0") or 0) >= 6  # the lone ones

@@ -1,4 +1,5 @@
-"""Gauges read from the database when /metrics is scraped: open requests, the outbox backlog."""
+"""Gauges read from the database when /metrics is scraped (open requests, the outbox backlog), and the
+sizes of the setConsents batches (group commit)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 
 class OperationalQueries(Protocol):
@@ -53,3 +54,19 @@ class OperationalGauges:
 
 
 MetricsRefresh = Callable[[], Awaitable[None]]
+
+
+class ConsentWriteMetrics:
+    """setConsents calls per transaction (services/group_commit.py): mostly 1 when quiet; under load it
+    grows, and the database's work per call falls."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.batch_size = Histogram(
+            "dsr_consent_write_batch_size",
+            "setConsents calls written in one transaction",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=registry,
+        )
+
+    def observe(self, size: int) -> None:
+        self.batch_size.observe(size)

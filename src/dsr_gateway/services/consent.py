@@ -118,12 +118,15 @@ class ConsentService:
         *,
         effects: ConsentEffects | None = None,
         batch_uow: UnitOfWorkFactory | None = None,
+        on_write_batch: Callable[[int], None] | None = None,
     ) -> None:
         """`batch_uow`: the unit of work for setConsents calls written together (services/group_commit.py);
-        without it each call is written on its own."""
+        without it each call is written on its own. `on_write_batch(size)`: each batch's size (a metric)."""
         self._batch_uow = batch_uow
         self._group: GroupCommit[_SetCall, ConsentChange] | None = (
-            GroupCommit(self._write_batch, self._write_alone) if batch_uow is not None else None
+            GroupCommit(self._write_batch, self._write_alone, on_batch=on_write_batch)
+            if batch_uow is not None
+            else None
         )
         self._uow = uow
         self._clock = clock

@@ -37,7 +37,10 @@ class GroupCommit(Generic[Call, Result]):
         write_batch: Callable[[Sequence[Call]], Awaitable[Sequence[Any]]],
         write_alone: Callable[[Call], Awaitable[Result]],
         max_batch: int = MAX_BATCH,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
+        """`on_batch(size)` is told the number of calls of every batch written (a metric)."""
+        self._on_batch = on_batch
         self._write_batch = write_batch
         self._write_alone = write_alone
         self._max_batch = max_batch
@@ -64,6 +67,8 @@ class GroupCommit(Generic[Call, Result]):
             self._drainer = None
 
     async def _batch(self, taken: list[tuple[Call, asyncio.Future[Result]]]) -> None:
+        if self._on_batch is not None:
+            self._on_batch(len(taken))
         try:
             outcomes = list(await self._write_batch([call for call, _ in taken]))
         except Exception:
