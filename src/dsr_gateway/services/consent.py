@@ -91,6 +91,10 @@ class ConsentChange:
     replayed: bool
 
 
+class _NotNow(Exception):
+    """The call's subject is held by another writer, or not created yet: write it on its own."""
+
+
 @dataclass(frozen=True, slots=True)
 class _SetCall:
     """A checked setConsents call waiting to be written (alone or in a batch)."""
@@ -161,6 +165,8 @@ class ConsentService:
         written once. Per call: its ConsentChange, its own DomainError (nothing of it recorded), or ALONE
         for a subject not created yet or held by another writer, and for a key used twice in the batch."""
         assert self._batch_uow is not None
+        if len(calls) == 1:  # alone in its batch: the one-call path, on the driver, if it need not wait
+            return [await self._unless_waiting(calls[0])]
         outcomes: list[Any] = [ALONE] * len(calls)
         async with self._batch_uow() as uow:
             ids = await uow.consents.lock_many([c.external_id for c in calls])
@@ -238,6 +244,18 @@ class ConsentService:
             outcomes[index] = ConsentChange(calls[index].external_id, previous, views, replayed=True)
         return outcomes
 
+    async def _unless_waiting(self, call: _SetCall) -> Any:
+        """One call written now, or ALONE when it would wait (its subject held, or to be created), or lost a
+        race (a Conflict: its own task retries it)."""
+        try:
+            return await self._set_consents(
+                call.request, call.external_id, call.actor, call.method, call.key, wait=False
+            )
+        except (_NotNow, Conflict):
+            return ALONE
+        except DomainError as exc:
+            return exc
+
     async def _set_consents(
         self,
         request: SetConsentsRequest,
@@ -245,12 +263,17 @@ class ConsentService:
         actor: Actor,
         method: ConsentMethod,
         key: str | None,
+        *,
+        wait: bool = True,
     ) -> ConsentChange:
+        """Without `wait`, _NotNow when the subject is held by another writer or not created yet."""
         async with self._uow() as uow:
             version = request.notice_version
             # An existing subject is locked by the statement that reads the catalogue (one round trip);
             # a new one is created and locked once the choices are valid.
-            found, listed, stated = await uow.consents.lock_with_catalogue(external_id, version)
+            found, listed, stated = await uow.consents.lock_with_catalogue(external_id, version, wait=wait)
+            if found is None and not wait:
+                raise _NotNow
             purposes = {p.key: p for p in listed}
             planned = validate_choices(request.choices, purposes, method, version, stated)
             subject_id = (

@@ -1,7 +1,8 @@
 """Calls made at the same time, written together: one transaction per batch (group commit).
 
 While a batch is being written, the calls that arrive wait; the next batch takes every waiting call (up to
-`max_batch`; a call that finds nothing else waiting is a batch of one). Under load the database's round
+`max_batch`; a call that finds nothing else waiting is a batch of one, which the writer may write its
+own, cheaper way). Under load the database's round
 trips, BEGIN and COMMIT are shared by the batch. The batch writer returns, per call, its result, its own
 error (raised to that caller only), or ALONE: the call cannot join a batch (e.g. its subject is held by
 another writer) and is run on its own, in a task of its own, so that it waits without holding up the

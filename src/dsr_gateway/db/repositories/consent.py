@@ -84,11 +84,13 @@ LOCK_SUBJECT = (
 )
 
 
-def _locked_with_catalogue() -> Any:
-    """The subject's id (NULL: no such subject yet) with its row locked, on every row of the purposes
-    and the notice's purposes; one row of NULLs beside the subject when there is no purpose."""
+def _locked_with_catalogue(skip_locked: bool = False) -> Any:
+    """The subject's id (NULL: no such subject yet, or with `skip_locked` one another transaction holds)
+    with its row locked, on every row of the purposes and the notice's purposes; one row of NULLs beside
+    the subject when there is no purpose."""
     one = select(literal_column("1").label("one")).subquery("one")
-    locked = LOCK_SUBJECT.subquery("locked")
+    lock = LOCK_SUBJECT.with_for_update(skip_locked=True) if skip_locked else LOCK_SUBJECT
+    locked = lock.subquery("locked")
     catalogue = select(*PURPOSE_COLUMNS, _STATED).select_from(_CATALOGUE).subquery("catalogue")
     return (
         select(locked.c.id.label("subject_id"), *catalogue.c)
@@ -144,6 +146,7 @@ UPSERT_STATES_SQLITE = _upsert_states(sqlite_insert)
 # The same statements, run on the driver on PostgreSQL (db/driver.py): one row each on the write path.
 D_PURPOSES_AND_NOTICE = DriverStatement(PURPOSES_AND_NOTICE)
 D_LOCKED_WITH_CATALOGUE = DriverStatement(_locked_with_catalogue())
+D_UNLESS_HELD_WITH_CATALOGUE = DriverStatement(_locked_with_catalogue(skip_locked=True))
 D_LOCK_SUBJECT = DriverStatement(LOCK_SUBJECT)
 D_STATES_AND_HEAD = DriverStatement(STATES_AND_HEAD)
 D_STATES_HEAD_AND_ID_PG = DriverStatement(_states_and_head(reserve_id=True))
@@ -267,13 +270,14 @@ class SqlConsentLedger:
         return ids
 
     async def lock_with_catalogue(
-        self, external_id: str, version: int | None
+        self, external_id: str, version: int | None, *, wait: bool = True
     ) -> tuple[int | None, list[Purpose], set[str] | None]:
-        """`lock_subject` of an existing subject (None: not created yet, nothing locked) and
-        `purposes_and_notice`, in one statement. The lock is taken as the statement runs; anything read
-        after the subject's state must come from a later statement (see `states`)."""
+        """`lock_subject` of an existing subject (None: not created yet, nothing locked; without `wait`
+        also when another transaction holds it) and `purposes_and_notice`, in one statement. The lock is
+        taken as the statement runs; anything read after the subject's state must come from a later
+        statement (see `states`)."""
         params = {"external_id": external_id, "version": version}
-        rows = await self._fetch(D_LOCKED_WITH_CATALOGUE, params)
+        rows = await self._fetch(D_LOCKED_WITH_CATALOGUE if wait else D_UNLESS_HELD_WITH_CATALOGUE, params)
         first = rows[0]
         subject_id = first["subject_id"]
         rows = [r for r in rows if r["key"] is not None]
