@@ -5,12 +5,18 @@ records once, and every subject's projection agrees with its last event; the cha
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from dsr_gateway.db.engine import make_engine
+from dsr_gateway.db.engine import make_engine, make_session_factory
+from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
+from dsr_gateway.db.uow import SqlUnitOfWork
+from dsr_gateway.domain.consent_rules import ConsentChoice
+from dsr_gateway.domain.principal import Principal, PrincipalKind
+from dsr_gateway.services.consent import ConsentService, SetConsentsRequest
 from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
 from tests.support.consent_factories import (
     EVENTS,
@@ -110,3 +116,57 @@ async def test_a_call_for_a_subject_another_writer_holds_waits_without_holding_u
         await engine.dispose()
     decisions = await check(gql, ["held", "free"], READER)
     assert [d["reason"] for d in decisions] == ["WITHDRAWN", "WITHDRAWN"]
+
+
+class LostAfterCommit:
+    """The real unit of work, whose COMMIT reaches the database but whose answer is lost (the connection
+    drops): the batch IS recorded, and the callers only see an error."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        uow = await self._uow.__aenter__()
+        commit = uow.commit
+
+        async def lost() -> None:
+            await commit()
+            raise ConnectionError("the connection closed before COMMIT's answer")
+
+        uow.commit = lost  # type: ignore[method-assign]
+        return uow
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._uow.__aexit__(*exc)
+
+
+async def test_a_batch_whose_commit_answer_is_lost_is_not_recorded_twice(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    await seed_catalogue(gql)
+    subjects = [f"lost-{i}" for i in range(4)]
+    for subject in subjects:
+        await set_consents(gql, choice(), token=subject_token(subject))
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    service = ConsentService(
+        lambda: SqlUnitOfWork(factory),
+        lambda: datetime.now(UTC),
+        SqlConsentReader(engine),
+        batch_uow=lambda: LostAfterCommit(SqlUnitOfWork(factory)),  # type: ignore[arg-type,return-value]
+    )
+    try:
+        calls = [
+            service.set_consents(
+                Principal(PrincipalKind.SUBJECT, id=s),
+                SetConsentsRequest(s, [ConsentChoice("marketing_email", False)], notice_version=1),
+            )
+            for s in subjects
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        await engine.dispose()
+    assert all(isinstance(r, ConnectionError) for r in results), results
+    for subject in subjects:  # recorded once each: the grant, then the one withdrawal
+        history = await gql(EVENTS, {"subjectId": subject}, token=agent_token())
+        assert [e["node"]["action"] for e in history["consentEvents"]["edges"]] == ["WITHDRAW", "GRANT"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dsr_gateway.services.group_commit import ALONE, GroupCommit
+from dsr_gateway.services.group_commit import ALONE, GroupCommit, OutcomeUnknown
 
 
 class Writer:
@@ -130,3 +130,19 @@ async def test_a_call_waiting_on_its_own_does_not_hold_up_the_batches_after_it()
     assert not held.done()
     release.set()
     assert await held == "alone:held"
+
+
+async def test_a_batch_whose_commit_failed_is_not_run_again_and_its_callers_get_the_cause() -> None:
+    class LostAtCommit(Writer):
+        async def write_batch(self, calls: Sequence[str]) -> list[Any]:
+            self.batches.append(list(calls))
+            try:
+                raise ConnectionError("the connection closed during COMMIT")
+            except ConnectionError as exc:
+                raise OutcomeUnknown from exc
+
+    writer = LostAtCommit()
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
+    results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(3)), return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert writer.alone == []  # maybe recorded: running them again could record them twice

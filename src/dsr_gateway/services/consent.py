@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +49,10 @@ from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
 from dsr_gateway.domain.subjects import validate_external_id
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
-from dsr_gateway.services.group_commit import ALONE, GroupCommit
+from dsr_gateway.services.group_commit import ALONE, GroupCommit, OutcomeUnknown
 from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 
+logger = logging.getLogger(__name__)
 MAX_CHECK_IDS = 10_000
 WRITE_ATTEMPTS = 3
 NO_ORIGIN = Origin()
@@ -168,92 +170,105 @@ class ConsentService:
         if len(calls) == 1:  # alone in its batch: the one-call path, on the driver, if it need not wait
             return [await self._unless_waiting(calls[0])]
         outcomes: list[Any] = [ALONE] * len(calls)
-        async with self._batch_uow() as uow:
-            ids = await uow.consents.lock_many([c.external_id for c in calls])
-            catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]] = {}
-            for version in {c.request.notice_version for c in calls}:
-                listed, stated = await uow.consents.purposes_and_notice(version)
-                catalogues[version] = ({p.key: p for p in listed}, stated)
-            stored = await uow.consents.states(sorted(set(ids.values()))) if ids else {}
-            states = {s: {r.scope: r for r in records} for s, records in stored.items()}
-            # The time is taken under the subjects' locks, so each subject's events are in time order.
-            now = self._clock()
-            keys: set[tuple[int, str]] = set()
-            planned_calls: list[tuple[int, int, list[NewConsentEvent]]] = []  # call, subject, events
-            replays: list[tuple[int, int, list[ConsentEvent]]] = []
-            for index, call in enumerate(calls):
-                subject_id = ids.get(call.external_id)
-                if subject_id is None or (call.key is not None and (subject_id, call.key) in keys):
-                    continue  # ALONE: created or waited for on its own; a key's second use sees the first
-                version = call.request.notice_version
-                purposes, stated = catalogues[version]
-                try:
-                    planned = validate_choices(call.request.choices, purposes, call.method, version, stated)
-                    if call.key is not None:
-                        keys.add((subject_id, call.key))
-                        previous = await uow.consents.events_for_key(subject_id, call.key)
-                        if previous:
-                            if [(e.scope, e.action) for e in previous] != planned:
-                                raise ValidationFailed.single(
-                                    "idempotencyKey", "this key was used for different choices; use a new key"
-                                )
-                            replays.append((index, subject_id, previous))
-                            continue
-                except DomainError as exc:
-                    outcomes[index] = exc
-                    continue
-                events = [
-                    NewConsentEvent(
-                        scope,
-                        action,
-                        call.method,
-                        version,
-                        call.request.origin,
-                        call.actor,
-                        now,
-                        now,
-                        call.key,
-                    )
-                    for scope, action in planned
-                ]
-                planned_calls.append((index, subject_id, events))
-            pairs = [(subject_id, event) for _, subject_id, events in planned_calls for event in events]
-            saved = iter(await uow.consents.append(pairs) if pairs else [])
-            changed: dict[tuple[int, Scope], ConsentRecord] = {}
-            written: list[tuple[int, list[ConsentEvent], list[ConsentRecord]]] = []
-            for index, subject_id, events in planned_calls:
-                recorded = [next(saved) for _ in events]
-                state = states.setdefault(subject_id, {})
-                for event in recorded:
-                    state[event.scope] = changed[(subject_id, event.scope)] = apply(
-                        state.get(event.scope), event
-                    )
-                written.append((index, recorded, list(state.values())))
-            await uow.consents.save_states([(s, r) for (s, _), r in changed.items()])
-            for index, recorded, _ in written:
-                await self._effects.after_change(uow, calls[index].external_id, recorded)
-            await uow.commit()
-        views_at = self._clock()
-        for index, recorded, records in written:
-            purposes, _ = catalogues[calls[index].request.notice_version]
-            views = preferences(purposes.values(), records, views_at)
-            outcomes[index] = ConsentChange(calls[index].external_id, recorded, views, replayed=False)
-        for index, subject_id, previous in replays:
-            purposes, _ = catalogues[calls[index].request.notice_version]
-            views = preferences(purposes.values(), states.get(subject_id, {}).values(), views_at)
-            outcomes[index] = ConsentChange(calls[index].external_id, previous, views, replayed=True)
+        committed = False
+        try:
+            async with self._batch_uow() as uow:
+                ids = await uow.consents.lock_many([c.external_id for c in calls])
+                catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]] = {}
+                for version in {c.request.notice_version for c in calls}:
+                    listed, stated = await uow.consents.purposes_and_notice(version)
+                    catalogues[version] = ({p.key: p for p in listed}, stated)
+                stored = await uow.consents.states(sorted(set(ids.values()))) if ids else {}
+                states = {s: {r.scope: r for r in records} for s, records in stored.items()}
+                # The time is taken under the subjects' locks, so each subject's events are in time order.
+                now = self._clock()
+                keys: set[tuple[int, str]] = set()
+                planned_calls: list[tuple[int, int, list[NewConsentEvent]]] = []  # call, subject, events
+                replays: list[tuple[int, int, list[ConsentEvent]]] = []
+                for index, call in enumerate(calls):
+                    subject_id = ids.get(call.external_id)
+                    if subject_id is None or (call.key is not None and (subject_id, call.key) in keys):
+                        continue  # ALONE: created or waited for on its own; a key's second use sees the first
+                    version = call.request.notice_version
+                    purposes, stated = catalogues[version]
+                    try:
+                        planned = validate_choices(
+                            call.request.choices, purposes, call.method, version, stated
+                        )
+                        if call.key is not None:
+                            keys.add((subject_id, call.key))
+                            previous = await uow.consents.events_for_key(subject_id, call.key)
+                            if previous:
+                                if [(e.scope, e.action) for e in previous] != planned:
+                                    raise ValidationFailed.single(
+                                        "idempotencyKey",
+                                        "this key was used for different choices; use a new key",
+                                    )
+                                replays.append((index, subject_id, previous))
+                                continue
+                    except DomainError as exc:
+                        outcomes[index] = exc
+                        continue
+                    events = [
+                        NewConsentEvent(
+                            scope,
+                            action,
+                            call.method,
+                            version,
+                            call.request.origin,
+                            call.actor,
+                            now,
+                            now,
+                            call.key,
+                        )
+                        for scope, action in planned
+                    ]
+                    planned_calls.append((index, subject_id, events))
+                pairs = [(subject_id, event) for _, subject_id, events in planned_calls for event in events]
+                saved = iter(await uow.consents.append(pairs) if pairs else [])
+                changed: dict[tuple[int, Scope], ConsentRecord] = {}
+                written: list[tuple[int, list[ConsentEvent], list[ConsentRecord]]] = []
+                for index, subject_id, events in planned_calls:
+                    recorded = [next(saved) for _ in events]
+                    state = states.setdefault(subject_id, {})
+                    for event in recorded:
+                        state[event.scope] = changed[(subject_id, event.scope)] = apply(
+                            state.get(event.scope), event
+                        )
+                    written.append((index, recorded, list(state.values())))
+                await uow.consents.save_states([(s, r) for (s, _), r in changed.items()])
+                for index, recorded, _ in written:
+                    await self._effects.after_change(uow, calls[index].external_id, recorded)
+                # The answers are made before COMMIT: once it is sent nothing may fail and have the calls run
+                # again (GroupCommit reruns a failed batch's calls alone: they would be recorded twice).
+                for index, recorded, records in written:
+                    purposes, _ = catalogues[calls[index].request.notice_version]
+                    views = preferences(purposes.values(), records, now)
+                    outcomes[index] = ConsentChange(calls[index].external_id, recorded, views, replayed=False)
+                for index, subject_id, previous in replays:
+                    purposes, _ = catalogues[calls[index].request.notice_version]
+                    views = preferences(purposes.values(), states.get(subject_id, {}).values(), now)
+                    outcomes[index] = ConsentChange(calls[index].external_id, previous, views, replayed=True)
+                await _commit_once(uow)
+                committed = True
+        except Exception:
+            if not committed:
+                raise
+            # Recorded: closing the unit of work failed after COMMIT. The answers stand.
+            logger.warning("closing a committed batch's unit of work failed", exc_info=True)
         return outcomes
 
     async def _unless_waiting(self, call: _SetCall) -> Any:
         """One call written now, or ALONE when it would wait (its subject held, or to be created), or lost a
-        race (a Conflict: its own task retries it)."""
+        race (a Conflict: nothing recorded, its own task retries it). Any other error is the call's own: it
+        may have come with or after COMMIT, so the call is not run again."""
         try:
             return await self._set_consents(
                 call.request, call.external_id, call.actor, call.method, call.key, wait=False
             )
         except (_NotNow, Conflict):
             return ALONE
-        except DomainError as exc:
+        except Exception as exc:  # its own error (a refusal; or, as for any lone call, one not run again)
             return exc
 
     async def _set_consents(
@@ -456,6 +471,14 @@ class ConsentService:
         entries = await self._reader.history(external_id, size + 1, before)
         page = [(history_cursor(e.event.id), e) for e in entries[:size]]
         return EventPage(page, len(entries) > size, page[-1][0] if page else None)
+
+
+async def _commit_once(uow: UnitOfWork) -> None:
+    """COMMIT a batch; if it fails the batch may be recorded or not, so its calls must not run again."""
+    try:
+        await uow.commit()
+    except Exception as exc:
+        raise OutcomeUnknown from exc
 
 
 async def _retried(attempt: Callable[[], Awaitable[ConsentChange]]) -> ConsentChange:

@@ -24,6 +24,11 @@ Result = TypeVar("Result")
 MAX_BATCH = 64
 
 
+class OutcomeUnknown(Exception):
+    """Raised by a batch writer whose COMMIT was sent and failed: the batch may be recorded, so its calls
+    are not run again; each caller gets the error that caused it (as a lone call would)."""
+
+
 class _Alone:
     def __repr__(self) -> str:
         return "ALONE"
@@ -72,6 +77,11 @@ class GroupCommit(Generic[Call, Result]):
             self._on_batch(len(taken))
         try:
             outcomes = list(await self._write_batch([call for call, _ in taken]))
+        except OutcomeUnknown as unknown:
+            logger.warning("the COMMIT of a batch of %d writes failed; its outcome is unknown", len(taken))
+            for _, future in taken:
+                _settle(future, error=unknown.__cause__ or unknown)
+            return
         except Exception:
             logger.warning(
                 "a batch of %d writes failed; each is written on its own", len(taken), exc_info=True
