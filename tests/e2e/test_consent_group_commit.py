@@ -26,6 +26,7 @@ from tests.support.consent_factories import (
     seed_catalogue,
     set_consents,
 )
+from tests.support.followups import follow_up
 
 READER = client_token("consent:read")
 VERIFY = "{ auditVerification { ok eventsChecked } }"
@@ -170,3 +171,66 @@ async def test_a_batch_whose_commit_answer_is_lost_is_not_recorded_twice(
     for subject in subjects:  # recorded once each: the grant, then the one withdrawal
         history = await gql(EVENTS, {"subjectId": subject}, token=agent_token())
         assert [e["node"]["action"] for e in history["consentEvents"]["edges"]] == ["WITHDRAW", "GRANT"]
+
+
+def service_for(engine: Any) -> ConsentService:
+    factory = make_session_factory(engine)
+    return ConsentService(
+        lambda: SqlUnitOfWork(factory),
+        lambda: datetime.now(UTC),
+        SqlConsentReader(engine),
+        batch_uow=lambda: SqlUnitOfWork(factory),
+    )
+
+
+def withdrawal(subject: str, granted: bool = False) -> tuple[Principal, SetConsentsRequest]:
+    request = SetConsentsRequest(subject, [ConsentChoice("marketing_email", granted)], notice_version=1)
+    return Principal(PrincipalKind.SUBJECT, id=subject), request
+
+
+async def test_each_call_of_a_batch_gets_its_own_receipt_even_two_for_one_subject(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    # The follower makes one receipt per (subject, transaction, time): a second call for a subject already
+    # in the batch is written on its own, so it gets its own.
+    await seed_catalogue(gql)
+    for subject in ("r-1", "r-2"):
+        await set_consents(gql, choice(), token=subject_token(subject))
+    await follow_up(database_url)  # the seeds' receipts
+    engine = make_engine(database_url)
+    try:
+        service = service_for(engine)
+        calls = [withdrawal("r-1"), withdrawal("r-1", granted=True), withdrawal("r-2")]
+        changes = await asyncio.gather(*(service.set_consents(p, r) for p, r in calls))
+    finally:
+        await engine.dispose()
+    assert [[e.action.value for e in c.events] for c in changes] == [["WITHDRAW"], ["GRANT"], ["WITHDRAW"]]
+    run = await follow_up(database_url)
+    assert run.receipts == 3
+    history = await gql(EVENTS, {"subjectId": "r-1"}, token=agent_token())
+    assert [e["node"]["action"] for e in history["consentEvents"]["edges"]] == ["GRANT", "WITHDRAW", "GRANT"]
+
+
+async def test_a_batch_skips_a_held_subject_and_writes_the_others(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers with the database lock; PostgreSQL locks subject rows")
+    await seed_catalogue(gql)
+    for subject in ("h", "f-1", "f-2"):
+        await set_consents(gql, choice(), token=subject_token(subject))
+    engine = make_engine(database_url)
+    try:
+        service = service_for(engine)
+        async with engine.connect() as other:
+            await other.execute(text("SELECT id FROM subject WHERE external_id = 'h' FOR UPDATE"))
+            calls = [withdrawal(s) for s in ("h", "f-1", "f-2")]  # one batch of three
+            tasks = [asyncio.create_task(service.set_consents(p, r)) for p, r in calls]
+            done = await asyncio.wait_for(asyncio.gather(tasks[1], tasks[2]), 10)
+            assert [[e.action.value for e in c.events] for c in done] == [["WITHDRAW"], ["WITHDRAW"]]
+            assert not tasks[0].done()  # waiting for `h` on its own
+            await other.rollback()
+        assert [e.action.value for e in (await asyncio.wait_for(tasks[0], 10)).events] == ["WITHDRAW"]
+        await service.aclose()
+    finally:
+        await engine.dispose()

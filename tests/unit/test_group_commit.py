@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Sequence
 from typing import Any
 
@@ -146,3 +147,69 @@ async def test_a_batch_whose_commit_failed_is_not_run_again_and_its_callers_get_
     results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(3)), return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
     assert writer.alone == []  # maybe recorded: running them again could record them twice
+
+
+async def test_callers_are_answered_when_the_batch_writer_is_cancelled() -> None:
+    started = asyncio.Event()
+
+    async def write_batch(calls: Sequence[str]) -> list[Any]:
+        started.set()
+        await asyncio.sleep(10)
+        return []
+
+    writer = Writer()
+    group: GroupCommit[str, str] = GroupCommit(write_batch, writer.write_alone)
+    first = await start(group, "c0")
+    await started.wait()
+    later = await start(group, "c1")  # waiting for the next batch
+    drainer = group._drainer
+    assert drainer is not None
+    drainer.cancel()
+    for task in (first, later):
+        with pytest.raises(RuntimeError, match="stopped"):
+            await task
+
+
+async def test_at_most_max_alone_calls_are_written_on_their_own_at_once() -> None:
+    running, most = [0], [0]
+
+    async def write_alone(call: str) -> str:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.01)
+        running[0] -= 1
+        return f"alone:{call}"
+
+    writer = Writer(lambda call: ALONE)
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, write_alone, max_alone=2)
+    results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(6)))
+    assert results == [f"alone:c{i}" for i in range(6)]
+    assert most[0] == 2
+
+
+async def test_aclose_waits_for_the_calls_being_written() -> None:
+    writer = Writer(lambda call: ALONE)
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone)
+    tasks = [await start(group, f"c{i}") for i in range(3)]
+    await group.aclose()
+    assert all(t.done() for t in tasks)
+    assert sorted(writer.alone) == ["c0", "c1", "c2"]
+
+
+async def test_a_call_written_on_its_own_runs_in_its_callers_context() -> None:
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+    seen: dict[str, str] = {}
+
+    async def write_alone(call: str) -> str:
+        seen[call] = request_id.get()
+        return call
+
+    writer = Writer(lambda call: ALONE)
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, write_alone)
+
+    async def caller(call: str) -> str:
+        request_id.set(f"req-{call}")
+        return await group.submit(call)
+
+    await asyncio.gather(caller("a"), caller("b"))
+    assert seen == {"a": "req-a", "b": "req-b"}

@@ -143,10 +143,14 @@ class SqlUnitOfWork:
             # A typed, retryable answer (ConflictError) instead of an unexpected error.
             raise Conflict(TRY_AGAIN) from exc
 
-    async def commit(self) -> None:
+    async def flush(self) -> None:
         if "consent_import" in self.__dict__:  # import chunks still in memory or being written
             await self.consent_import.flush()
-        await flush_pending(self.session)  # deferred writes (db/driver.py) go with the commit
+        await flush_pending(self.session)  # deferred writes (db/driver.py)
+        await self.session.flush()
+
+    async def commit(self) -> None:
+        await self.flush()
         await self.session.commit()
         if "consent_import" in self.__dict__:
             self.consent_import.transaction_ended()
@@ -228,6 +232,9 @@ class DriverUnitOfWork(SqlUnitOfWork):
             await greenlet_spawn(self._engine.sync_engine.pool._invalidate, raw)  # raw included
         elif raw.is_valid:
             await greenlet_spawn(raw.invalidate)
+
+    async def flush(self) -> None:
+        await flush_pending(self.session)  # its session holds nothing else to flush
 
     async def commit(self) -> None:
         await flush_pending(self.session)

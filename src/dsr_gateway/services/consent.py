@@ -140,6 +140,11 @@ class ConsentService:
         # The webhook of every change (services/comms).
         self._effects = effects or ConsentEffects(clock, None)
 
+    async def aclose(self) -> None:
+        """Wait for the setConsents calls still being written (at shutdown, before the engine goes)."""
+        if self._group is not None:
+            await self._group.aclose()
+
     # --- writes ---------------------------------------------------------------------------------------
 
     async def set_consents(self, principal: Principal, request: SetConsentsRequest) -> ConsentChange:
@@ -165,7 +170,8 @@ class ConsentService:
         subjects locked by one statement that skips subjects another writer holds (the batch never waits:
         services/group_commit.py), their states read together, their events appended and the projection
         written once. Per call: its ConsentChange, its own DomainError (nothing of it recorded), or ALONE
-        for a subject not created yet or held by another writer, and for a key used twice in the batch."""
+        for a subject not created yet, held by another writer, or already in the batch (one call per subject
+        and transaction: the follower makes one receipt per subject, transaction and time)."""
         assert self._batch_uow is not None
         if len(calls) == 1:  # alone in its batch: the one-call path, on the driver, if it need not wait
             return [await self._unless_waiting(calls[0])]
@@ -182,21 +188,23 @@ class ConsentService:
                 states = {s: {r.scope: r for r in records} for s, records in stored.items()}
                 # The time is taken under the subjects' locks, so each subject's events are in time order.
                 now = self._clock()
-                keys: set[tuple[int, str]] = set()
+                taken: set[int] = (
+                    set()
+                )  # one call per subject: its receipt is made per (subject, transaction)
                 planned_calls: list[tuple[int, int, list[NewConsentEvent]]] = []  # call, subject, events
                 replays: list[tuple[int, int, list[ConsentEvent]]] = []
                 for index, call in enumerate(calls):
                     subject_id = ids.get(call.external_id)
-                    if subject_id is None or (call.key is not None and (subject_id, call.key) in keys):
-                        continue  # ALONE: created or waited for on its own; a key's second use sees the first
+                    if subject_id is None or subject_id in taken:
+                        continue  # ALONE: created or waited for on its own; a second call after the first
                     version = call.request.notice_version
                     purposes, stated = catalogues[version]
                     try:
                         planned = validate_choices(
                             call.request.choices, purposes, call.method, version, stated
                         )
+                        taken.add(subject_id)
                         if call.key is not None:
-                            keys.add((subject_id, call.key))
                             previous = await uow.consents.events_for_key(subject_id, call.key)
                             if previous:
                                 if [(e.scope, e.action) for e in previous] != planned:
@@ -474,7 +482,10 @@ class ConsentService:
 
 
 async def _commit_once(uow: UnitOfWork) -> None:
-    """COMMIT a batch; if it fails the batch may be recorded or not, so its calls must not run again."""
+    """COMMIT a batch. Its writes are sent first (a failure there is a plain failure: nothing recorded,
+    the calls may run again); if COMMIT itself fails, the batch may be recorded or not, so its calls must
+    not run again."""
+    await uow.flush()
     try:
         await uow.commit()
     except Exception as exc:

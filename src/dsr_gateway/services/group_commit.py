@@ -14,6 +14,7 @@ batch is written at a time.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 Call = TypeVar("Call")
 Result = TypeVar("Result")
 MAX_BATCH = 64
+MAX_ALONE = 4  # calls written on their own at once (the default pool has 10 connections)
+STOPPED = "the gateway stopped while writing this call"
 
 
 class OutcomeUnknown(Exception):
@@ -44,42 +47,71 @@ class GroupCommit(Generic[Call, Result]):
         write_alone: Callable[[Call], Awaitable[Result]],
         max_batch: int = MAX_BATCH,
         on_batch: Callable[[int], None] | None = None,
+        max_alone: int = MAX_ALONE,
     ) -> None:
-        """`on_batch(size)` is told the number of calls of every batch written (a metric)."""
+        """`on_batch(size)` is told the number of calls of every batch written (a metric). At most
+        `max_alone` calls are written on their own at once (each may hold a pooled connection while it
+        waits for a lock); the others wait for a turn without one."""
         self._on_batch = on_batch
         self._write_batch = write_batch
         self._write_alone = write_alone
         self._max_batch = max_batch
-        self._waiting: list[tuple[Call, asyncio.Future[Result]]] = []
+        self._alone_turns = asyncio.Semaphore(max_alone)
+        self._waiting: list[tuple[Call, asyncio.Future[Result], contextvars.Context]] = []
         self._drainer: asyncio.Task[None] | None = None
         self._alone_tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, call: Call) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._waiting.append((call, future))
+        # The caller's context (its request id in the log) goes with the call if it is written on its own.
+        self._waiting.append((call, future, contextvars.copy_context()))
         if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain())
+            # Batches belong to no one request: the drainer runs in a context of its own.
+            self._drainer = asyncio.create_task(self._drain(), context=contextvars.Context())
         return await future
+
+    async def aclose(self) -> None:
+        """Wait for the batch being written and the calls being written on their own (at shutdown, before
+        the database engine goes)."""
+        while self._drainer is not None or self._alone_tasks:
+            pending = [t for t in (self._drainer, *self._alone_tasks) if t is not None]
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _drain(self) -> None:
         try:
             while self._waiting:
                 taken = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
-                taken = [(c, f) for c, f in taken if not f.done()]  # a caller gone before: nothing to write
+                taken = [t for t in taken if not t[1].done()]  # a caller gone before: nothing to write
                 if taken:
                     await self._batch(taken)  # the calls arriving meanwhile make the next batch
         finally:
             self._drainer = None
+            for _, future, _ in self._waiting:  # the drainer was stopped (shutdown): nobody will write them
+                _settle(future, error=RuntimeError("the gateway stopped before writing this call"))
+            self._waiting.clear()
 
-    async def _batch(self, taken: list[tuple[Call, asyncio.Future[Result]]]) -> None:
-        if self._on_batch is not None:
-            self._on_batch(len(taken))
+    async def _batch(self, taken: list[tuple[Call, asyncio.Future[Result], contextvars.Context]]) -> None:
         try:
-            outcomes = list(await self._write_batch([call for call, _ in taken]))
+            await self._write_taken(taken)
+        except BaseException as exc:  # cancelled, or a bug here: no caller is left waiting forever
+            for _, future, _ in taken:
+                _settle(future, error=exc if isinstance(exc, Exception) else RuntimeError(STOPPED))
+            raise
+
+    async def _write_taken(
+        self, taken: list[tuple[Call, asyncio.Future[Result], contextvars.Context]]
+    ) -> None:
+        if self._on_batch is not None:
+            try:
+                self._on_batch(len(taken))
+            except Exception:
+                logger.exception("recording a batch's size failed")
+        try:
+            outcomes = list(await self._write_batch([call for call, _, _ in taken]))
         except OutcomeUnknown as unknown:
             logger.warning("the COMMIT of a batch of %d writes failed; its outcome is unknown", len(taken))
-            for _, future in taken:
+            for _, future, _ in taken:
                 _settle(future, error=unknown.__cause__ or unknown)
             return
         except Exception:
@@ -87,9 +119,9 @@ class GroupCommit(Generic[Call, Result]):
                 "a batch of %d writes failed; each is written on its own", len(taken), exc_info=True
             )
             outcomes = [ALONE] * len(taken)
-        for (call, future), outcome in zip(taken, outcomes, strict=True):
+        for (call, future, context), outcome in zip(taken, outcomes, strict=True):
             if outcome is ALONE:  # in a task of its own: it may wait for a lock
-                task = asyncio.create_task(self._alone(call, future))
+                task = asyncio.create_task(self._alone(call, future), context=context)
                 self._alone_tasks.add(task)
                 task.add_done_callback(self._alone_tasks.discard)
             elif isinstance(outcome, BaseException):
@@ -99,9 +131,15 @@ class GroupCommit(Generic[Call, Result]):
 
     async def _alone(self, call: Call, future: asyncio.Future[Result]) -> None:
         try:
-            result = await self._write_alone(call)
+            async with self._alone_turns:
+                if future.done():  # the caller went away while it waited for its turn
+                    return
+                result = await self._write_alone(call)
         except Exception as exc:
             _settle(future, error=exc)
+        except BaseException:
+            _settle(future, error=RuntimeError(STOPPED))
+            raise
         else:
             _settle(future, result=result)
 

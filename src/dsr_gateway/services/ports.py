@@ -313,6 +313,9 @@ class UnitOfWork(Protocol):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+    async def flush(self) -> None:
+        """Send every write made so far (COMMIT then sends nothing but itself)."""
+
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
 
