@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from dsr_gateway.domain.consent import (
     ANY,
     Actor,
+    ConsentAction,
     ConsentEvent,
     ConsentMethod,
     ConsentRecord,
@@ -107,6 +109,24 @@ class _SetCall:
     method: ConsentMethod
     key: str | None
 
+    def events(self, planned: list[tuple[Scope, ConsentAction]], now: datetime) -> list[NewConsentEvent]:
+        """The call's planned choices as events, recorded at `now` (taken under the subject's lock)."""
+        request = self.request
+        return [
+            NewConsentEvent(
+                scope,
+                action,
+                self.method,
+                request.notice_version,
+                request.origin,
+                self.actor,
+                now,
+                now,
+                self.key,
+            )
+            for scope, action in planned
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class EventPage:
@@ -160,10 +180,7 @@ class ConsentService:
         return await self._write_alone(call)
 
     async def _write_alone(self, call: _SetCall) -> ConsentChange:
-        request, external_id, actor, method, key = (
-            call.request, call.external_id, call.actor, call.method, call.key
-        )  # fmt: skip
-        return await _retried(lambda: self._set_consents(request, external_id, actor, method, key))
+        return await _retried(lambda: self._set_consents(call))
 
     async def _write_batch(self, calls: Sequence[_SetCall]) -> list[Any]:
         """Several calls in one transaction, each all or nothing (as `_set_consents` writes one): their
@@ -188,9 +205,8 @@ class ConsentService:
                 states = {s: {r.scope: r for r in records} for s, records in stored.items()}
                 # The time is taken under the subjects' locks, so each subject's events are in time order.
                 now = self._clock()
-                taken: set[int] = (
-                    set()
-                )  # one call per subject: its receipt is made per (subject, transaction)
+                # One call per subject: the follower makes one receipt per subject and transaction.
+                taken: set[int] = set()
                 planned_calls: list[tuple[int, int, list[NewConsentEvent]]] = []  # call, subject, events
                 replays: list[tuple[int, int, list[ConsentEvent]]] = []
                 for index, call in enumerate(calls):
@@ -206,32 +222,13 @@ class ConsentService:
                         taken.add(subject_id)
                         if call.key is not None:
                             previous = await uow.consents.events_for_key(subject_id, call.key)
-                            if previous:
-                                if [(e.scope, e.action) for e in previous] != planned:
-                                    raise ValidationFailed.single(
-                                        "idempotencyKey",
-                                        "this key was used for different choices; use a new key",
-                                    )
+                            if _replays(previous, planned):
                                 replays.append((index, subject_id, previous))
                                 continue
                     except DomainError as exc:
                         outcomes[index] = exc
                         continue
-                    events = [
-                        NewConsentEvent(
-                            scope,
-                            action,
-                            call.method,
-                            version,
-                            call.request.origin,
-                            call.actor,
-                            now,
-                            now,
-                            call.key,
-                        )
-                        for scope, action in planned
-                    ]
-                    planned_calls.append((index, subject_id, events))
+                    planned_calls.append((index, subject_id, call.events(planned, now)))
                 pairs = [(subject_id, event) for _, subject_id, events in planned_calls for event in events]
                 saved = iter(await uow.consents.append(pairs) if pairs else [])
                 changed: dict[tuple[int, Scope], ConsentRecord] = {}
@@ -271,25 +268,15 @@ class ConsentService:
         race (a Conflict: nothing recorded, its own task retries it). Any other error is the call's own: it
         may have come with or after COMMIT, so the call is not run again."""
         try:
-            return await self._set_consents(
-                call.request, call.external_id, call.actor, call.method, call.key, wait=False
-            )
+            return await self._set_consents(call, wait=False)
         except (_NotNow, Conflict):
             return ALONE
         except Exception as exc:  # its own error (a refusal; or, as for any lone call, one not run again)
             return exc
 
-    async def _set_consents(
-        self,
-        request: SetConsentsRequest,
-        external_id: str,
-        actor: Actor,
-        method: ConsentMethod,
-        key: str | None,
-        *,
-        wait: bool = True,
-    ) -> ConsentChange:
+    async def _set_consents(self, call: _SetCall, *, wait: bool = True) -> ConsentChange:
         """Without `wait`, _NotNow when the subject is held by another writer or not created yet."""
+        request, external_id, method, key = call.request, call.external_id, call.method, call.key
         async with self._uow() as uow:
             version = request.notice_version
             # An existing subject is locked by the statement that reads the catalogue (one round trip);
@@ -304,18 +291,10 @@ class ConsentService:
             )
             if key is not None:
                 previous = await uow.consents.events_for_key(subject_id, key)
-                if previous:
-                    if [(e.scope, e.action) for e in previous] != planned:
-                        raise ValidationFailed.single(
-                            "idempotencyKey", "this key was used for different choices; use a new key"
-                        )
+                if _replays(previous, planned):
                     return await self._replay(uow, external_id, subject_id, previous, purposes)
             # The time is taken under the subject's lock, so a subject's events are in time order.
-            now = self._clock()
-            events = [
-                NewConsentEvent(scope, action, method, version, request.origin, actor, now, now, key)
-                for scope, action in planned
-            ]
+            events = call.events(planned, self._clock())
             return await self._record(uow, external_id, subject_id, events, purposes)
 
     async def withdraw(self, principal: Principal, request: WithdrawRequest) -> ConsentChange:
@@ -479,6 +458,18 @@ class ConsentService:
         entries = await self._reader.history(external_id, size + 1, before)
         page = [(history_cursor(e.event.id), e) for e in entries[:size]]
         return EventPage(page, len(entries) > size, page[-1][0] if page else None)
+
+
+def _replays(previous: list[ConsentEvent], planned: list[tuple[Scope, ConsentAction]]) -> bool:
+    """True when the call's idempotency key already recorded these choices (the call is a replay);
+    refused when the key recorded other choices; False when it recorded nothing yet."""
+    if not previous:
+        return False
+    if [(e.scope, e.action) for e in previous] != planned:
+        raise ValidationFailed.single(
+            "idempotencyKey", "this key was used for different choices; use a new key"
+        )
+    return True
 
 
 async def _commit_once(uow: UnitOfWork) -> None:
