@@ -128,13 +128,19 @@ class SqlUnitOfWork:
     def comms(self) -> SqlCommsRepository:
         return SqlCommsRepository(self.session)
 
+    def _import_in_use(self) -> SqlConsentImport | None:
+        """The import's repository if this unit of work made one: its chunks may be in memory or being
+        written (written by `flush`, let end by `settle` before a rollback)."""
+        found: SqlConsentImport | None = self.__dict__.get("consent_import")
+        return found
+
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         # Whatever was not committed explicitly is rolled back: a use case never half-writes.
         forget_pending(self.session)
-        if "consent_import" in self.__dict__:  # an import chunk may still be being written
-            await self.consent_import.settle()
+        if (importer := self._import_in_use()) is not None:
+            await importer.settle()
         try:
             await self.session.rollback()
         finally:
@@ -144,22 +150,22 @@ class SqlUnitOfWork:
             raise Conflict(TRY_AGAIN) from exc
 
     async def flush(self) -> None:
-        if "consent_import" in self.__dict__:  # import chunks still in memory or being written
-            await self.consent_import.flush()
+        if (importer := self._import_in_use()) is not None:
+            await importer.flush()
         await flush_pending(self.session)  # deferred writes (db/driver.py)
         await self.session.flush()
 
     async def commit(self) -> None:
         await self.flush()
         await self.session.commit()
-        if "consent_import" in self.__dict__:
-            self.consent_import.transaction_ended()
+        if (importer := self._import_in_use()) is not None:
+            importer.transaction_ended()
 
     async def rollback(self) -> None:
         forget_pending(self.session)
-        if "consent_import" in self.__dict__:
-            await self.consent_import.settle()
-            self.consent_import.transaction_ended()
+        if (importer := self._import_in_use()) is not None:
+            await importer.settle()
+            importer.transaction_ended()
         await self.session.rollback()
 
 

@@ -66,32 +66,27 @@ class ConsentImportService:
             for version in await _notice_versions(uow):
                 notices[version] = await uow.consents.notice_purposes(version)
             parse = RowParser(purposes, notices.get, now)
+            # A chunk may still be being written when `record` returns: the unit of work's commit writes
+            # the rest, and leaving it without a commit (an error, a strict rejection) rolls it all back.
             importer = uow.consent_import
-            try:
-                for batch in _batches(iter(rows), chunk_rows):
-                    valid: list[ImportRow] = []
-                    for line, row in batch:
-                        report.rows += 1
-                        if report.rows % YIELD_EVERY_ROWS == 0:
-                            await asyncio.sleep(0)  # a chunk being written sends its next buffer
-                        try:
-                            valid.append(parse(line, row))
-                        except RowRejected as exc:
-                            report.rejected.append(Rejection(line, str(exc)))
-                            if strict:
-                                raise ImportAborted(
-                                    f"line {line}: {exc}; nothing was imported (strict)"
-                                ) from exc
-                    subjects.update(r.external_id for r in valid)
-                    report.imported += len(valid)
-                    if not dry_run and valid:
-                        await importer.record(valid, now)
-                    if progress:
-                        progress(report.rows, report.imported)
-                await importer.flush()
-            except BaseException:
-                await importer.settle()
-                raise
+            for batch in _batches(iter(rows), chunk_rows):
+                valid: list[ImportRow] = []
+                for line, row in batch:
+                    report.rows += 1
+                    if report.rows % YIELD_EVERY_ROWS == 0:
+                        await asyncio.sleep(0)  # a chunk being written sends its next buffer
+                    try:
+                        valid.append(parse(line, row))
+                    except RowRejected as exc:
+                        report.rejected.append(Rejection(line, str(exc)))
+                        if strict:
+                            raise ImportAborted(f"line {line}: {exc}; nothing was imported (strict)") from exc
+                subjects.update(r.external_id for r in valid)
+                report.imported += len(valid)
+                if not dry_run and valid:
+                    await importer.record(valid, now)
+                if progress:
+                    progress(report.rows, report.imported)
             report.subjects = len(subjects)
             if not dry_run:
                 await uow.commit()

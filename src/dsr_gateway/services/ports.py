@@ -131,13 +131,8 @@ class ConsentImportWriter(Protocol):
     subject's chain in row order, the projection folded from the stored records."""
 
     async def record(self, rows: Sequence[ImportRow], now: datetime) -> None:
-        """May return before the chunk is written (it is written while the next is prepared)."""
-
-    async def flush(self) -> None:
-        """Every chunk recorded so far is written; a write's error is raised here or by `record`."""
-
-    async def settle(self) -> None:
-        """After a failure: let a write in flight end, so the transaction can roll back."""
+        """May return before the chunk is written (it is written while the next is prepared): the unit of
+        work's commit writes what is left; a write's error is raised by the next `record` or the commit."""
 
     def growth(self) -> Mapping[str, TableGrowth]: ...
     async def analyze(self, tables: Sequence[str]) -> None: ...

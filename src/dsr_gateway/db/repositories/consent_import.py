@@ -102,7 +102,7 @@ class SqlConsentImport:
 
     async def record(self, rows: Sequence[ImportRow], now: datetime) -> None:
         """Subjects, events (in row order, each continuing its subject's chain) and projection. On the bulk
-        path the chunk may still be unwritten when this returns: `flush` before COMMIT."""
+        path the chunk may still be unwritten when this returns: the unit of work flushes before COMMIT."""
         if self._postgres and len(rows) >= consent_bulk.BULK_MIN_ROWS:
             await self._record_bulk(rows, now)
             return
@@ -237,7 +237,7 @@ class SqlConsentImport:
         tx_order: int,
         fold: ImportFold,
     ) -> Iterator[tuple[object, ...]]:
-        """The events' COPY rows, sealed and folded one by one as COPY asks for them."""
+        """The events' COPY rows, sealed into their chains and folded into the projection, in row order."""
         first = rows[0].event
         template = self._template_for(ids[rows[0].external_id], first)
         origin, actor = first.origin, first.actor
