@@ -67,9 +67,6 @@ class LocalDirectoryStorage:
         handle = await asyncio.to_thread(self._path(key).open, "rb")
         return _FileChunks(handle)
 
-    async def exists(self, key: str) -> bool:
-        return await asyncio.to_thread(self._path(key).is_file)
-
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
 
@@ -104,7 +101,8 @@ class _FileChunks:
 
 def _stale_keys(directory: Path, before: float) -> list[str]:
     try:
-        entries = list(os.scandir(directory))
+        with os.scandir(directory) as listing:
+            entries = list(listing)
     except FileNotFoundError:
         return []
     stale = []

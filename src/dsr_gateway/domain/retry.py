@@ -15,6 +15,6 @@ def backoff(
     that receivers that come back are not hit by every sender at once.
     """
     if failures < 1:
-        raise ValueError("attempts counts failures so far and starts at 1")
+        raise ValueError("failures counts the failed tries so far and starts at 1")
     exponential = min(cap, base * (1 << min(failures - 1, 30)))
     return exponential * (1 - jitter * min(max(draw, 0.0), 1.0))

@@ -1,14 +1,14 @@
 """Calls made at the same time, written together: one transaction per batch (group commit).
 
 While a batch is being written, the calls that arrive wait; the next batch takes every waiting call (up to
-`max_batch`; a call that finds nothing else waiting is a batch of one, which the writer may write its
-own, cheaper way). Under load the database's round
-trips, BEGIN and COMMIT are shared by the batch. The batch writer returns, per call, its result, its own
-error (raised to that caller only), or ALONE: the call cannot join a batch (e.g. its subject is held by
-another writer) and is run on its own, in a task of its own, so that it waits without holding up the
-batches after it. When the batch fails as a whole (a lost connection), every call in it is run on its own,
-so a call fails only for a reason of its own. The batch writer must never wait for other writers: one
-batch is written at a time.
+`max_batch`; a call that finds nothing else waiting is a batch of one, which the writer may write its own,
+cheaper way). Under load the database's round trips, BEGIN and COMMIT are shared by the batch. The batch
+writer returns, per call, its result, its own error (raised to that caller only), or ALONE: the call
+cannot join a batch (e.g. its subject is held by another writer) and is run on its own, in a task of its
+own, so that it waits without holding up the batches after it. When the batch fails before its COMMIT,
+every call in it is run on its own, so a call fails only for a reason of its own; when the COMMIT itself
+failed (OutcomeUnknown) the calls may be recorded, and each caller gets the error instead. The batch
+writer must never wait for other writers: one batch is written at a time.
 """
 
 from __future__ import annotations
