@@ -9,6 +9,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -24,6 +25,7 @@ from dsr_gateway.graphql.errors import (
     ValidationError,
 )
 from dsr_gateway.graphql.execution import GatewayExecutionContext
+from dsr_gateway.graphql.extension_hooks import HookRunner
 from dsr_gateway.graphql.fulfilment import FulfilmentMutation, FulfilmentQuery
 from dsr_gateway.graphql.observability import ObservabilityExtension
 from dsr_gateway.graphql.pipeline import BoundedCache, RequestPipeline, validation_rules
@@ -77,6 +79,11 @@ def _is_expected(error: GraphQLError) -> bool:
 
 
 class GatewaySchema(strawberry.Schema):
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return HookRunner(execution_context=execution_context, extensions=extensions)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
