@@ -86,21 +86,30 @@ class WithdrawConsentInput:
     idempotency_key: str | None = None
 
 
+def _change_events(root: SetConsentsSuccess) -> list[ConsentEvent]:
+    return [ConsentEvent.from_domain(e, root.change.external_id) for e in root.change.events]
+
+
+def _change_consents(root: SetConsentsSuccess) -> list[Consent]:
+    return [Consent.from_domain(v) for v in root.change.consents]
+
+
 @strawberry.type
 class SetConsentsSuccess:
     subject_id: str
-    events: list[ConsentEvent] = strawberry.field(description="The events recorded by this call.")
-    consents: list[Consent] = strawberry.field(description="The subject's preferences afterwards.")
+    # Events and preferences become GraphQL objects only when asked for (most writers ask for neither).
+    events: list[ConsentEvent] = strawberry.field(
+        resolver=_change_events, description="The events recorded by this call."
+    )
+    consents: list[Consent] = strawberry.field(
+        resolver=_change_consents, description="The subject's preferences afterwards."
+    )
     replayed: bool = strawberry.field(description="True when the idempotency key had been used before.")
+    change: strawberry.Private[ConsentChange]
 
     @classmethod
     def from_change(cls, change: ConsentChange) -> Self:
-        return cls(
-            subject_id=change.external_id,
-            events=[ConsentEvent.from_domain(e, change.external_id) for e in change.events],
-            consents=[Consent.from_domain(v) for v in change.consents],
-            replayed=change.replayed,
-        )
+        return cls(subject_id=change.external_id, replayed=change.replayed, change=change)
 
 
 @strawberry.type

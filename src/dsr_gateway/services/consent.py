@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from dsr_gateway.domain.consent import (
@@ -86,13 +87,33 @@ class WithdrawRequest:
     unless_refused: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ConsentChange:
+    """What a write recorded, and the subject's preferences afterwards (`consents`), worked out when first
+    read: most writers never ask for them, and a batch of writes would work them out in its turn."""
+
     external_id: str
     events: list[ConsentEvent]
-    consents: list[ConsentView]
     # True when the idempotency key had been used: these are the first call's events, nothing new.
     replayed: bool
+    purposes: tuple[Purpose, ...] = field(repr=False)
+    records: tuple[ConsentRecord, ...] = field(repr=False)
+    at: datetime = field(repr=False)
+
+    @cached_property
+    def consents(self) -> list[ConsentView]:
+        return preferences(self.purposes, self.records, self.at)
+
+
+def _change(
+    external_id: str,
+    events: list[ConsentEvent],
+    replayed: bool,
+    purposes: dict[str, Purpose],
+    records: Iterable[ConsentRecord],
+    at: datetime,
+) -> ConsentChange:
+    return ConsentChange(external_id, events, replayed, tuple(purposes.values()), tuple(records), at)
 
 
 class _NotNow(Exception):
@@ -232,7 +253,7 @@ class ConsentService:
                 pairs = [(subject_id, event) for _, subject_id, events in planned_calls for event in events]
                 saved = iter(await uow.consents.append(pairs) if pairs else [])
                 changed: dict[tuple[int, Scope], ConsentRecord] = {}
-                written: list[tuple[int, list[ConsentEvent], list[ConsentRecord]]] = []
+                written: list[tuple[int, list[ConsentEvent], tuple[ConsentRecord, ...]]] = []
                 for index, subject_id, events in planned_calls:
                     recorded = [next(saved) for _ in events]
                     state = states.setdefault(subject_id, {})
@@ -240,7 +261,7 @@ class ConsentService:
                         state[event.scope] = changed[(subject_id, event.scope)] = apply(
                             state.get(event.scope), event
                         )
-                    written.append((index, recorded, list(state.values())))
+                    written.append((index, recorded, tuple(state.values())))
                 await uow.consents.save_states([(s, r) for (s, _), r in changed.items()])
                 for index, recorded, _ in written:
                     await self._effects.after_change(uow, calls[index].external_id, recorded)
@@ -248,12 +269,15 @@ class ConsentService:
                 # again (GroupCommit reruns a failed batch's calls alone: they would be recorded twice).
                 for index, recorded, records in written:
                     purposes, _ = catalogues[calls[index].request.notice_version]
-                    views = preferences(purposes.values(), records, now)
-                    outcomes[index] = ConsentChange(calls[index].external_id, recorded, views, replayed=False)
+                    outcomes[index] = _change(
+                        calls[index].external_id, recorded, False, purposes, records, now
+                    )
                 for index, subject_id, previous in replays:
                     purposes, _ = catalogues[calls[index].request.notice_version]
-                    views = preferences(purposes.values(), states.get(subject_id, {}).values(), now)
-                    outcomes[index] = ConsentChange(calls[index].external_id, previous, views, replayed=True)
+                    current = states.get(subject_id, {}).values()
+                    outcomes[index] = _change(
+                        calls[index].external_id, previous, True, purposes, current, now
+                    )
                 await _commit_once(uow)
                 committed = True
         except Exception:
@@ -341,8 +365,7 @@ class ConsentService:
                 refused = {r.scope for r in current if r.status is not ConsentStatus.GRANTED}
                 targets = [t for t in targets if t not in refused]
                 if not targets:
-                    views = preferences(purposes.values(), current, self._clock())
-                    return ConsentChange(external_id, [], views, replayed=False)
+                    return _change(external_id, [], False, purposes, current, self._clock())
             now = self._clock()
             events = [
                 NewConsentEvent(
@@ -381,8 +404,7 @@ class ConsentService:
         # The receipt and the message follow from the ledger once this commits (consent_followups.py).
         await self._effects.after_change(uow, external_id, saved)
         await uow.commit()
-        views = preferences(purposes.values(), state.values(), self._clock())
-        return ConsentChange(external_id, saved, views, replayed=False)
+        return _change(external_id, saved, False, purposes, state.values(), self._clock())
 
     async def _replay(
         self,
@@ -393,8 +415,7 @@ class ConsentService:
         purposes: dict[str, Purpose],
     ) -> ConsentChange:
         current = (await uow.consents.states([subject_id]))[subject_id]
-        views = preferences(purposes.values(), current, self._clock())
-        return ConsentChange(external_id, previous, views, replayed=True)
+        return _change(external_id, previous, True, purposes, current, self._clock())
 
     # --- reads ----------------------------------------------------------------------------------------
 
