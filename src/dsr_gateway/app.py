@@ -586,13 +586,14 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
         Middleware(GpcMiddleware),
     ]
     routes = [
+        # First: the router tries routes in order, and nearly every request is GraphQL.
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
         Route("/.well-known/jwks.json", wellknown.jwks, methods=["GET"]),
         Route("/exports/{token}", exports.download, methods=["GET"]),
         Route("/callbacks/fulfilment/{request_id}/{step}", callbacks.fulfilment_callback, methods=["POST"]),
-        Route("/graphql", graphql_app, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", unsubscribe.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.unsubscribe_post, methods=["POST"]),
         Route("/reconfirm/{token}", reconfirm.reconfirm_page, methods=["GET"]),
