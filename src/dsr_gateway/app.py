@@ -166,9 +166,9 @@ def build_consent_service(
     if engine is not None and engine.dialect.name == "postgresql":
         writes = lambda: DriverUnitOfWork(engine)  # noqa: E731
     reader = SqlConsentReader(read_engine, hot_reads)
-    # Calls written together share a Session unit of work (multi-row statements); a lone call the driver.
+    # Calls written together share one unit of work (arrays, one statement per step: consent_batch.py).
     return ConsentService(
-        writes, utc_now, reader, effects=effects, batch_uow=uow, on_write_batch=on_write_batch
+        writes, utc_now, reader, effects=effects, batch_uow=writes, on_write_batch=on_write_batch
     )
 
 

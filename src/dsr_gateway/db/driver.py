@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import Dialect
@@ -143,19 +143,6 @@ class DriverStatement:
             await flush_pending(session)
             pending = session.info.setdefault(PENDING, [])
         pending.append((self, compiled, compiled.arguments(params)))
-
-    async def run_many(self, session: AsyncSession, params: Sequence[Mapping[str, Any]]) -> None:
-        """Run this DML once per parameter set (same keys), in one round trip on the driver."""
-        if not params:
-            return
-        connection, driver = await _connection(session)
-        if driver is None:
-            assert connection is not None
-            await connection.execute(self._statement, [dict(p) for p in params])
-            return
-        compiled = self.compiled_for(_dialect(session, connection), params[0])
-        arguments = [compiled.arguments(p) for p in params]
-        await _guarded(connection, driver, driver.executemany(compiled.text, arguments))
 
 
 async def flush_pending(session: AsyncSession) -> None:

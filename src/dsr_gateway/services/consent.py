@@ -222,7 +222,7 @@ class ConsentService:
                 for version in {c.request.notice_version for c in calls}:
                     listed, stated = await uow.consents.purposes_and_notice(version)
                     catalogues[version] = ({p.key: p for p in listed}, stated)
-                stored = await uow.consents.states(sorted(set(ids.values()))) if ids else {}
+                stored = await uow.consents.locked_states(sorted(set(ids.values()))) if ids else {}
                 states = {s: {r.scope: r for r in records} for s, records in stored.items()}
                 # The time is taken under the subjects' locks, so each subject's events are in time order.
                 now = self._clock()

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dsr_gateway.db.driver import DriverStatement, driver_only, flush_pending
-from dsr_gateway.db.repositories import consent_bulk
+from dsr_gateway.db.repositories import consent_batch, consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_SEALER
 from dsr_gateway.db.repositories.consent_rows import (
     cached_purpose,
@@ -241,13 +241,25 @@ class SqlConsentLedger:
         """Ids of those of these subjects that exist and that no other transaction holds, their rows locked
         until commit (SKIP LOCKED: a batch never waits for another writer; the subjects it could not lock
         are left out, and their calls wait on their own). SQLite's writers are serialised instead."""
+        if self._postgres:
+            await flush_pending(self._session)
+            return await consent_batch.lock_many(self._session, external_ids)
         rows = await self._run(
             select(SUBJECTS.c.external_id, SUBJECTS.c.id)
             .where(SUBJECTS.c.external_id.in_(list(dict.fromkeys(external_ids))))
             .order_by(SUBJECTS.c.id)
-            .with_for_update(skip_locked=True)
         )
         return {r.external_id: r.id for r in rows}
+
+    async def locked_states(self, subject_ids: Collection[int]) -> dict[int, list[ConsentRecord]]:
+        """`states` of subjects this transaction has locked (`lock_many`); on PostgreSQL their chain heads
+        come in the same statement and are kept for `append`."""
+        if not self._postgres:
+            return await self.states(subject_ids)
+        await flush_pending(self._session)
+        states, heads = await consent_batch.locked_states(self._session, subject_ids)
+        self._heads.update(heads)
+        return states
 
     async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]:
         """Ids of these subjects, creating the missing ones (idempotent under concurrency)."""
@@ -363,21 +375,19 @@ class SqlConsentLedger:
                 return [recorded(rows[0]["id"], subject_id, event)]
             await D_INSERT_EVENT_WITH_ID_PG.later(self._session, {"id": event_id, **row})
             return [recorded(event_id, subject_id, event)]
-        saved: list[ConsentEvent] = []
-        if self._driver_only:  # a few events of one subject (a withdrawal of several scopes): one by one
+        if self._postgres:  # a few to a few hundred rows: arrays, one statement (consent_batch.py)
             known = {s: self._heads.pop(s) for s, _ in events if s in self._heads}
             values = await CONSENT_SEALER.seal_all(self._run, [event_values(s, e) for s, e in events], known)
-            for (subject_id, event), row in zip(events, values, strict=True):
-                rows = await self._fetch(D_INSERT_EVENT_PG, row)
-                saved.append(recorded(rows[0]["id"], subject_id, event))
-            return saved
-        statement = INSERT_EVENTS_PG if self._postgres else INSERT_EVENTS
+            await flush_pending(self._session)
+            ids = await consent_batch.insert_events(self._session, values)
+            return [recorded(i, s, e) for i, (s, e) in zip(ids, events, strict=True)]
+        saved: list[ConsentEvent] = []
         for start in range(0, len(events), CHUNK):
             chunk = events[start : start + CHUNK]
             # Each row sealed into its subject's hash chain before the INSERT (docs/audit.md).
             known = {s: self._heads.pop(s) for s, _ in chunk if s in self._heads}
             values = await CONSENT_SEALER.seal_all(self._run, [event_values(s, e) for s, e in chunk], known)
-            rows = await self._run(statement, values)
+            rows = await self._run(INSERT_EVENTS, values)
             saved.extend(recorded(i, s, e) for i, (s, e) in zip(rows.scalars(), chunk, strict=True))
         return saved
 
@@ -393,13 +403,12 @@ class SqlConsentLedger:
         if self._postgres and len(values) == 1:  # one scope changed: written with the commit's other rows
             await D_UPSERT_STATE_PG.later(self._session, values[0])
             return
-        if self._driver_only:
+        if self._postgres:  # arrays, one statement (consent_batch.py)
             await flush_pending(self._session)
-            await D_UPSERT_STATE_PG.run_many(self._session, values)
+            await consent_batch.upsert_states(self._session, values)
             return
-        statement = UPSERT_STATES_PG if self._postgres else UPSERT_STATES_SQLITE
         for start in range(0, len(values), CHUNK):
-            await self._run(statement, values[start : start + CHUNK])
+            await self._run(UPSERT_STATES_SQLITE, values[start : start + CHUNK])
 
     async def all_events(self, subject_ids: Collection[int]) -> list[ConsentEvent]:
         """Every event of these subjects in ledger order (for checks that refold the history)."""
