@@ -47,6 +47,7 @@ class GraphQLMetrics:
         )
         self._names: set[str] = set()
         self._max_names = max_names
+        self._children: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
 
     def label(self, name: str | None) -> str:
         if not name:
@@ -60,9 +61,18 @@ class GraphQLMetrics:
         return name
 
     def observe(self, name: str | None, kind: str, ok: bool, seconds: float) -> None:
-        label = self.label(name)
-        self.operations.labels(label, kind, "ok" if ok else "error").inc()
-        self.latency.labels(label, kind).observe(seconds)
+        # The labelled children kept here: prometheus_client's `labels()` checks and locks on every call
+        # (the label set is bounded by `label`).
+        key = (self.label(name), kind, ok)
+        children = self._children.get(key)
+        if children is None:
+            label = key[0]
+            children = self._children[key] = (
+                self.operations.labels(label, kind, "ok" if ok else "error"),
+                self.latency.labels(label, kind),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def note_access(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +36,22 @@ class HttpMetrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+    def observe(self, path: str, method: str, status: int, seconds: float) -> None:
+        # The labelled children kept here: prometheus_client's `labels()` checks and locks on every call
+        # (routes are a fixed list, methods the few HTTP knows, statuses a few dozen).
+        route = route_of(path)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def route_of(path: str) -> str:
@@ -62,6 +79,4 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = route_of(scope["path"])
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            self.metrics.observe(scope["path"], scope["method"], status, time.perf_counter() - started)
