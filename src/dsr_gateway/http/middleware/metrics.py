@@ -38,7 +38,6 @@ class HttpMetrics:
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-
     def observe(self, path: str, method: str, status: int, seconds: float) -> None:
         # The labelled children kept here: prometheus_client's `labels()` checks and locks on every call
         # (routes are a fixed list, methods the few HTTP knows, statuses a few dozen).
