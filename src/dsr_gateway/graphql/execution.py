@@ -11,10 +11,10 @@ resolve middleware) goes the ordinary way, so results and errors are the same; t
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from inspect import isawaitable
-import weakref
 from operator import attrgetter
 from typing import Any
 
