@@ -19,6 +19,7 @@ from operator import attrgetter
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     GraphQLBoolean,
     GraphQLEnumType,
     GraphQLLeafType,
@@ -30,6 +31,8 @@ from graphql import (
 )
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from dsr_gateway.graphql.variable_lists import put_back, set_aside
 
 # Per selected field: (response key, how to read it from the object (None: __typename), its leaf
 # coercion, nullable).
@@ -62,6 +65,27 @@ class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Plan | None]] = {}
         manager = self.middleware_manager
         self._plain_allowed = manager is None or not manager.middlewares
+
+    @classmethod
+    def build(
+        cls,
+        schema: Any,
+        document: DocumentNode,
+        root_value: Any = None,
+        context_value: Any = None,
+        raw_variable_values: dict[str, Any] | None = None,
+        operation_name: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        # Long lists of strings skip graphql-core's item-by-item coercion (graphql/variable_lists.py).
+        raw, aside = set_aside(document, operation_name, raw_variable_values)
+        built = super().build(
+            schema, document, root_value, context_value, raw, operation_name, *args, **kwargs
+        )
+        if aside and not isinstance(built, list):  # a list: errors (of other variables)
+            put_back(built.variable_values, aside)
+        return built
 
     def complete_object_value(
         self,
