@@ -16,7 +16,8 @@ from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.domain.consent_rules import ConsentChoice
 from dsr_gateway.domain.principal import Principal, PrincipalKind
-from dsr_gateway.services.consent import ConsentService, SetConsentsRequest
+from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_writes import SetConsentsRequest
 from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
 from tests.support.consent_factories import (
     EVENTS,

@@ -26,7 +26,7 @@ from dsr_gateway.domain.privacy_requests import PrivacyRequest
 from dsr_gateway.domain.reports import ComplianceReport
 from dsr_gateway.domain.requests import RejectionReason, RequestType
 from dsr_gateway.domain.sla_rules import Jurisdiction
-from dsr_gateway.services.consent import SetConsentsRequest, WithdrawRequest
+from dsr_gateway.services.consent_writes import SetConsentsRequest, WithdrawRequest
 from dsr_gateway.services.requests import SubmitCommand
 from tests.support.accountability_factories import AGENT, Workbench, workbench
 from tests.support.app import GraphQLClient, agent_token

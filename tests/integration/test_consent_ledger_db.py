@@ -28,7 +28,8 @@ from dsr_gateway.domain.consent import (
 from dsr_gateway.domain.consent_rules import ConsentChoice
 from dsr_gateway.domain.errors import Conflict
 from dsr_gateway.domain.principal import Principal, PrincipalKind
-from dsr_gateway.services.consent import ConsentService, SetConsentsRequest
+from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_writes import SetConsentsRequest
 from dsr_gateway.services.ports import ConsentLedger
 from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
 from tests.support.consent_factories import EVENTS, SET_CONSENTS, WITHDRAW, choice, seed_catalogue

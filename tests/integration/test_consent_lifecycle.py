@@ -21,9 +21,10 @@ from dsr_gateway.domain.principal import Principal, PrincipalKind, Role
 from dsr_gateway.domain.purposes import ConsentMechanism, LegalBasis, Purpose, PurposeCategory
 from dsr_gateway.services.catalogue import CatalogueService
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
-from dsr_gateway.services.consent import ConsentService, SetConsentsRequest
+from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.consent_followups import ConsentFollowUps
 from dsr_gateway.services.consent_lifecycle import ConsentLifecycleService
+from dsr_gateway.services.consent_writes import SetConsentsRequest
 from tests.support.app import make_settings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -30,7 +30,7 @@ from dsr_gateway.graphql.types.consent import (
     ConsentMethod,
 )
 from dsr_gateway.graphql.types.pagination import PageInfo
-from dsr_gateway.services.consent import ConsentChange, SetConsentsRequest, WithdrawRequest
+from dsr_gateway.services.consent_writes import ConsentChange, SetConsentsRequest, WithdrawRequest
 
 
 @plain_input

@@ -37,7 +37,8 @@ from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.domain.purposes import reconfirmation_cutoff
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
 from dsr_gateway.services.comms.ports import GpcSignal
-from dsr_gateway.services.consent import ConsentService, WithdrawRequest
+from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_writes import WithdrawRequest
 from dsr_gateway.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger("dsr_gateway.consent")

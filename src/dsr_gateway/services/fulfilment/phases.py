@@ -15,7 +15,8 @@ from dsr_gateway.domain.fulfilment import ALL_SYSTEMS, FulfilmentStep, Phase, St
 from dsr_gateway.domain.principal import Principal, PrincipalKind, Role
 from dsr_gateway.domain.privacy_requests import PrivacyRequest
 from dsr_gateway.domain.requests import RequestType
-from dsr_gateway.services.consent import ConsentService, WithdrawRequest
+from dsr_gateway.services.consent import ConsentService
+from dsr_gateway.services.consent_writes import WithdrawRequest
 from dsr_gateway.services.erasure_certificate import issue_certificate
 from dsr_gateway.services.exports import ExportService
 from dsr_gateway.services.fulfilment_ports import (

@@ -1,0 +1,247 @@
+"""The setConsents and withdrawConsent calls, what a write answers, and several calls written together.
+
+`BatchWriter` writes the setConsents calls that GroupCommit (services/group_commit.py) gathered into one
+transaction; `ConsentService` (services/consent.py) checks each call and writes a lone one itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from dsr_gateway.domain.consent import (
+    ANY,
+    Actor,
+    ConsentAction,
+    ConsentEvent,
+    ConsentMethod,
+    ConsentRecord,
+    ConsentView,
+    NewConsentEvent,
+    Origin,
+    Scope,
+    apply,
+    preferences,
+)
+from dsr_gateway.domain.consent_rules import ConsentChoice, validate_choices
+from dsr_gateway.domain.errors import DomainError, ValidationFailed
+from dsr_gateway.domain.purposes import Purpose
+from dsr_gateway.services.comms.consent_effects import ConsentEffects
+from dsr_gateway.services.group_commit import ALONE, OutcomeUnknown
+from dsr_gateway.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
+
+logger = logging.getLogger("dsr_gateway.services.consent")
+NO_ORIGIN = Origin()
+
+
+@dataclass(frozen=True, slots=True)
+class SetConsentsRequest:
+    external_id: str
+    choices: Sequence[ConsentChoice]
+    method: ConsentMethod | None = None
+    notice_version: int | None = None
+    origin: Origin = NO_ORIGIN
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawRequest:
+    """One purpose (optionally one topic and/or channel of it), or everything when purpose is None."""
+
+    external_id: str
+    purpose: str | None = None
+    topic: str = ANY
+    channel: str = ANY
+    method: ConsentMethod | None = None
+    origin: Origin = NO_ORIGIN
+    idempotency_key: str | None = None
+    # Record nothing for a scope already refused (an unsubscribe link clicked twice): decided under the
+    # subject's lock, so two clicks at once record one withdrawal.
+    unless_refused: bool = False
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    """What a write recorded, and the subject's preferences afterwards (`consents`), worked out when first
+    read: most writers never ask for them, and a batch of writes would work them out in its turn."""
+
+    external_id: str
+    events: list[ConsentEvent]
+    # True when the idempotency key had been used: these are the first call's events, nothing new.
+    replayed: bool
+    purposes: tuple[Purpose, ...] = field(repr=False)
+    records: tuple[ConsentRecord, ...] = field(repr=False)
+    at: datetime = field(repr=False)
+
+    @cached_property
+    def consents(self) -> list[ConsentView]:
+        return preferences(self.purposes, self.records, self.at)
+
+
+def change(
+    external_id: str,
+    events: list[ConsentEvent],
+    replayed: bool,
+    purposes: dict[str, Purpose],
+    records: Iterable[ConsentRecord],
+    at: datetime,
+) -> ConsentChange:
+    return ConsentChange(external_id, events, replayed, tuple(purposes.values()), tuple(records), at)
+
+
+class NotNow(Exception):
+    """The call's subject is held by another writer, or not created yet: write it on its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetCall:
+    """A checked setConsents call waiting to be written (alone or in a batch)."""
+
+    request: SetConsentsRequest
+    external_id: str
+    actor: Actor
+    method: ConsentMethod
+    key: str | None
+
+    def events(self, planned: list[tuple[Scope, ConsentAction]], now: datetime) -> list[NewConsentEvent]:
+        """The call's planned choices as events, recorded at `now` (taken under the subject's lock)."""
+        request = self.request
+        return [
+            NewConsentEvent(
+                scope,
+                action,
+                self.method,
+                request.notice_version,
+                request.origin,
+                self.actor,
+                now,
+                now,
+                self.key,
+            )
+            for scope, action in planned
+        ]
+
+
+class BatchWriter:
+    """Writes the setConsents calls gathered by GroupCommit. `write_one` writes a call that is alone in its
+    batch (the one-call path), or answers ALONE when that call would have to wait."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        effects: ConsentEffects,
+        write_one: Callable[[SetCall], Awaitable[Any]],
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._effects = effects
+        self._write_one = write_one
+
+    async def __call__(self, calls: Sequence[SetCall]) -> list[Any]:
+        """Several calls in one transaction, each all or nothing (as ConsentService writes one): their
+        subjects locked by one statement that skips subjects another writer holds (the batch never waits:
+        services/group_commit.py), their states read together, their events appended and the projection
+        written once. Per call: its ConsentChange, its own DomainError (nothing of it recorded), or ALONE
+        for a subject not created yet, held by another writer, or already in the batch (one call per subject
+        and transaction: the follower makes one receipt per subject, transaction and time)."""
+        if len(calls) == 1:  # alone in its batch: the one-call path, on the driver, if it need not wait
+            return [await self._write_one(calls[0])]
+        outcomes: list[Any] = [ALONE] * len(calls)
+        committed = False
+        try:
+            async with self._uow() as uow:
+                ids = await uow.consents.lock_many([c.external_id for c in calls])
+                catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]] = {}
+                for version in {c.request.notice_version for c in calls}:
+                    listed, stated = await uow.consents.purposes_and_notice(version)
+                    catalogues[version] = ({p.key: p for p in listed}, stated)
+                stored = await uow.consents.locked_states(sorted(set(ids.values()))) if ids else {}
+                states = {s: {r.scope: r for r in records} for s, records in stored.items()}
+                # The time is taken under the subjects' locks, so each subject's events are in time order.
+                now = self._clock()
+                # One call per subject: the follower makes one receipt per subject and transaction.
+                taken: set[int] = set()
+                planned_calls: list[tuple[int, int, list[NewConsentEvent]]] = []  # call, subject, events
+                replayed: list[tuple[int, int, list[ConsentEvent]]] = []
+                for index, call in enumerate(calls):
+                    subject_id = ids.get(call.external_id)
+                    if subject_id is None or subject_id in taken:
+                        continue  # ALONE: created or waited for on its own; a second call after the first
+                    version = call.request.notice_version
+                    purposes, stated = catalogues[version]
+                    try:
+                        planned = validate_choices(
+                            call.request.choices, purposes, call.method, version, stated
+                        )
+                        taken.add(subject_id)
+                        if call.key is not None:
+                            previous = await uow.consents.events_for_key(subject_id, call.key)
+                            if replays(previous, planned):
+                                replayed.append((index, subject_id, previous))
+                                continue
+                    except DomainError as exc:
+                        outcomes[index] = exc
+                        continue
+                    planned_calls.append((index, subject_id, call.events(planned, now)))
+                pairs = [(subject_id, event) for _, subject_id, events in planned_calls for event in events]
+                saved = iter(await uow.consents.append(pairs) if pairs else [])
+                changed: dict[tuple[int, Scope], ConsentRecord] = {}
+                written: list[tuple[int, list[ConsentEvent], tuple[ConsentRecord, ...]]] = []
+                for index, subject_id, events in planned_calls:
+                    recorded = [next(saved) for _ in events]
+                    state = states.setdefault(subject_id, {})
+                    for event in recorded:
+                        state[event.scope] = changed[(subject_id, event.scope)] = apply(
+                            state.get(event.scope), event
+                        )
+                    written.append((index, recorded, tuple(state.values())))
+                await uow.consents.save_states([(s, r) for (s, _), r in changed.items()])
+                for index, recorded, _ in written:
+                    await self._effects.after_change(uow, calls[index].external_id, recorded)
+                # The answers are made before COMMIT: once it is sent nothing may fail and have the calls run
+                # again (GroupCommit reruns a failed batch's calls alone: they would be recorded twice).
+                for index, recorded, records in written:
+                    purposes, _ = catalogues[calls[index].request.notice_version]
+                    outcomes[index] = change(
+                        calls[index].external_id, recorded, False, purposes, records, now
+                    )
+                for index, subject_id, previous in replayed:
+                    purposes, _ = catalogues[calls[index].request.notice_version]
+                    current = states.get(subject_id, {}).values()
+                    outcomes[index] = change(calls[index].external_id, previous, True, purposes, current, now)
+                await commit_once(uow)
+                committed = True
+        except Exception:
+            if not committed:
+                raise
+            # Recorded: closing the unit of work failed after COMMIT. The answers stand.
+            logger.warning("closing a committed batch's unit of work failed", exc_info=True)
+        return outcomes
+
+
+def replays(previous: list[ConsentEvent], planned: list[tuple[Scope, ConsentAction]]) -> bool:
+    """True when the call's idempotency key already recorded these choices (the call is a replay);
+    refused when the key recorded other choices; False when it recorded nothing yet."""
+    if not previous:
+        return False
+    if [(e.scope, e.action) for e in previous] != planned:
+        raise ValidationFailed.single(
+            "idempotencyKey", "this key was used for different choices; use a new key"
+        )
+    return True
+
+
+async def commit_once(uow: UnitOfWork) -> None:
+    """COMMIT a batch. Its writes are sent first (a failure there is a plain failure: nothing recorded,
+    the calls may run again); if COMMIT itself fails, the batch may be recorded or not, so its calls must
+    not run again."""
+    await uow.flush()
+    try:
+        await uow.commit()
+    except Exception as exc:
+        raise OutcomeUnknown from exc
