@@ -64,6 +64,9 @@ CASES: list[tuple[str, bytes, str, str, bool]] = [
         True,
     ),
     ("plain text", b"{ __typename }", "text/plain", "", False),
+    ("media type in capitals", b'{"query": "{ __typename }"}', "Application/JSON", "", False),
+    ("capitals and charset", b'{"query": "{ __typename }"}', "APPLICATION/JSON; charset=utf-8", "", False),
+    ("space before", b'{"query": "{ __typename }"}', " application/json", "", True),
     ("event stream accepted", b'{"query": "{ __typename }"}', JSON, "text/event-stream", False),
     (
         "multipart accepted",

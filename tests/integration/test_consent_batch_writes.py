@@ -114,3 +114,23 @@ async def test_a_batch_of_subjects_is_written_in_order_and_its_chains_verify(
         assert {r.scope: r for r in stored[subject_id]} == {
             scope: record for (s, scope), record in folded.items() if s == subject_id
         }, subject_id
+
+
+@pytest.mark.parametrize("kind", ["session", "driver"])
+async def test_a_naive_time_is_refused_and_nothing_is_empty_work(
+    gql: GraphQLClient, database_url: str, kind: str
+) -> None:
+    await seed_catalogue(gql)
+    engine = make_engine(database_url)
+    try:
+        uow_factory = unit_of_work(kind, database_url, engine)
+        now = datetime.now(UTC)
+        async with uow_factory() as uow:
+            ids = {e: await uow.consents.lock_subject(e, now) for e in ("naive-a", "naive-b")}
+            assert await uow.consents.append([]) == []
+            naive = now.replace(tzinfo=None)
+            planned = [(i, event(EMAIL, ConsentAction.GRANT, naive, "n")) for i in ids.values()]
+            with pytest.raises(ValueError, match="naive datetime"):
+                await uow.consents.append(planned)
+    finally:
+        await engine.dispose()

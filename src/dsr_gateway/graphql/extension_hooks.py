@@ -6,6 +6,8 @@ then enters it through an exit stack. For a `{ __typename }` that was about a si
 `HookRunner` does the inspecting and wrapping once per (extension class, hook) and enters a lone hook
 directly; with several hooks it uses the same exit stack as Strawberry, so the order, the exceptions seen by
 each hook and the suppression rules are the same. Streaming results (`on_stream_result`) stay Strawberry's.
+A hook is looked up once per class: replacing a hook method on an extension class after its first request
+is not seen.
 """
 
 from __future__ import annotations

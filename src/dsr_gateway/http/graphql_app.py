@@ -169,7 +169,8 @@ class GatewayGraphQL(GraphQL[Context, None]):
 
 
 def _media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
+    # As sent (Strawberry's `run` compares case-sensitively: `Application/JSON` is its 400, not ours).
+    return content_type.split(";", 1)[0].strip()
 
 
 def _may_stream(accept: str) -> bool:

@@ -375,10 +375,14 @@ class SqlConsentLedger:
                 return [recorded(rows[0]["id"], subject_id, event)]
             await D_INSERT_EVENT_WITH_ID_PG.later(self._session, {"id": event_id, **row})
             return [recorded(event_id, subject_id, event)]
+        if not events:
+            return []
         if self._postgres:  # a few to a few hundred rows: arrays, one statement (consent_batch.py)
-            known = {s: self._heads.pop(s) for s, _ in events if s in self._heads}
-            values = await CONSENT_SEALER.seal_all(self._run, [event_values(s, e) for s, e in events], known)
             await flush_pending(self._session)
+            known = {s: self._heads.pop(s) for s, _ in events if s in self._heads}
+            if missing := {s for s, _ in events} - known.keys():  # not read with their states: read now
+                known.update(await consent_batch.heads(self._session, missing))
+            values = await CONSENT_SEALER.seal_all(self._run, [event_values(s, e) for s, e in events], known)
             ids = await consent_batch.insert_events(self._session, values)
             return [recorded(i, s, e) for i, (s, e) in zip(ids, events, strict=True)]
         saved: list[ConsentEvent] = []

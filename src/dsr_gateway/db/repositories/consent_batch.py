@@ -85,6 +85,12 @@ LOCKED_STATES = DriverStatement(
         "LEFT JOIN consent_state AS st ON st.subject_id = s.id"
     )
 )
+HEADS = DriverStatement(
+    text(
+        "SELECT DISTINCT ON (subject_id) subject_id, sequence, hash FROM consent_event "
+        "WHERE subject_id = ANY(CAST(:ids AS integer[])) ORDER BY subject_id, sequence DESC"
+    )
+)
 # Rows inserted in the order given (ORDER BY ord), so ids ascend in that order, as with one VALUES list.
 INSERT_EVENTS = DriverStatement(
     text(
@@ -103,7 +109,13 @@ UPSERT_STATES = DriverStatement(
 
 
 def _columns(rows: Sequence[Mapping[str, Any]], arrays: tuple[tuple[str, str], ...]) -> dict[str, list[Any]]:
-    return {name: [row[name] for row in rows] for name, _ in arrays}
+    columns = {name: [row[name] for row in rows] for name, _ in arrays}
+    for name, kind in arrays:
+        # What the UtcDateTime column type refuses on its own statements (asyncpg would take a naive time
+        # as the server's local time).
+        if kind == "timestamptz[]" and any(v is not None and v.tzinfo is None for v in columns[name]):
+            raise ValueError("naive datetime given to a UTC column; pass an aware datetime")
+    return columns
 
 
 async def lock_many(session: Any, external_ids: Collection[str]) -> dict[str, int]:
@@ -126,6 +138,14 @@ async def locked_states(
         if row["purpose_key"] is not None:
             states[subject_id].append(record_from_row(row))
     return states, heads
+
+
+async def heads(session: Any, subject_ids: Collection[int]) -> dict[int, ChainHead | None]:
+    """Each subject's chain head (None: no event yet)."""
+    found: dict[int, ChainHead | None] = dict.fromkeys(subject_ids)
+    for row in await HEADS.run(session, {"ids": list(found)}):
+        found[row["subject_id"]] = ChainHead(row["sequence"], row["hash"])
+    return found
 
 
 async def insert_events(session: Any, sealed: Sequence[Mapping[str, Any]]) -> list[int]:
