@@ -197,3 +197,57 @@ async def test_a_schema_with_its_own_default_resolver_is_read_through_it() -> No
         == expected.data
         == {"rows": [{"name": "a", "allowed": True}, {"name": "b", "allowed": False}]}
     )
+
+
+async def test_a_plan_is_shared_by_requests_of_one_document_unless_the_request_can_change_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from inspect import isawaitable
+
+    from graphql import execute, parse
+
+    from dsr_gateway.graphql import execution
+
+    made: list[str] = []
+    plan_for = execution._plan_for
+    monkeypatch.setattr(
+        execution,
+        "_plan_for",
+        lambda t, c: made.append(t.name) or plan_for(t, c),  # type: ignore[func-returns-value]
+    )
+    schema = strawberry.Schema(query=Query, execution_context_class=GatewayExecutionContext)
+    plain = parse("{ decisions { subjectId reason } }")
+    switched = parse("query($s: Boolean!) { decisions { subjectId @include(if: $s) reason } }")
+    spread = parse(
+        "query($s: Boolean!) { decisions { ...D } } "
+        "fragment D on Decision { subjectId @skip(if: $s) allowed }"
+    )
+
+    async def run(document: Any, variables: dict[str, Any] | None = None) -> Any:
+        result = execute(
+            schema._schema,
+            document,
+            root_value=Query(),
+            variable_values=variables,
+            executor_class=GatewayExecutionContext,
+        )
+        assert not isawaitable(result)  # the resolvers are plain functions
+        assert result.errors is None
+        return result.data
+
+    first = await run(plain)
+    assert await run(plain) == first
+    assert made == ["Decision"]  # the second request used the first one's plan
+
+    made.clear()
+    assert await run(switched, {"s": True}) == {
+        "decisions": [{"subjectId": "a", "reason": "GRANTED"}, {"subjectId": "b", "reason": "NOT_GIVEN"}]
+    }
+    assert await run(switched, {"s": False}) == {
+        "decisions": [{"reason": "GRANTED"}, {"reason": "NOT_GIVEN"}]
+    }
+    assert await run(spread, {"s": True}) == {"decisions": [{"allowed": True}, {"allowed": False}]}
+    assert await run(spread, {"s": False}) == {
+        "decisions": [{"subjectId": "a", "allowed": True}, {"subjectId": "b", "allowed": False}]
+    }
+    assert made == ["Decision"] * 4  # a directive: planned per request

@@ -12,7 +12,7 @@ resolve middleware) goes the ordinary way, so results and errors are the same; t
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from inspect import isawaitable
 from operator import attrgetter
@@ -20,6 +20,7 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
+    FragmentSpreadNode,
     GraphQLBoolean,
     GraphQLEnumType,
     GraphQLLeafType,
@@ -27,6 +28,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLResolveInfoHelpers,
+    SelectionSetNode,
     is_leaf_type,
 )
 from graphql.pyutils import Path, Undefined
@@ -139,9 +141,61 @@ class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
         cached = self._plans.get(key)
         if cached is not None:
             return cached[1]
-        plan = _plan_for(return_type, self.collect_subfields(return_type, field_details_list))
+        # Across requests of one (cached) document: keyed by the selection's AST nodes, which the entry
+        # keeps alive so their ids are not reused; only for selections nothing of the request can change.
+        nodes = tuple(d.node for d in field_details_list)
+        shared_key = (return_type, tuple(map(id, nodes)))
+        shared = _SHARED_PLANS.get(shared_key)
+        if shared is not None:
+            plan = shared[1]
+        else:
+            plan = _plan_for(return_type, self.collect_subfields(return_type, field_details_list))
+            if _request_independent(field_details_list, self.fragments):
+                if len(_SHARED_PLANS) >= MAX_SHARED_PLANS:
+                    _SHARED_PLANS.clear()
+                _SHARED_PLANS[shared_key] = (nodes, plan)
         self._plans[key] = (field_details_list, plan)
         return plan
+
+
+# A completion plan depends on the selection, the schema's type and, through directives (@skip(if: $v),
+# @include, @defer) and fragment variables, on the request; without those it is the same every time.
+_SHARED_PLANS: dict[tuple[GraphQLObjectType, tuple[int, ...]], tuple[tuple[Any, ...], Plan | None]] = {}
+MAX_SHARED_PLANS = 1024
+
+
+def _request_independent(field_details_list: Any, fragments: Mapping[str, Any]) -> bool:
+    for details in field_details_list:
+        if details.defer_usage is not None or details.fragment_variable_values is not None:
+            return False
+        if _has_directives(details.node.selection_set, fragments, set()):
+            return False
+    return True
+
+
+def _has_directives(
+    selection_set: SelectionSetNode | None, fragments: Mapping[str, Any], seen: set[str]
+) -> bool:
+    """Whether anything in the selection (fragments followed) carries a directive."""
+    if selection_set is None:
+        return False
+    for selection in selection_set.selections:
+        if selection.directives:
+            return True
+        if isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if name in seen or fragment is None:
+                continue  # a cycle or an unknown fragment: validation's to refuse
+            seen.add(name)
+            definition = fragment.definition
+            if definition.directives or definition.variable_definitions:
+                return True
+            if _has_directives(definition.selection_set, fragments, seen):
+                return True
+        elif _has_directives(getattr(selection, "selection_set", None), fragments, seen):
+            return True
+    return False
 
 
 def _alive(reference: weakref.ref[GatewayExecutionContext]) -> GatewayExecutionContext:
