@@ -12,6 +12,7 @@ from dsr_gateway.domain.errors import DomainError, ValidationFailed
 from dsr_gateway.domain.principal import PrincipalKind
 from dsr_gateway.graphql.context import Info
 from dsr_gateway.graphql.errors import (
+    ConflictError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
@@ -117,12 +118,14 @@ class WithdrawConsentSuccess(SetConsentsSuccess):
     pass
 
 
+# ConflictError: the database gave the write up for a concurrent one three times running (rare; nothing
+# recorded, the message says to try again).
 SetConsentsResult = Annotated[
-    SetConsentsSuccess | ValidationError | NotFoundError | PermissionDeniedError,
+    SetConsentsSuccess | ValidationError | NotFoundError | PermissionDeniedError | ConflictError,
     strawberry.union("SetConsentsResult"),
 ]
 WithdrawConsentResult = Annotated[
-    WithdrawConsentSuccess | ValidationError | NotFoundError | PermissionDeniedError,
+    WithdrawConsentSuccess | ValidationError | NotFoundError | PermissionDeniedError | ConflictError,
     strawberry.union("WithdrawConsentResult"),
 ]
 
