@@ -11,6 +11,7 @@ from dsr_gateway.domain.consent import (
     ANY,
     Actor,
     ActorKind,
+    CheckedRecord,
     ConsentAction,
     ConsentEvent,
     ConsentMethod,
@@ -109,6 +110,11 @@ def test_decision_for_a_purpose(
 ) -> None:
     decision = decide(purpose, records, NOW)
     assert (decision.allowed, decision.reason) == expected
+    assert decide(purpose, checked(records), NOW) == decision  # what a consent check reads is enough
+
+
+def checked(records: list[ConsentRecord]) -> list[CheckedRecord]:
+    return [CheckedRecord(r.scope, r.status, r.notice_version, r.given_at) for r in records]
 
 
 @pytest.mark.parametrize(
@@ -155,6 +161,7 @@ def test_specific_scopes_override_the_purpose_wide_one(
     records: list[ConsentRecord], topic: str, channel: str, expected: ConsentReason
 ) -> None:
     assert decide(OPT_IN, records, NOW, topic, channel).reason is expected
+    assert decide(OPT_IN, checked(records), NOW, topic, channel).reason is expected
 
 
 def test_covering_record_is_none_without_records() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
 from dsr_gateway.domain.purposes import ConsentMechanism, LegalBasis, Purpose, reconfirmation_cutoff
 
@@ -228,9 +229,33 @@ def needs_no_consent(purpose: Purpose) -> bool:
     return purpose.mechanism is ConsentMechanism.NOTICE_ONLY or purpose.legal_basis in NOT_REQUIRED_BASES
 
 
-def covering_record(
-    records: Iterable[ConsentRecord], topic: str = ANY, channel: str = ANY
-) -> ConsentRecord | None:
+@dataclass(frozen=True, slots=True)
+class CheckedRecord:
+    """What a decision reads of a record: a consent check reads no more than this from the database."""
+
+    scope: Scope
+    status: ConsentStatus
+    notice_version: int | None
+    given_at: datetime | None
+
+
+class Decidable(Protocol):
+    """A ConsentRecord, or a check's CheckedRecord."""
+
+    @property
+    def scope(self) -> Scope: ...
+    @property
+    def status(self) -> ConsentStatus: ...
+    @property
+    def notice_version(self) -> int | None: ...
+    @property
+    def given_at(self) -> datetime | None: ...
+
+
+R = TypeVar("R", bound=Decidable)
+
+
+def covering_record(records: Iterable[R], topic: str = ANY, channel: str = ANY) -> R | None:
     """The record that governs a question about (topic, channel), by this precedence:
 
     1. the exact scope (topic and channel);
@@ -268,7 +293,7 @@ def covering_record(
 
 def decide(
     purpose: Purpose,
-    records: Iterable[ConsentRecord],
+    records: Iterable[Decidable],
     now: datetime,
     topic: str = ANY,
     channel: str = ANY,
@@ -279,7 +304,7 @@ def decide(
 
 def decider(
     purpose: Purpose, now: datetime, topic: str = ANY, channel: str = ANY
-) -> Callable[[Iterable[ConsentRecord]], Decision]:
+) -> Callable[[Iterable[Decidable]], Decision]:
     """`decide` for many subjects: what depends only on the purpose and the time is worked out once."""
     if needs_no_consent(purpose):
         return lambda _records: ALLOWED_NOT_REQUIRED
@@ -289,7 +314,7 @@ def decider(
     # Given at or before this moment: past the reconfirmation period (given_at + period <= now).
     lapsed_by = reconfirmation_cutoff(purpose, now)
 
-    def decision(records: Iterable[ConsentRecord]) -> Decision:
+    def decision(records: Iterable[Decidable]) -> Decision:
         record = covering_record(records, topic, channel)
         if record is None:
             # Opt-out purposes are in effect until an objection; opt-in ones need an explicit grant.

@@ -8,7 +8,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
+from dsr_gateway.domain.consent import CheckedRecord, ConsentEvent, ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.consent_feed import FeedPosition
 from dsr_gateway.domain.consent_import import ImportRow, TableGrowth
 from dsr_gateway.domain.notices import PrivacyNotice
@@ -153,7 +153,7 @@ class ConsentCheckRows:
     """What one consent check read in one statement: the purpose and the records by external id."""
 
     purpose: Purpose
-    records: dict[str, list[ConsentRecord]]
+    records: dict[str, list[CheckedRecord]]
 
 
 class ConsentReader(Protocol):
