@@ -7,6 +7,11 @@ the request. `GatewayExecutionContext` builds such objects directly: the same re
 attribute read) and the same leaf coercion per field, without the rest. Anything else (a field with a
 resolver or arguments, a nested object, a null where the schema forbids it, a coercion error, @defer,
 resolve middleware) goes the ordinary way, so results and errors are the same; tests compare both.
+A plan of how to complete a type's selection is kept per request and, when nothing of the request can
+change it, shared by the requests of one parsed document.
+
+The execution context also holds graphql-core's resolver helpers weakly (no reference cycle per request)
+and lets long lists of strings in the variables skip item-by-item coercion (graphql/variable_lists.py).
 """
 
 from __future__ import annotations
