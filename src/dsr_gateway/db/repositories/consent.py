@@ -358,6 +358,8 @@ class SqlConsentLedger:
 
     async def append(self, events: Sequence[tuple[int, NewConsentEvent]]) -> list[ConsentEvent]:
         """Insert events (multi-row statements), in order; return them with their ids."""
+        if not events:
+            return []
         if len(events) != 1:  # a subject's ids follow its chain: a reserved id is not used after others
             for subject_id, _ in events:
                 self._next_ids.pop(subject_id, None)
@@ -375,8 +377,6 @@ class SqlConsentLedger:
                 return [recorded(rows[0]["id"], subject_id, event)]
             await D_INSERT_EVENT_WITH_ID_PG.later(self._session, {"id": event_id, **row})
             return [recorded(event_id, subject_id, event)]
-        if not events:
-            return []
         if self._postgres:  # a few to a few hundred rows: arrays, one statement (consent_batch.py)
             await flush_pending(self._session)
             known = {s: self._heads.pop(s) for s, _ in events if s in self._heads}
