@@ -13,48 +13,43 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import BigInteger, DateTime, Integer, String, text
 
 from dsr_gateway.db.driver import DriverStatement
+from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.consent_rows import record_from_row
+from dsr_gateway.db.tables.consent import ConsentEventRow, ConsentStateRow
 from dsr_gateway.domain.audit_chain import ChainHead
 from dsr_gateway.domain.consent import ConsentRecord
 
-# (column, its PostgreSQL array type): the order of the arrays given to `unnest`.
-EVENT_ARRAYS = (
-    ("subject_id", "integer[]"),
-    ("purpose_key", "text[]"),
-    ("topic", "text[]"),
-    ("channel", "text[]"),
-    ("action", "text[]"),
-    ("method", "text[]"),
-    ("notice_version", "integer[]"),
-    ("origin_app_id", "text[]"),
-    ("origin_url", "text[]"),
-    ("origin_user_agent", "text[]"),
-    ("origin_ip", "text[]"),
-    ("actor_kind", "text[]"),
-    ("actor_id", "text[]"),
-    ("occurred_at", "timestamptz[]"),
-    ("recorded_at", "timestamptz[]"),
-    ("idempotency_key", "text[]"),
-    ("sequence", "integer[]"),
-    ("prev_hash", "text[]"),
-    ("hash", "text[]"),
+EVENTS = ConsentEventRow.__table__  # type: ignore[attr-defined]
+STATES = ConsentStateRow.__table__  # type: ignore[attr-defined]
+
+
+def _array_type(column: Any) -> str:
+    """The PostgreSQL array type a column's values are sent as (strings as text[]: a CAST to varchar(n)[]
+    would cut a value short where the INSERT refuses it)."""
+    kind = getattr(column.type, "impl", column.type)
+    if isinstance(kind, DateTime):
+        return "timestamptz[]"
+    if isinstance(kind, BigInteger):
+        return "bigint[]"
+    if isinstance(kind, Integer):
+        return "integer[]"
+    if isinstance(kind, String):
+        return "text[]"
+    raise TypeError(f"no array type for {column}")
+
+
+# (column, its array type), in the bulk path's column order: the arrays given to `unnest`. The events' id
+# and transaction order are the database's here.
+EVENT_ARRAYS = tuple(
+    (name, _array_type(EVENTS.c[name]))
+    for name in consent_bulk.EVENT_COLUMNS
+    if name not in ("id", "tx_order")
 )
-STATE_ARRAYS = (
-    ("subject_id", "integer[]"),
-    ("purpose_key", "text[]"),
-    ("topic", "text[]"),
-    ("channel", "text[]"),
-    ("status", "text[]"),
-    ("method", "text[]"),
-    ("notice_version", "integer[]"),
-    ("given_at", "timestamptz[]"),
-    ("updated_at", "timestamptz[]"),
-    ("last_event_id", "bigint[]"),
-)
-STATE_KEY = ("subject_id", "purpose_key", "topic", "channel")
+STATE_ARRAYS = tuple((name, _array_type(STATES.c[name])) for name in consent_bulk.STATE_COLUMNS)
+STATE_KEY = consent_bulk.STATE_COLUMNS[:4]  # the projection's primary key
 
 
 def _unnest(arrays: tuple[tuple[str, str], ...]) -> str:
@@ -85,12 +80,7 @@ LOCKED_STATES = DriverStatement(
         "LEFT JOIN consent_state AS st ON st.subject_id = s.id"
     )
 )
-HEADS = DriverStatement(
-    text(
-        "SELECT DISTINCT ON (subject_id) subject_id, sequence, hash FROM consent_event "
-        "WHERE subject_id = ANY(CAST(:ids AS integer[])) ORDER BY subject_id, sequence DESC"
-    )
-)
+HEADS = DriverStatement(consent_bulk.HEADS)
 # Rows inserted in the order given (ORDER BY ord), so ids ascend in that order, as with one VALUES list.
 INSERT_EVENTS = DriverStatement(
     text(

@@ -46,16 +46,12 @@ PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "
 PURPOSE_NAMES = [c.name for c in PURPOSE_COLUMNS]
 # Small checks are coalesced (see `_coalesced`); a large batch is already one statement of its own.
 COALESCE_MAX_IDS = 100
-STATE_COLUMNS = [STATES.c[n] for n in ("topic", "channel", "status", "method", "notice_version")] + [
-    STATES.c[n] for n in ("given_at", "updated_at", "last_event_id")
-]
 # The record columns a check reads (the purpose is known), in the order `check` unpacks them.
 # Only what a decision reads (domain CheckedRecord): the rest was ~14% of a 1,000-id check's CPU to fetch,
 # decode and hold.
 _CHECKED = ("topic", "channel", "status", "notice_version", "given_at")
 CHECK_STATE_COLUMNS = [SUBJECTS.c.external_id, *(STATES.c[n] for n in _CHECKED)]
 _STATUSES = {s.value: s for s in ConsentStatus}
-# Events of transactions older than the oldest one still running: settled, nothing can commit before them.
 
 
 class SqlConsentReader:
