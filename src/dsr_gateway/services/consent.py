@@ -18,7 +18,6 @@ from dsr_gateway.domain.consent import (
     Decision,
     NewConsentEvent,
     Scope,
-    apply,
     decider,
     needs_no_consent,
     preferences,
@@ -54,6 +53,7 @@ from dsr_gateway.services.consent_writes import (
     SetCall,
     SetConsentsRequest,
     WithdrawRequest,
+    applied,
     change,
     replays,
 )
@@ -226,10 +226,7 @@ class ConsentService:
             current = (await uow.consents.states([subject_id]))[subject_id]
         saved = await uow.consents.append([(subject_id, e) for e in events])
         state = {r.scope: r for r in current}
-        changed: dict[Scope, ConsentRecord] = {}
-        for event in saved:
-            after = apply(state.get(event.scope), event)
-            state[event.scope] = changed[event.scope] = after
+        changed = applied(state, saved)
         await uow.consents.save_states([(subject_id, r) for r in changed.values()])
         # The receipt and the message follow from the ledger once this commits (consent_followups.py).
         await self._effects.after_change(uow, external_id, saved)

@@ -195,10 +195,8 @@ class BatchWriter:
                 for index, subject_id, events in planned_calls:
                     recorded = [next(saved) for _ in events]
                     state = states.setdefault(subject_id, {})
-                    for event in recorded:
-                        state[event.scope] = changed[(subject_id, event.scope)] = apply(
-                            state.get(event.scope), event
-                        )
+                    for scope, record in applied(state, recorded).items():
+                        changed[(subject_id, scope)] = record
                     written.append((index, recorded, tuple(state.values())))
                 await uow.consents.save_states([(s, r) for (s, _), r in changed.items()])
                 for index, recorded, _ in written:
@@ -214,7 +212,7 @@ class BatchWriter:
                     purposes, _ = catalogues[calls[index].request.notice_version]
                     current = states.get(subject_id, {}).values()
                     outcomes[index] = change(calls[index].external_id, previous, True, purposes, current, now)
-                await commit_once(uow)
+                await _commit_once(uow)
                 committed = True
         except Exception:
             if not committed:
@@ -222,6 +220,14 @@ class BatchWriter:
             # Recorded: closing the unit of work failed after COMMIT. The answers stand.
             logger.warning("closing a committed batch's unit of work failed", exc_info=True)
         return outcomes
+
+
+def applied(state: dict[Scope, ConsentRecord], events: Iterable[ConsentEvent]) -> dict[Scope, ConsentRecord]:
+    """Fold recorded events into a subject's state (in place); the records they changed, by scope."""
+    changed: dict[Scope, ConsentRecord] = {}
+    for event in events:
+        state[event.scope] = changed[event.scope] = apply(state.get(event.scope), event)
+    return changed
 
 
 def replays(previous: list[ConsentEvent], planned: list[tuple[Scope, ConsentAction]]) -> bool:
@@ -236,7 +242,7 @@ def replays(previous: list[ConsentEvent], planned: list[tuple[Scope, ConsentActi
     return True
 
 
-async def commit_once(uow: UnitOfWork) -> None:
+async def _commit_once(uow: UnitOfWork) -> None:
     """COMMIT a batch. Its writes are sent first (a failure there is a plain failure: nothing recorded,
     the calls may run again); if COMMIT itself fails, the batch may be recorded or not, so its calls must
     not run again."""
