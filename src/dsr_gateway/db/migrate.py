@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision (a test checks it is Alembic's head).
-HEAD = "0013_export_package_deleted"
+HEAD = "0014_keyed_events_index"
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -33,6 +33,8 @@ class NotCanonicalisable(ValueError):
 
 def canonical_json(value: object) -> str:
     """The RFC 8785 text of `value`; encode it as UTF-8 before hashing or signing."""
+    if type(value) is str:
+        return string_text(value)
     if _plain_object(value):
         # The common case (a chained event's document): `json.dumps` gives the same text, much faster.
         return _PLAIN.encode(value)

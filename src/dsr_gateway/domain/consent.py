@@ -177,6 +177,14 @@ def apply(record: ConsentRecord | None, event: ConsentEvent) -> ConsentRecord:
     import of an older system's history) is kept as evidence but does not override a newer choice.
     Live writes take their time under the subject's lock, so for them "last recorded wins".
     """
+    return applied(record, event, event.id)
+
+
+def applied(
+    record: ConsentRecord | None, event: ConsentEvent | NewConsentEvent, event_id: int
+) -> ConsentRecord:
+    """`apply` of an event known by its id (an import folds its new events without making each a
+    ConsentEvent first: a few microseconds a row)."""
     if record is not None and event.occurred_at < record.updated_at:
         return record
     status = STATUS_AFTER[event.action]
@@ -194,7 +202,7 @@ def apply(record: ConsentRecord | None, event: ConsentEvent) -> ConsentRecord:
         notice_version=notice_version,
         given_at=event.occurred_at if granting else (record.given_at if record else None),
         updated_at=event.occurred_at,
-        last_event_id=event.id,
+        last_event_id=event_id,
     )
 
 

@@ -18,7 +18,7 @@ from dsr_gateway.domain.consent import (
     NewConsentEvent,
     Origin,
     Scope,
-    apply,
+    applied,
 )
 from dsr_gateway.domain.consent_rules import scope_problems
 from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
@@ -258,10 +258,14 @@ class ImportFold:
         self._state = dict(self._stored)
 
     def add(self, event: ConsentEvent) -> None:
+        self.add_new(event.subject_id, event.id, event)
+
+    def add_new(self, subject_id: int, event_id: int, event: NewConsentEvent | ConsentEvent) -> None:
+        """`add` of an event given its subject and id."""
         scope = event.scope
-        key = (event.subject_id, scope.purpose, scope.topic, scope.channel)
+        key = (subject_id, scope.purpose, scope.topic, scope.channel)
         state = self._state
-        state[key] = apply(state.get(key), event)
+        state[key] = applied(state.get(key), event, event_id)
 
     def changed(self) -> tuple[list[tuple[int, ConsentRecord]], list[tuple[int, ConsentRecord]]]:
         """(subject, record) whose record changed: (those with no stored record, those with one)."""

@@ -32,7 +32,7 @@ from dsr_gateway.db.driver import driver_connection, flush_pending
 from dsr_gateway.db.repositories import consent_bulk
 from dsr_gateway.db.repositories.chain_sealing import CONSENT_LAYOUT, CONSENT_SEALER
 from dsr_gateway.db.repositories.consent import SqlConsentLedger
-from dsr_gateway.db.repositories.consent_rows import event_values, recorded, state_values
+from dsr_gateway.db.repositories.consent_rows import event_values, state_values
 from dsr_gateway.domain.audit_chain import GENESIS_HASH, ChainTemplate, event_hash
 from dsr_gateway.domain.consent import ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.consent_import import ImportFold, ImportRow, TableGrowth
@@ -277,7 +277,7 @@ class SqlConsentImport:
                 values = (event.method.value, version, app_id, o.url, o.user_agent, o.ip, a.kind.value, a.id)
                 times = (occurred_at, event.recorded_at, event.idempotency_key)
             heads[subject] = (sequence, digest)
-            fold.add(recorded(event_id, subject, event))
+            fold.add_new(subject, event_id, event)
             yield (
                 event_id,
                 tx_order,

@@ -11,6 +11,7 @@ from dsr_gateway.db.types import UtcDateTime
 
 # SQLite only auto-numbers an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 EventId = BigInteger().with_variant(Integer(), "sqlite")
+KEYED = text("idempotency_key IS NOT NULL")
 
 
 class ConsentEventRow(SQLModel, table=True):
@@ -20,7 +21,14 @@ class ConsentEventRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_consent_event_subject_id_id", "subject_id", "id"),
         Index("ix_consent_event_feed", "tx_order", "id"),
-        Index("ix_consent_event_idempotency", "subject_id", "idempotency_key"),
+        # Only keyed events: most carry no key (every imported row), and a replay looks up a key.
+        Index(
+            "ix_consent_event_idempotency",
+            "subject_id",
+            "idempotency_key",
+            postgresql_where=KEYED,
+            sqlite_where=KEYED,
+        ),
         # The subject's hash chain (docs/audit.md): one event per place, found by position.
         Index("uq_consent_event_chain", "subject_id", "sequence", unique=True),
         # The compliance report counts events by the time they occurred.
