@@ -149,8 +149,10 @@ class ExportService:
         while True:
             async with self._uow() as uow:
                 records = await uow.exports.expired(now, CLEANUP_BATCH)
-                deleted = [r for r in records if await self._deleted(r.path)]
-                if deleted:
+            # Files are deleted outside any transaction (an open one holds back the changes feed).
+            deleted = [r for r in records if await self._deleted(r.path)]
+            if deleted:
+                async with self._uow() as uow:
                     await uow.exports.mark_deleted([r.id for r in deleted], now)
                     await uow.commit()
             expired += len(deleted)

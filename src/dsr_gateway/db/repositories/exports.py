@@ -84,7 +84,8 @@ class SqlExportPackageRepository:
     async def mark_deleted(self, export_ids: Collection[str], now: datetime) -> None:
         await self._session.exec(
             update(ExportPackageRow)
-            .where(col(ExportPackageRow.id).in_(list(export_ids)))
+            # A second clean-up running at the same time keeps the first one's time.
+            .where(col(ExportPackageRow.id).in_(list(export_ids)), col(ExportPackageRow.deleted_at).is_(None))
             .values(deleted_at=now)
         )
 
