@@ -55,6 +55,7 @@ from dsr_gateway.services.consent_writes import (
     WithdrawRequest,
     applied,
     change,
+    live_events,
     replays,
 )
 from dsr_gateway.services.group_commit import ALONE, GroupCommit
@@ -196,21 +197,8 @@ class ConsentService:
                 targets = [t for t in targets if t not in refused]
                 if not targets:
                     return change(external_id, [], False, purposes, current, self._clock())
-            now = self._clock()
-            events = [
-                NewConsentEvent(
-                    scope,
-                    action_for(purposes[scope.purpose], False),
-                    method,
-                    None,
-                    request.origin,
-                    actor,
-                    now,
-                    now,
-                    key,
-                )
-                for scope in targets
-            ]
+            choices = [(scope, action_for(purposes[scope.purpose], False)) for scope in targets]
+            events = live_events(choices, method, None, request.origin, actor, self._clock(), key)
             return await self._record(uow, external_id, subject_id, events, purposes, current)
 
     async def _record(

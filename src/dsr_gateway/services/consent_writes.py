@@ -109,21 +109,24 @@ class SetCall:
 
     def events(self, planned: list[tuple[Scope, ConsentAction]], now: datetime) -> list[NewConsentEvent]:
         """The call's planned choices as events, recorded at `now` (taken under the subject's lock)."""
-        request = self.request
-        return [
-            NewConsentEvent(
-                scope,
-                action,
-                self.method,
-                request.notice_version,
-                request.origin,
-                self.actor,
-                now,
-                now,
-                self.key,
-            )
-            for scope, action in planned
-        ]
+        version, origin = self.request.notice_version, self.request.origin
+        return live_events(planned, self.method, version, origin, self.actor, now, self.key)
+
+
+def live_events(
+    choices: Iterable[tuple[Scope, ConsentAction]],
+    method: ConsentMethod,
+    notice_version: int | None,
+    origin: Origin,
+    actor: Actor,
+    now: datetime,
+    key: str | None,
+) -> list[NewConsentEvent]:
+    """One call's choices as events: a live choice occurs when it is recorded (`now`, under the lock)."""
+    return [
+        NewConsentEvent(scope, action, method, notice_version, origin, actor, now, now, key)
+        for scope, action in choices
+    ]
 
 
 class BatchWriter:
