@@ -23,9 +23,9 @@ from dsr_gateway.domain.consent import (
     NewConsentEvent,
     Origin,
     Scope,
+    apply,
 )
 from dsr_gateway.domain.consent_import import IMPORT_ACTOR, ImportRow, RowParser
-from dsr_gateway.domain.errors import Conflict
 from dsr_gateway.services.consent_import import ConsentImportService
 from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
 from tests.support.consent_factories import check, choice, seed_catalogue, set_consents
@@ -184,8 +184,9 @@ async def test_a_small_chunk_then_a_bulk_chunk_leaves_the_newest_choice_in_force
     assert (decision["allowed"], decision["reason"]) == (False, "WITHDRAWN")
 
 
-async def test_an_import_racing_a_write_on_one_subject_fails_as_a_conflict_and_leaves_nothing(
-    gql: GraphQLClient, database_url: str
+@pytest.mark.parametrize("chunk_rows", [len(rows()), BULK_MIN_ROWS // 2], ids=["bulk", "small-chunks"])
+async def test_an_import_waits_for_a_live_write_of_a_subject_and_continues_its_chain_after_it(
+    gql: GraphQLClient, database_url: str, chunk_rows: int
 ) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite serialises the import and the write (the database lock)")
@@ -198,7 +199,7 @@ async def test_an_import_racing_a_write_on_one_subject_fails_as_a_conflict_and_l
         async with SqlUnitOfWork(factory) as writer:
             now = datetime.now(UTC)
             subject = await writer.consents.lock_subject("bulk-0", now)
-            await writer.consents.states([subject])
+            [current] = (await writer.consents.states([subject]))[subject]
             event = NewConsentEvent(
                 Scope("marketing_email"),
                 ConsentAction.WITHDRAW,
@@ -209,22 +210,28 @@ async def test_an_import_racing_a_write_on_one_subject_fails_as_a_conflict_and_l
                 now,
                 now,
             )
-            await writer.consents.append([(subject, event)])
-            # ... while the import reads bulk-0's head (the committed one) and waits to write after it.
-            importing = asyncio.create_task(importer.run(rows(), chunk_rows=len(rows())))
-            # Less than PostgreSQL's deadlock_timeout (1 s): the import, waiting first, checks first
-            # and is the one chosen (or fails on the chain index if it had not written yet).
+            [recorded] = await writer.consents.append([(subject, event)])
+            await writer.consents.save_states([(subject, apply(current, recorded))])
+            # ... so the import waits at bulk-0's lock (it would otherwise read the committed head and
+            # write the same chain position, failing the whole file) ...
+            importing = asyncio.create_task(importer.run(rows(), chunk_rows=chunk_rows))
             await asyncio.sleep(0.5)
+            assert not importing.done()
             await writer.commit()
-        with pytest.raises(Conflict) as refused:
-            await asyncio.wait_for(importing, 30)
+        # ... and reads the new head once the write commits.
+        report = await asyncio.wait_for(importing, 30)
     finally:
         await engine.dispose()
-    assert "send it again" in str(refused.value)
-    # The live write stands; nothing of the import was recorded.
+    assert report.imported == len(rows())
+    assert not report.rejected
+    # The import's older history follows the live write in the chain without overriding its newer choice.
     history = await gql(HISTORY, {"subjectId": "bulk-0"}, token=READER)
-    assert [e["node"]["action"] for e in history["consentEvents"]["edges"]] == ["WITHDRAW", "GRANT"]
-    assert (await check(gql, ["bulk-1"], READER))[0]["reason"] == "NOT_GIVEN"
+    actions = [e["node"]["action"] for e in history["consentEvents"]["edges"]]
+    assert actions == ["GRANT", "WITHDRAW", "GRANT", "WITHDRAW", "GRANT"]
+    decided = await check(gql, ["bulk-0", "bulk-1"], READER)
+    assert [d["allowed"] for d in decided] == [False, True]
+    verified = (await gql(VERIFY, token=agent_token()))["auditVerification"]
+    assert verified["ok"], verified
 
 
 async def test_a_live_write_waits_for_an_import_that_extends_the_same_chain_and_continues_it(

@@ -262,7 +262,9 @@ class SqlConsentLedger:
         return states
 
     async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]:
-        """Ids of these subjects, creating the missing ones (idempotent under concurrency)."""
+        """Ids of these subjects, creating the missing ones (idempotent under concurrency), their rows
+        locked until commit on PostgreSQL (FOR UPDATE, in id order: the caller extends their chains, and a
+        live write of one of them waits for its commit). SQLite's writers are serialised instead."""
         if self._bulk(len(external_ids)):
             return await consent_bulk.ensure_subjects(await self._connection(), external_ids, now)
         insert = pg_insert if self._postgres else sqlite_insert
@@ -275,9 +277,10 @@ class SqlConsentLedger:
                 .values([{"external_id": e, "created_at": now} for e in chunk])
                 .on_conflict_do_nothing(index_elements=["external_id"])
             )
-            rows = await self._run(
-                select(SUBJECTS.c.external_id, SUBJECTS.c.id).where(SUBJECTS.c.external_id.in_(chunk))
-            )
+            found = select(SUBJECTS.c.external_id, SUBJECTS.c.id).where(SUBJECTS.c.external_id.in_(chunk))
+            if self._postgres:
+                found = found.order_by(SUBJECTS.c.id).with_for_update()
+            rows = await self._run(found)
             ids.update({r.external_id: r.id for r in rows})
         return ids
 

@@ -77,7 +77,11 @@ NEW_SUBJECTS = text(
     "INSERT INTO subject (external_id, created_at) SELECT unnest(CAST(:ids AS text[])), :now "
     "ON CONFLICT (external_id) DO NOTHING"
 )
-SUBJECT_IDS = text("SELECT external_id, id FROM subject WHERE external_id = ANY(CAST(:ids AS text[]))")
+# Locked until commit, in id order (a live write of one of them waits for the import instead of extending
+# the chain under it; two importers lock each chunk's subjects in the same order).
+SUBJECT_IDS = text(
+    "SELECT external_id, id FROM subject WHERE external_id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
+)
 _set = ", ".join(f"{c} = EXCLUDED.{c}" for c in STATE_COLUMNS[4:])
 _cols = ", ".join(STATE_COLUMNS)
 _upsert = f"INSERT INTO consent_state ({_cols}) SELECT {_cols} FROM {STATE_TEMP} "  # noqa: S608

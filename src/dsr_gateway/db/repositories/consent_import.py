@@ -3,8 +3,9 @@
 On PostgreSQL (chunks of BULK_MIN_ROWS rows or more) a chunk costs a few statements and two COPYs, and the
 chunks are pipelined on the one connection: while chunk K is written, Python seals chunk K+1 (and the
 service parses K+2). A chunk goes through
-- read: one INSERT ... RETURNING names the subjects it creates; only the others' chain heads and states are
-  read; event ids are reserved. Chunk K is not written yet when K+1 is read, so K's subjects continue from
+- read: one INSERT ... RETURNING names the subjects it creates; the others are locked until commit (a live
+  write of one waits for the import) and only their chain heads and states are read; event ids are
+  reserved. Chunk K is not written yet when K+1 is read, so K's subjects continue from
   K's in-memory heads and states (`_Sealed`), never from the database;
 - seal: its events sealed with a ChainTemplate (the hashed text of the file's constant columns written
   once) and folded into the projection, in memory;
