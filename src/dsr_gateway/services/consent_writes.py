@@ -154,67 +154,17 @@ class BatchWriter:
         and transaction: the follower makes one receipt per subject, transaction and time)."""
         if len(calls) == 1:  # alone in its batch: the one-call path, on the driver, if it need not wait
             return [await self._write_one(calls[0])]
-        outcomes: list[Any] = [ALONE] * len(calls)
         committed = False
         try:
             async with self._uow() as uow:
-                ids = await uow.consents.lock_many([c.external_id for c in calls])
-                catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]] = {}
-                for version in {c.request.notice_version for c in calls}:
-                    listed, stated = await uow.consents.purposes_and_notice(version)
-                    catalogues[version] = ({p.key: p for p in listed}, stated)
-                stored = await uow.consents.locked_states(sorted(set(ids.values()))) if ids else {}
-                states = {s: {r.scope: r for r in records} for s, records in stored.items()}
-                # The time is taken under the subjects' locks, so each subject's events are in time order.
-                now = self._clock()
-                # One call per subject: the follower makes one receipt per subject and transaction.
-                taken: set[int] = set()
-                planned_calls: list[tuple[int, int, list[NewConsentEvent]]] = []  # call, subject, events
-                replayed: list[tuple[int, int, list[ConsentEvent]]] = []
-                for index, call in enumerate(calls):
-                    subject_id = ids.get(call.external_id)
-                    if subject_id is None or subject_id in taken:
-                        continue  # ALONE: created or waited for on its own; a second call after the first
-                    version = call.request.notice_version
-                    purposes, stated = catalogues[version]
-                    try:
-                        planned = validate_choices(
-                            call.request.choices, purposes, call.method, version, stated
-                        )
-                        taken.add(subject_id)
-                        if call.key is not None:
-                            previous = await uow.consents.events_for_key(subject_id, call.key)
-                            if replays(previous, planned):
-                                replayed.append((index, subject_id, previous))
-                                continue
-                    except DomainError as exc:
-                        outcomes[index] = exc
-                        continue
-                    planned_calls.append((index, subject_id, call.events(planned, now)))
-                pairs = [(subject_id, event) for _, subject_id, events in planned_calls for event in events]
-                saved = iter(await uow.consents.append(pairs) if pairs else [])
-                changed: dict[tuple[int, Scope], ConsentRecord] = {}
-                written: list[tuple[int, list[ConsentEvent], tuple[ConsentRecord, ...]]] = []
-                for index, subject_id, events in planned_calls:
-                    recorded = [next(saved) for _ in events]
-                    state = states.setdefault(subject_id, {})
-                    for scope, record in applied(state, recorded).items():
-                        changed[(subject_id, scope)] = record
-                    written.append((index, recorded, tuple(state.values())))
-                await uow.consents.save_states([(s, r) for (s, _), r in changed.items()])
+                batch = await self._locked(uow, calls)
+                await batch.plan(uow)
+                written = await batch.record(uow)
                 for index, recorded, _ in written:
                     await self._effects.after_change(uow, calls[index].external_id, recorded)
                 # The answers are made before COMMIT: once it is sent nothing may fail and have the calls run
                 # again (GroupCommit reruns a failed batch's calls alone: they would be recorded twice).
-                for index, recorded, records in written:
-                    purposes, _ = catalogues[calls[index].request.notice_version]
-                    outcomes[index] = change(
-                        calls[index].external_id, recorded, False, purposes, records, now
-                    )
-                for index, subject_id, previous in replayed:
-                    purposes, _ = catalogues[calls[index].request.notice_version]
-                    current = states.get(subject_id, {}).values()
-                    outcomes[index] = change(calls[index].external_id, previous, True, purposes, current, now)
+                batch.answer(written)
                 await _commit_once(uow)
                 committed = True
         except Exception:
@@ -222,7 +172,92 @@ class BatchWriter:
                 raise
             # Recorded: closing the unit of work failed after COMMIT. The answers stand.
             logger.warning("closing a committed batch's unit of work failed", exc_info=True)
-        return outcomes
+        return batch.outcomes
+
+    async def _locked(self, uow: UnitOfWork, calls: Sequence[SetCall]) -> _Batch:
+        """The calls' subjects locked (those it can), the catalogues they name and the subjects' states."""
+        ids = await uow.consents.lock_many([c.external_id for c in calls])
+        catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]] = {}
+        for version in {c.request.notice_version for c in calls}:
+            listed, stated = await uow.consents.purposes_and_notice(version)
+            catalogues[version] = ({p.key: p for p in listed}, stated)
+        stored = await uow.consents.locked_states(sorted(set(ids.values()))) if ids else {}
+        states = {s: {r.scope: r for r in records} for s, records in stored.items()}
+        # The time is taken under the subjects' locks, so each subject's events are in time order.
+        return _Batch(calls, ids, catalogues, states, self._clock(), [ALONE] * len(calls))
+
+
+# A call's place in its batch, its subject, and its events (to record, or recorded before: a replay).
+Planned = tuple[int, int, list[NewConsentEvent]]
+Replayed = tuple[int, int, list[ConsentEvent]]
+# A call's place, the events recorded for it, and its subject's records after them.
+Written = tuple[int, list[ConsentEvent], tuple[ConsentRecord, ...]]
+
+
+@dataclass
+class _Batch:
+    """One batch inside its transaction: what each call becomes (`outcomes`, ALONE until decided)."""
+
+    calls: Sequence[SetCall]
+    ids: dict[str, int]  # the subjects locked
+    catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]]
+    states: dict[int, dict[Scope, ConsentRecord]]
+    now: datetime
+    outcomes: list[Any]
+    planned: list[Planned] = field(default_factory=list)
+    replayed: list[Replayed] = field(default_factory=list)
+
+    async def plan(self, uow: UnitOfWork) -> None:
+        """Each call checked: its events planned, a replay of its key found, or its DomainError."""
+        taken: set[int] = set()  # one call per subject: the follower makes one receipt per transaction
+        for index, call in enumerate(self.calls):
+            subject_id = self.ids.get(call.external_id)
+            if subject_id is None or subject_id in taken:
+                continue  # ALONE: created or waited for on its own; a second call after the first
+            version = call.request.notice_version
+            purposes, stated = self.catalogues[version]
+            try:
+                planned = validate_choices(call.request.choices, purposes, call.method, version, stated)
+                taken.add(subject_id)
+                if call.key is not None:
+                    previous = await uow.consents.events_for_key(subject_id, call.key)
+                    if replays(previous, planned):
+                        self.replayed.append((index, subject_id, previous))
+                        continue
+            except DomainError as exc:
+                self.outcomes[index] = exc
+                continue
+            self.planned.append((index, subject_id, call.events(planned, self.now)))
+
+    async def record(self, uow: UnitOfWork) -> list[Written]:
+        """Every planned event appended in one go and the projection written once; per call its recorded
+        events and its subject's records after them."""
+        pairs = [(subject_id, event) for _, subject_id, events in self.planned for event in events]
+        saved = iter(await uow.consents.append(pairs) if pairs else [])
+        changed: dict[tuple[int, Scope], ConsentRecord] = {}
+        written: list[Written] = []
+        for index, subject_id, events in self.planned:
+            recorded = [next(saved) for _ in events]
+            state = self.states.setdefault(subject_id, {})
+            for scope, record in applied(state, recorded).items():
+                changed[(subject_id, scope)] = record
+            written.append((index, recorded, tuple(state.values())))
+        await uow.consents.save_states([(s, r) for (s, _), r in changed.items()])
+        return written
+
+    def answer(self, written: list[Written]) -> None:
+        """The ConsentChange of each recorded call and of each replay."""
+        for index, recorded, records in written:
+            purposes, _ = self.catalogues[self.calls[index].request.notice_version]
+            self.outcomes[index] = change(
+                self.calls[index].external_id, recorded, False, purposes, records, self.now
+            )
+        for index, subject_id, previous in self.replayed:
+            purposes, _ = self.catalogues[self.calls[index].request.notice_version]
+            current = self.states.get(subject_id, {}).values()
+            self.outcomes[index] = change(
+                self.calls[index].external_id, previous, True, purposes, current, self.now
+            )
 
 
 def applied(state: dict[Scope, ConsentRecord], events: Iterable[ConsentEvent]) -> dict[Scope, ConsentRecord]:
