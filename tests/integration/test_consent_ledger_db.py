@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dsr_gateway.db.engine import make_engine, make_session_factory
@@ -31,6 +33,7 @@ from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.consent_writes import SetConsentsRequest
 from dsr_gateway.services.ports import ConsentLedger
+from tests.support import databases
 from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
 from tests.support.consent_factories import EVENTS, SET_CONSENTS, WITHDRAW, choice, seed_catalogue
 
@@ -136,6 +139,34 @@ async def test_the_feed_never_passes_an_event_still_being_written(
     assert seen == ["slow", "customer-1"]
     again = (await gql(EVENTS, {"since": cursor}, token=reader))["consentEvents"]
     assert again["edges"] == []
+
+
+async def test_an_open_transaction_of_another_database_does_not_hold_the_feed_back(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite has no other database's transactions")
+    await seed_catalogue(gql)
+    reader = client_token("consent:read")
+    # A writing transaction left open on the same server, in another database (the tests connect as a
+    # superuser, who sees its id) ...
+    server = make_url(databases.postgres_server_url())
+    assert server.database != make_url(database_url).database
+    elsewhere = await asyncpg.connect(databases.asyncpg_dsn(databases.postgres_server_url()))
+    try:
+        transaction = elsewhere.transaction()
+        await transaction.start()
+        await elsewhere.fetchval("SELECT pg_current_xact_id()")  # takes a transaction id
+        data = await gql(
+            SET_CONSENTS, {"input": {"choices": [choice()], "noticeVersion": 1}}, token=subject_token()
+        )
+        assert data["setConsents"]["__typename"] == "SetConsentsSuccess"
+        # ... does not hold back this database's committed event.
+        page = (await gql(EVENTS, {"since": ""}, token=reader))["consentEvents"]
+        assert [e["node"]["subjectId"] for e in page["edges"]] == ["customer-1"]
+        await transaction.rollback()
+    finally:
+        await elsewhere.close()
 
 
 class Deadlock(Exception):

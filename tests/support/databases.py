@@ -38,7 +38,7 @@ def postgres_server_url() -> str:
     return os.environ.get("DSR_TEST_DATABASE_URL", DEFAULT_POSTGRES_URL)
 
 
-def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+def asyncpg_dsn(url: str, database: str | None = None) -> str:
     parsed = make_url(url).set(drivername="postgresql")
     if database:
         parsed = parsed.set(database=database)
@@ -47,7 +47,7 @@ def _asyncpg_dsn(url: str, database: str | None = None) -> str:
 
 async def _postgres_answers(url: str) -> str | None:
     try:
-        connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=3)
+        connection = await asyncpg.connect(asyncpg_dsn(url), timeout=3)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         return f"{type(exc).__name__}: {exc}"
     await connection.close()
@@ -70,7 +70,7 @@ def skip_or_fail_without_postgres() -> str:
 async def create_postgres_database(server_url: str) -> str:
     """A fresh database for this test run, migrated to head; returns its SQLAlchemy URL."""
     name = f"dsr_test_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(_asyncpg_dsn(server_url))
+    connection = await asyncpg.connect(asyncpg_dsn(server_url))
     try:
         await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -84,7 +84,7 @@ async def create_postgres_database(server_url: str) -> str:
 
 async def drop_postgres_database(server_url: str, url: str) -> None:
     name = make_url(url).database
-    connection = await asyncpg.connect(_asyncpg_dsn(server_url))
+    connection = await asyncpg.connect(asyncpg_dsn(server_url))
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

@@ -147,7 +147,7 @@ def shop_postgres_url() -> Iterator[str]:
     name = f"dsr_shop_{uuid.uuid4().hex[:12]}"
 
     async def create() -> None:
-        connection = await asyncpg.connect(databases._asyncpg_dsn(server))
+        connection = await asyncpg.connect(databases.asyncpg_dsn(server))
         try:
             await connection.execute(f'CREATE DATABASE "{name}"')
         finally:

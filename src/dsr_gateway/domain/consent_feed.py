@@ -2,8 +2,9 @@
 
 A feed position is (transaction order, event id). On PostgreSQL the transaction order is the writing
 transaction's id, and the feed only returns events of transactions older than the oldest one still open
-(`pg_snapshot_xmin`), so an event that commits late can never appear behind a position already handed
-out. On SQLite writers are serialised, ids are in commit order and the transaction order is 0.
+in the gateway's database (db/repositories/consent.py `PG_SETTLED`), so an event that commits late can
+never appear behind a position already handed out. On SQLite writers are serialised, ids are in commit
+order and the transaction order is 0.
 """
 
 from __future__ import annotations

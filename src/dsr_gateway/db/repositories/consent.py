@@ -65,8 +65,17 @@ CHUNK = 1000
 # The writing transaction's id: the changes feed reads only below the oldest transaction still open.
 PG_TX_ORDER: Any = literal_column("(pg_current_xact_id()::text::bigint)")
 NEXT_EVENT_ID: Any = literal_column("nextval(pg_get_serial_sequence('consent_event', 'id'))", BigInteger)
-# The changes feed reads only events of transactions older than every one still open (docs/consent.md).
-PG_SETTLED: Any = literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)")
+# The changes feed reads only events of transactions older than every one still open (docs/consent.md),
+# leaving out those known to write another database: a transaction id belongs to one database for good,
+# so passing one seen open elsewhere is safe whenever it was seen. PostgreSQL shows another user's
+# transaction ids only to superusers and members of pg_read_all_stats; an id it does not show holds the
+# feed back, as any open transaction did before.
+PG_SETTLED: Any = literal_column(
+    "(SELECT coalesce(min(x::text::bigint), pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
+    "FROM pg_snapshot_xip(pg_current_snapshot()) AS x "
+    "WHERE x::text::bigint % 4294967296 NOT IN (SELECT backend_xid::text::bigint FROM pg_stat_activity "
+    "WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()))"
+)
 
 
 # The write path's statements, built once (building a select or an upsert costs more than running it).
