@@ -12,12 +12,16 @@ import pytest
 from sqlalchemy import text
 
 from dsr_gateway.db.engine import make_engine, make_session_factory
+from dsr_gateway.db.repositories.consent import SqlConsentLedger
 from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
 from dsr_gateway.db.uow import SqlUnitOfWork
+from dsr_gateway.domain.consent import Actor, ActorKind, ConsentMethod
 from dsr_gateway.domain.consent_rules import ConsentChoice
+from dsr_gateway.domain.errors import ValidationFailed
 from dsr_gateway.domain.principal import Principal, PrincipalKind
+from dsr_gateway.services.comms.consent_effects import ConsentEffects
 from dsr_gateway.services.consent import ConsentService
-from dsr_gateway.services.consent_writes import SetConsentsRequest
+from dsr_gateway.services.consent_writes import BatchWriter, SetCall, SetConsentsRequest
 from tests.support.app import GraphQLClient, agent_token, client_token, subject_token
 from tests.support.consent_factories import (
     EVENTS,
@@ -235,3 +239,65 @@ async def test_a_batch_skips_a_held_subject_and_writes_the_others(
         await service.aclose()
     finally:
         await engine.dispose()
+
+
+async def test_the_keyed_calls_of_a_batch_read_their_earlier_events_in_one_statement(
+    gql: GraphQLClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed_catalogue(gql)
+    subjects = [f"key-{i}" for i in range(5)]
+    for subject in subjects:
+        await set_consents(gql, choice(), token=subject_token(subject))
+    looked_up: list[list[tuple[int, str]]] = []
+    by_pairs = SqlConsentLedger.events_for_keys
+
+    async def counted(self: SqlConsentLedger, pairs: Any) -> Any:
+        looked_up.append(sorted(pairs, key=lambda p: p[1]))
+        return await by_pairs(self, pairs)
+
+    async def one_by_one(*_: Any) -> Any:
+        raise AssertionError("a batch reads its keys together")
+
+    monkeypatch.setattr(SqlConsentLedger, "events_for_keys", counted)
+    monkeypatch.setattr(SqlConsentLedger, "events_for_key", one_by_one)
+
+    def keyed(subject: str, granted: bool, key: str | None) -> SetCall:
+        request = SetConsentsRequest(subject, [ConsentChoice("marketing_email", granted)], notice_version=1)
+        return SetCall(request, subject, Actor(ActorKind.SUBJECT, subject), ConsentMethod.CHECKBOX, key)
+
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    batch = BatchWriter(lambda: SqlUnitOfWork(factory), clock, ConsentEffects(clock, None), write_one=None)  # type: ignore[arg-type]
+    try:
+        first = await batch([keyed(s, False, f"a-{i}") for i, s in enumerate(subjects[:4])])
+        again = await batch(
+            [
+                keyed("key-0", False, "a-0"),  # the app's retry: a replay
+                keyed("key-1", False, "a-1"),  # another
+                keyed("key-2", True, "a-2"),  # the key again for other choices: refused
+                keyed("key-3", True, "b-3"),  # a new key: recorded
+                keyed("key-4", True, None),  # no key: recorded
+            ]
+        )
+    finally:
+        await engine.dispose()
+    assert [type(o).__name__ for o in first] == ["ConsentChange"] * 4
+    assert [getattr(o, "replayed", None) for o in again] == [True, True, None, False, False]
+    assert isinstance(again[2], ValidationFailed)
+    assert again[0].events == first[0].events
+    assert [[key for _, key in pairs] for pairs in looked_up] == [
+        ["a-0", "a-1", "a-2", "a-3"],
+        ["a-0", "a-1", "a-2", "b-3"],
+    ]
+    actions = {}
+    for subject in subjects:
+        history = await gql(EVENTS, {"subjectId": subject}, token=agent_token())
+        actions[subject] = [e["node"]["action"] for e in history["consentEvents"]["edges"]]
+    assert actions == {
+        "key-0": ["WITHDRAW", "GRANT"],
+        "key-1": ["WITHDRAW", "GRANT"],
+        "key-2": ["WITHDRAW", "GRANT"],
+        "key-3": ["GRANT", "WITHDRAW", "GRANT"],
+        "key-4": ["GRANT", "GRANT"],
+    }

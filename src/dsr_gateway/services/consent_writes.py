@@ -208,8 +208,10 @@ class _Batch:
     replayed: list[Replayed] = field(default_factory=list)
 
     async def plan(self, uow: UnitOfWork) -> None:
-        """Each call checked: its events planned, a replay of its key found, or its DomainError."""
+        """Each call checked: its events planned, a replay of its key found, or its DomainError. The keyed
+        calls' earlier events are read in one statement."""
         taken: set[int] = set()  # one call per subject: the follower makes one receipt per transaction
+        checked: list[tuple[int, SetCall, int, list[tuple[Scope, ConsentAction]]]] = []
         for index, call in enumerate(self.calls):
             subject_id = self.ids.get(call.external_id)
             if subject_id is None or subject_id in taken:
@@ -218,15 +220,23 @@ class _Batch:
             purposes, stated = self.catalogues[version]
             try:
                 planned = validate_choices(call.request.choices, purposes, call.method, version, stated)
-                taken.add(subject_id)
-                if call.key is not None:
-                    previous = await uow.consents.events_for_key(subject_id, call.key)
-                    if replays(previous, planned):
-                        self.replayed.append((index, subject_id, previous))
-                        continue
             except DomainError as exc:
                 self.outcomes[index] = exc
                 continue
+            taken.add(subject_id)
+            checked.append((index, call, subject_id, planned))
+        keys = [(subject_id, call.key) for _, call, subject_id, _ in checked if call.key is not None]
+        earlier = await uow.consents.events_for_keys(keys) if keys else {}
+        for index, call, subject_id, planned in checked:
+            if call.key is not None:
+                previous = earlier[(subject_id, call.key)]
+                try:
+                    if replays(previous, planned):
+                        self.replayed.append((index, subject_id, previous))
+                        continue
+                except DomainError as exc:
+                    self.outcomes[index] = exc
+                    continue
             self.planned.append((index, subject_id, call.events(planned, self.now)))
 
     async def record(self, uow: UnitOfWork) -> list[Written]:

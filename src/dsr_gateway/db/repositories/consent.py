@@ -331,6 +331,27 @@ class SqlConsentLedger:
         rows = await self._fetch(D_EVENTS_FOR_KEY, {"subject_id": subject_id, "key": idempotency_key})
         return [event_from_row(r) for r in rows]
 
+    async def events_for_keys(
+        self, pairs: Collection[tuple[int, str]]
+    ) -> dict[tuple[int, str], list[ConsentEvent]]:
+        """`events_for_key` of several (subject, key) pairs in one statement (a group-commit batch's keyed
+        calls); every pair is in the answer, with no events when its key recorded nothing yet."""
+        wanted = list(dict.fromkeys(pairs))
+        found: dict[tuple[int, str], list[ConsentEvent]] = {pair: [] for pair in wanted}
+        if not wanted:
+            return found
+        if self._postgres:
+            await flush_pending(self._session)
+            rows: Iterable[Mapping[str, Any]] = await consent_batch.events_for_keys(self._session, wanted)
+        else:
+            keyed = tuple_(EVENTS.c.subject_id, EVENTS.c.idempotency_key).in_(wanted)
+            query = select(EVENTS).where(EVENTS.c.idempotency_key.isnot(None), keyed).order_by(EVENTS.c.id)
+            rows = (await self._run(query)).mappings()
+        for row in rows:
+            event = event_from_row(row)
+            found[(event.subject_id, event.idempotency_key or "")].append(event)
+        return found
+
     async def states(
         self, subject_ids: Collection[int], purposes: Collection[str] | None = None
     ) -> dict[int, list[ConsentRecord]]:

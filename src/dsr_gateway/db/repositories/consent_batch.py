@@ -98,6 +98,25 @@ UPSERT_STATES = DriverStatement(
 )
 
 
+# The events recorded under each (subject, idempotency key) pair; `idempotency_key IS NOT NULL` lets the
+# join use the partial index of keyed events (a join condition alone cannot imply its predicate).
+_event_columns = ", ".join(f"e.{c.name}" for c in EVENTS.c)
+EVENTS_FOR_KEYS = DriverStatement(
+    text(
+        f"SELECT {_event_columns} FROM unnest(CAST(:subjects AS integer[]), CAST(:keys AS text[])) "  # noqa: S608
+        "AS k(subject_id, idempotency_key) JOIN consent_event AS e ON e.subject_id = k.subject_id "
+        "AND e.idempotency_key = k.idempotency_key WHERE e.idempotency_key IS NOT NULL ORDER BY e.id"
+    ).columns(*EVENTS.c)
+)
+
+
+async def events_for_keys(session: Any, pairs: Sequence[tuple[int, str]]) -> list[Mapping[str, Any]]:
+    """The event rows of these (subject, key) pairs, in ledger order."""
+    return await EVENTS_FOR_KEYS.run(
+        session, {"subjects": [s for s, _ in pairs], "keys": [k for _, k in pairs]}
+    )
+
+
 def _columns(rows: Sequence[Mapping[str, Any]], arrays: tuple[tuple[str, str], ...]) -> dict[str, list[Any]]:
     columns = {name: [row[name] for row in rows] for name, _ in arrays}
     for name, kind in arrays:
