@@ -234,6 +234,40 @@ async def test_an_import_waits_for_a_live_write_of_a_subject_and_continues_its_c
     assert verified["ok"], verified
 
 
+@pytest.mark.parametrize("rows_in_chunk", [1, BULK_MIN_ROWS], ids=["small-chunk", "bulk"])
+async def test_an_import_holds_off_writers_of_its_subjects_but_not_rows_that_name_them(
+    gql: GraphQLClient, database_url: str, rows_in_chunk: int
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite locks the database, not rows")
+    await seed_catalogue(gql)
+    await set_consents(gql, choice(), token=subject_token("held-0"))
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    now = datetime.now(UTC)
+    event = NewConsentEvent(
+        Scope("marketing_email"), ConsentAction.WITHDRAW, ConsentMethod.IMPORT, 1, Origin(), IMPORT_ACTOR,
+        now - timedelta(days=1), now,
+    )  # fmt: skip
+    chunk = [ImportRow(2 + i, "held-0" if i == 0 else f"held-new-{i}", event) for i in range(rows_in_chunk)]
+    try:
+        async with SqlUnitOfWork(factory) as importing:
+            await importing.consent_import.record(chunk, now)
+            async with engine.connect() as other:
+                await other.execute(text("SET lock_timeout = '2s'"))
+                subject = "(SELECT id FROM subject WHERE external_id = 'held-0')"
+                # A foreign-key check of a row naming the subject (a receipt, a request) does not wait ...
+                await other.execute(text(f"SELECT 1 FROM subject WHERE id = {subject} FOR KEY SHARE"))
+                await other.rollback()
+                # ... a writer of the subject does.
+                with pytest.raises(Exception, match="could not obtain lock"):
+                    await other.execute(text(f"SELECT 1 FROM subject WHERE id = {subject} FOR UPDATE NOWAIT"))
+                await other.rollback()
+            await importing.commit()
+    finally:
+        await engine.dispose()
+
+
 async def test_a_live_write_waits_for_an_import_that_extends_the_same_chain_and_continues_it(
     gql: GraphQLClient, database_url: str
 ) -> None:

@@ -6,10 +6,11 @@ import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from dsr_gateway.domain.audit_chain import ChainLayout, ChainTemplate, event_hash
+from dsr_gateway.domain.audit_chain import ChainLayout, ChainTemplate, event_hash, normalise
 from tests.unit.test_canonical_json_fast import ALPHABET, text
 
 LAYOUT = ChainLayout(excluded=frozenset({"id"}))
@@ -90,3 +91,17 @@ def test_each_name_once() -> None:
         ChainTemplate(["a"], {"a": 1})
     with pytest.raises(ValueError, match="each hashed name once"):
         ChainTemplate(["hash"], {})
+
+
+@pytest.mark.parametrize("fold_first", [0, 1])
+def test_an_hour_repeated_when_clocks_go_back_is_two_times_whichever_comes_first(fold_first: int) -> None:
+    # 01:30 on 1 November 2026 in New York happens twice (EDT, then EST): the two compare and hash equal
+    # as datetimes, so no cache may hand one the other's text.
+    zone = ZoneInfo("America/New_York")
+    first, second = (datetime(2026, 11, 1, 1, 30, tzinfo=zone, fold=f) for f in (fold_first, 1 - fold_first))
+    expected = {0: "2026-11-01T05:30:00.000000Z", 1: "2026-11-01T06:30:00.000000Z"}
+    assert normalise(first) == expected[fold_first]
+    assert normalise(second) == expected[1 - fold_first]
+    template = ChainTemplate(["at"], {"kind": "x"}, LAYOUT)
+    for moment in (first, second):
+        assert template.hash("0" * 64, [moment]) == event_hash("0" * 64, {"at": moment, "kind": "x"}, LAYOUT)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timezone
 from enum import Enum, StrEnum
 from functools import lru_cache
 from typing import Any
@@ -89,7 +89,9 @@ def normalise(value: object) -> object:
 def _time_text(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime in a chained event; store aware UTC datetimes")
-    return _utc_text(value)
+    # Converted before the cache: two times of one zone that differ only in `fold` (an hour repeated when
+    # clocks go back) compare and hash equal, and would share one cached text.
+    return _utc_text(value if value.tzinfo is UTC else value.astimezone(UTC))
 
 
 def time_json(value: datetime) -> str:
@@ -99,9 +101,8 @@ def time_json(value: datetime) -> str:
 
 @lru_cache(maxsize=4096)
 def _utc_text(value: datetime) -> str:
-    # Imports and batches repeat their times: formatting one costs more than hashing a row's text.
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
+    """The hashed text of a UTC time (imports and batches repeat their times: formatting one costs more
+    than hashing a row's text)."""
     if value.year < 1000:  # strftime writes such a year unpadded: kept, as it was hashed
         return value.strftime(UTC_TEXT)
     return value.isoformat(timespec="microseconds")[:26] + "Z"  # the same text, in half the time
@@ -191,8 +192,10 @@ class ChainTemplate:
                 add(str(value))
             elif value is None:
                 add("null")
-            elif kind is str or kind is datetime:
+            elif kind is str or (kind is datetime and type(value.tzinfo) is timezone):
                 # Texts, times: the same few values again and again (purposes, actions, a file's dates).
+                # Only times at a fixed offset are remembered: times of a zone with summer time that
+                # differ only in `fold` compare equal.
                 text = memo.get(value)
                 if text is None:  # refuses what event_hash refuses (a naive time, a lone surrogate)
                     text = time_json(value) if kind is datetime else string_text(value)

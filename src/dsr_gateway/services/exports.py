@@ -149,7 +149,7 @@ class ExportService:
         while True:
             async with self._uow() as uow:
                 records = await uow.exports.expired(now, CLEANUP_BATCH)
-            # Files are deleted outside any transaction (an open one holds back the changes feed).
+            # Files are deleted with no transaction or pooled connection held (file I/O can be slow).
             deleted = [r for r in records if await self._deleted(r.path)]
             if deleted:
                 async with self._uow() as uow:

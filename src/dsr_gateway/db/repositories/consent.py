@@ -19,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     func,
     literal_column,
+    or_,
     select,
     text,
     true,
@@ -62,19 +63,23 @@ PURPOSES = PurposeRow.__table__  # type: ignore[attr-defined]
 PURPOSE_COLUMNS = [c for c in PURPOSES.c if c.name not in ("id", "created_at", "updated_at")]
 # Rows per INSERT statement; PostgreSQL takes up to 32767 bound values per statement.
 CHUNK = 1000
+KEY_PAIRS_PER_STATEMENT = 200
 # The writing transaction's id: the changes feed reads only below the oldest transaction still open.
 PG_TX_ORDER: Any = literal_column("(pg_current_xact_id()::text::bigint)")
 NEXT_EVENT_ID: Any = literal_column("nextval(pg_get_serial_sequence('consent_event', 'id'))", BigInteger)
 # The changes feed reads only events of transactions older than every one still open (docs/consent.md),
 # leaving out those known to write another database: a transaction id belongs to one database for good,
-# so passing one seen open elsewhere is safe whenever it was seen. PostgreSQL shows another user's
-# transaction ids only to superusers and members of pg_read_all_stats; an id it does not show holds the
-# feed back, as any open transaction did before.
+# so passing one seen open elsewhere is safe whenever it was seen. "Seen" twice over: pg_stat_activity
+# copies a backend's database before it reads the id from the backend's slot (a slot freed and taken by
+# a backend of this database in between would pair the other database with our id), so the id must also
+# be one the same process holds the lock of (pg_locks: every open transaction locks its own id).
 PG_SETTLED: Any = literal_column(
     "(SELECT coalesce(min(x::text::bigint), pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
     "FROM pg_snapshot_xip(pg_current_snapshot()) AS x "
-    "WHERE x::text::bigint % 4294967296 NOT IN (SELECT backend_xid::text::bigint FROM pg_stat_activity "
-    "WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()))"
+    "WHERE x::text::bigint % 4294967296 NOT IN (SELECT a.backend_xid::text::bigint "
+    "FROM pg_stat_activity AS a JOIN pg_locks AS l ON l.pid = a.pid AND l.locktype = 'transactionid' "
+    "AND l.transactionid = a.backend_xid AND l.granted "
+    "WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM current_database()))"
 )
 
 
@@ -272,8 +277,8 @@ class SqlConsentLedger:
 
     async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]:
         """Ids of these subjects, creating the missing ones (idempotent under concurrency), their rows
-        locked until commit on PostgreSQL (FOR UPDATE, in id order: the caller extends their chains, and a
-        live write of one of them waits for its commit). SQLite's writers are serialised instead."""
+        locked until commit on PostgreSQL (FOR NO KEY UPDATE, in id order: the caller extends their chains,
+        and a live write of one of them waits for its commit). SQLite's writers are serialised instead."""
         if self._bulk(len(external_ids)):
             return await consent_bulk.ensure_subjects(await self._connection(), external_ids, now)
         insert = pg_insert if self._postgres else sqlite_insert
@@ -288,7 +293,7 @@ class SqlConsentLedger:
             )
             found = select(SUBJECTS.c.external_id, SUBJECTS.c.id).where(SUBJECTS.c.external_id.in_(chunk))
             if self._postgres:
-                found = found.order_by(SUBJECTS.c.id).with_for_update()
+                found = found.order_by(SUBJECTS.c.id).with_for_update(key_share=True)  # as consent_bulk
             rows = await self._run(found)
             ids.update({r.external_id: r.id for r in rows})
         return ids
@@ -344,9 +349,18 @@ class SqlConsentLedger:
             await flush_pending(self._session)
             rows: Iterable[Mapping[str, Any]] = await consent_batch.events_for_keys(self._session, wanted)
         else:
-            keyed = tuple_(EVENTS.c.subject_id, EVENTS.c.idempotency_key).in_(wanted)
-            query = select(EVENTS).where(EVENTS.c.idempotency_key.isnot(None), keyed).order_by(EVENTS.c.id)
-            rows = (await self._run(query)).mappings()
+            # An OR of pairs: SQLite answers a row-value IN by scanning the table, each pair by the index
+            # (in chunks: SQLite limits an expression's depth).
+            rows = []
+            for start in range(0, len(wanted), KEY_PAIRS_PER_STATEMENT):
+                chunk = wanted[start : start + KEY_PAIRS_PER_STATEMENT]
+                keyed = or_(
+                    *(and_(EVENTS.c.subject_id == s, EVENTS.c.idempotency_key == k) for s, k in chunk)
+                )
+                query = (
+                    select(EVENTS).where(EVENTS.c.idempotency_key.isnot(None), keyed).order_by(EVENTS.c.id)
+                )
+                rows.extend((await self._run(query)).mappings())
         for row in rows:
             event = event_from_row(row)
             found[(event.subject_id, event.idempotency_key or "")].append(event)
