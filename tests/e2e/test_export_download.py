@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -188,6 +189,20 @@ async def test_the_clean_up_deletes_in_batches_until_none_is_left(
         record = await service.record(link.export_id)
         assert record is not None
         assert record.deleted_at is not None
+
+
+async def test_two_clean_ups_at_once_delete_and_count_each_package_once(
+    exports: tuple[ExportService, list[datetime]], shop_engine: AsyncEngine
+) -> None:
+    service, clock = exports
+    links = [await service.create_package(f"req-{i}", JANE, [shop_source(shop_engine)]) for i in range(3)]
+    clock[0] += timedelta(days=8)
+    first, second = await asyncio.gather(service.delete_expired(), service.delete_expired())
+    assert first.expired + second.expired == 3
+    for link in links:
+        record = await service.record(link.export_id)
+        assert record is not None
+        assert record.deleted_at == clock[0]
 
 
 async def test_a_file_that_cannot_be_deleted_is_left_for_the_next_run_and_the_others_go(

@@ -153,9 +153,9 @@ class ExportService:
             deleted = [r for r in records if await self._deleted(r.path)]
             if deleted:
                 async with self._uow() as uow:
-                    await uow.exports.mark_deleted([r.id for r in deleted], now)
+                    # Counted as marked here: a clean-up running at the same time counts the others.
+                    expired += await uow.exports.mark_deleted([r.id for r in deleted], now)
                     await uow.commit()
-            expired += len(deleted)
             # A short batch was the last; a batch with a failure would come back the same.
             if len(records) < CLEANUP_BATCH or len(deleted) < len(records):
                 break

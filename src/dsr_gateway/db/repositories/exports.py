@@ -81,13 +81,15 @@ class SqlExportPackageRepository:
         )
         return [_record(row) for row in rows]
 
-    async def mark_deleted(self, export_ids: Collection[str], now: datetime) -> None:
-        await self._session.exec(
+    async def mark_deleted(self, export_ids: Collection[str], now: datetime) -> int:
+        """Mark these packages' files deleted; how many were not marked already."""
+        result = await self._session.exec(
             update(ExportPackageRow)
             # A second clean-up running at the same time keeps the first one's time.
             .where(col(ExportPackageRow.id).in_(list(export_ids)), col(ExportPackageRow.deleted_at).is_(None))
             .values(deleted_at=now)
         )
+        return int(result.rowcount)
 
     async def kept_paths(self, paths: Collection[str]) -> set[str]:
         """Which of these storage keys a kept (not deleted) package names."""
