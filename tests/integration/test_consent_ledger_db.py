@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -167,6 +168,32 @@ async def test_an_open_transaction_of_another_database_does_not_hold_the_feed_ba
         await transaction.rollback()
     finally:
         await elsewhere.close()
+
+
+async def test_a_writer_holds_off_other_writers_of_its_subject_but_not_rows_that_name_it(
+    gql: GraphQLClient, engine: AsyncEngine, database_url: str
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite locks the database, not rows")
+    await seed_catalogue(gql)
+    await gql(
+        SET_CONSENTS, {"input": {"choices": [choice()], "noticeVersion": 1}}, token=subject_token("named")
+    )
+    async with SqlUnitOfWork(make_session_factory(engine)) as writer:
+        subject_id = await writer.consents.lock_subject("named", datetime.now(UTC))
+        async with engine.connect() as other:
+            await other.execute(text("SET lock_timeout = '2s'"))
+            # A foreign-key check of a row naming the subject (a receipt, an outbox row) does not wait ...
+            await other.execute(
+                text("SELECT 1 FROM subject WHERE id = :id FOR KEY SHARE"), {"id": subject_id}
+            )
+            await other.rollback()
+            # ... another writer of the subject does.
+            with pytest.raises(Exception, match="could not obtain lock"):
+                await other.execute(
+                    text("SELECT 1 FROM subject WHERE id = :id FOR NO KEY UPDATE NOWAIT"), {"id": subject_id}
+                )
+            await other.rollback()
 
 
 class Deadlock(Exception):

@@ -94,7 +94,11 @@ _CATALOGUE = PURPOSES.outerjoin(
 _STATED = NOTICE_PURPOSES.c.purpose_key.isnot(None).label("stated")
 PURPOSES_AND_NOTICE = select(*PURPOSE_COLUMNS, _STATED).select_from(_CATALOGUE).order_by(PURPOSES.c.key)
 LOCK_SUBJECT = (
-    select(SUBJECTS.c.id).where(SUBJECTS.c.external_id == bindparam("external_id")).with_for_update()
+    select(SUBJECTS.c.id)
+    .where(SUBJECTS.c.external_id == bindparam("external_id"))
+    # NO KEY UPDATE: writers of a subject queue here, while foreign-key checks of rows naming it (a
+    # receipt, an outbox row: FOR KEY SHARE) need not wait for the write.
+    .with_for_update(key_share=True)
 )
 
 
@@ -103,7 +107,7 @@ def _locked_with_catalogue(skip_locked: bool = False) -> Any:
     with its row locked, on every row of the purposes and the notice's purposes; one row of NULLs beside
     the subject when there is no purpose."""
     one = select(literal_column("1").label("one")).subquery("one")
-    lock = LOCK_SUBJECT.with_for_update(skip_locked=True) if skip_locked else LOCK_SUBJECT
+    lock = LOCK_SUBJECT.with_for_update(key_share=True, skip_locked=True) if skip_locked else LOCK_SUBJECT
     locked = lock.subquery("locked")
     catalogue = select(*PURPOSE_COLUMNS, _STATED).select_from(_CATALOGUE).subquery("catalogue")
     return (
@@ -236,7 +240,7 @@ class SqlConsentLedger:
         return await statement.run(self._session, params)
 
     async def lock_subject(self, external_id: str, now: datetime) -> int:
-        """The subject's id, created on first use, its row locked until commit (FOR UPDATE).
+        """The subject's id, created on first use, its row locked until commit (FOR NO KEY UPDATE).
 
         Writers of one subject queue here, so events and projection of a subject are written in turn.
         SQLite needs no row lock: its writers hold the database lock from BEGIN IMMEDIATE.

@@ -66,7 +66,7 @@ _state_set = ", ".join(f"{name} = EXCLUDED.{name}" for name, _ in STATE_ARRAYS i
 LOCK_MANY = DriverStatement(
     text(
         "SELECT external_id, id FROM subject WHERE external_id = ANY(CAST(:ids AS text[])) "
-        "ORDER BY id FOR UPDATE SKIP LOCKED"
+        "ORDER BY id FOR NO KEY UPDATE SKIP LOCKED"
     )
 )
 # Every subject once (a row of NULLs when it has no state), each row with the subject's chain head.

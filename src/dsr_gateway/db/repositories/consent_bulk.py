@@ -78,9 +78,9 @@ NEW_SUBJECTS = text(
     "ON CONFLICT (external_id) DO NOTHING"
 )
 # Locked until commit, in id order (a live write of one of them waits for the import instead of extending
-# the chain under it; two importers lock each chunk's subjects in the same order). NO KEY UPDATE: it holds
-# off writers (FOR UPDATE) but not the foreign-key checks of rows that name a subject (FOR KEY SHARE: a
-# receipt, a request), which would otherwise wait for the whole import or deadlock with it.
+# the chain under it; two importers lock each chunk's subjects in the same order). NO KEY UPDATE, as the
+# live writers take: it holds them off but not the foreign-key checks of rows that name a subject (FOR
+# KEY SHARE: a receipt, a request), which would otherwise wait for the whole import or deadlock with it.
 SUBJECT_IDS = text(
     "SELECT external_id, id FROM subject WHERE external_id = ANY(CAST(:ids AS text[])) "
     "ORDER BY id FOR NO KEY UPDATE"
