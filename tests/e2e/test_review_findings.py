@@ -241,6 +241,28 @@ async def test_the_queue_reads_export_packages_and_receipts_in_batches_not_per_r
             id="nested variable",
         ),
         pytest.param('query { privacyRequest(id: "a\\u0000b") { id } }', {}, id="string literal"),
+        pytest.param(
+            "query($p: String!, $ids: [String!]!) "
+            "{ consentCheck(purpose: $p, subjectIds: $ids) { allowed } }",
+            {"p": "marketing_email", "ids": [f"s-{i}" for i in range(40)] + ["s-\u0000"]},
+            id="in a list of strings",
+        ),
+        pytest.param(
+            "query($f: PrivacyRequestFilter) { privacyRequests(filter: $f) { edges { cursor } } }",
+            {"f": {"type": ["ACCESS", "ERASURE"], "assignee": "a\u0000"}},
+            id="beside a list",
+        ),
+        pytest.param(
+            "mutation($i: SetConsentsInput!) { setConsents(input: $i) { __typename } }",
+            {
+                "i": {
+                    "subjectId": "s-1",
+                    "noticeVersion": 1,
+                    "choices": [{"purpose": "a\u0000", "granted": True}],
+                }
+            },
+            id="in a list of objects",
+        ),
     ],
 )
 async def test_a_nul_character_is_refused_with_a_clear_message(
