@@ -234,6 +234,36 @@ async def test_an_import_waits_for_a_live_write_of_a_subject_and_continues_its_c
     assert verified["ok"], verified
 
 
+async def test_imports_run_one_at_a_time(gql: GraphQLClient, database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers with the database lock")
+    await seed_catalogue(gql)
+    engine, importer = service(database_url)
+    factory = make_session_factory(engine)
+    now = datetime.now(UTC)
+    event = NewConsentEvent(
+        Scope("marketing_email"), ConsentAction.GRANT, ConsentMethod.IMPORT, 1, Origin(), IMPORT_ACTOR,
+        now - timedelta(days=1), now,
+    )  # fmt: skip
+    try:
+        async with SqlUnitOfWork(factory) as first:
+            await first.consent_import.record([ImportRow(2, "elsewhere", event)], now)  # an import under way
+            # Two imports lock their subjects chunk by chunk: at once, overlapping ones could deadlock.
+            second = asyncio.create_task(importer.run(rows(), chunk_rows=BULK_MIN_ROWS))
+            await asyncio.sleep(0.5)
+            assert not second.done()
+            await first.commit()
+        report = await asyncio.wait_for(second, 30)
+    finally:
+        await engine.dispose()
+    assert report.imported == len(rows())
+    for subject, events in (("elsewhere", 1), ("bulk-0", PER_SUBJECT)):
+        history = await gql(HISTORY, {"subjectId": subject}, token=READER)
+        assert len(history["consentEvents"]["edges"]) == events
+    verified = (await gql(VERIFY, token=agent_token()))["auditVerification"]
+    assert verified["ok"], verified
+
+
 @pytest.mark.parametrize("rows_in_chunk", [1, BULK_MIN_ROWS], ids=["small-chunk", "bulk"])
 async def test_an_import_holds_off_writers_of_its_subjects_but_not_rows_that_name_them(
     gql: GraphQLClient, database_url: str, rows_in_chunk: int

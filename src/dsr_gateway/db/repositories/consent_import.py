@@ -20,6 +20,7 @@ returns.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +75,11 @@ PLANNER_ROWS = text(
     "CAST('consent_state' AS regclass))"
 )
 SEAL_TURN_ROWS = 500  # rows sealed between turns of the chunk being written
+# One import at a time on a database (a transaction-scoped advisory lock, released at COMMIT/ROLLBACK).
+_IMPORT_LOCK_KEY = "hashtext('dsr_gateway.import-consents')"
+TRY_IMPORT_LOCK = text(f"SELECT pg_try_advisory_xact_lock({_IMPORT_LOCK_KEY})")
+IMPORT_LOCK = text(f"SELECT pg_advisory_xact_lock({_IMPORT_LOCK_KEY})")
+logger = logging.getLogger("dsr_gateway.consent")
 
 
 @dataclass(slots=True)
@@ -94,6 +100,7 @@ class SqlConsentImport:
         self._ledger = ledger
         self._postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
         self._temp_ready = False  # consent_bulk's temporary projection table exists in this transaction
+        self._alone = False  # this transaction holds the imports' lock (PostgreSQL)
         self._template: tuple[tuple[object, ...], ChainTemplate] | None = None
         self._tx_order: int | None = None  # the transaction's id: the same for every chunk
         self._unsent: _Sealed | None = None
@@ -104,6 +111,8 @@ class SqlConsentImport:
     async def record(self, rows: Sequence[ImportRow], now: datetime) -> None:
         """Subjects, events (in row order, each continuing its subject's chain) and projection. On the bulk
         path the chunk may still be unwritten when this returns: the unit of work flushes before COMMIT."""
+        if self._postgres and not self._alone:
+            await self._one_import_at_a_time()
         if self._postgres and len(rows) >= consent_bulk.BULK_MIN_ROWS:
             await self._record_bulk(rows, now)
             return
@@ -134,9 +143,21 @@ class SqlConsentImport:
             await asyncio.gather(writing, return_exceptions=True)
 
     def transaction_ended(self) -> None:
-        """What belongs to one transaction is forgotten (its id; the temporary table, dropped at its end)."""
+        """What belongs to one transaction is forgotten (its id; the temporary table, dropped at its end;
+        the imports' lock, released at its end)."""
         self._tx_order = None
         self._temp_ready = False
+        self._alone = False
+
+    async def _one_import_at_a_time(self) -> None:
+        """Take the imports' lock for this transaction, waiting for an import under way to end: two imports
+        lock their subjects chunk by chunk, so two of overlapping subjects at once could deadlock."""
+        await self._wait_for_write()
+        connection = await self._session.connection()
+        if not (await connection.execute(TRY_IMPORT_LOCK)).scalar_one():
+            logger.warning("another consent import is running: this one waits for it to finish")
+            await connection.execute(IMPORT_LOCK)
+        self._alone = True
 
     def growth(self) -> dict[str, TableGrowth]:
         """Rows this import added per ledger table, beside the planner's count before it."""
