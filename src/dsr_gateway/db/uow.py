@@ -158,9 +158,12 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         await self.flush()
-        await self.session.commit()
-        if (importer := self._import_in_use()) is not None:
-            importer.transaction_ended()
+        try:
+            await self.session.commit()
+        finally:
+            # Ended either way: a failed COMMIT ends the transaction too (its locks, its temporary table).
+            if (importer := self._import_in_use()) is not None:
+                importer.transaction_ended()
 
     async def rollback(self) -> None:
         forget_pending(self.session)
