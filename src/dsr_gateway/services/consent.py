@@ -53,10 +53,10 @@ from dsr_gateway.services.consent_writes import (
     SetCall,
     SetConsentsRequest,
     WithdrawRequest,
-    applied,
     change,
     live_events,
     replays,
+    write_events,
 )
 from dsr_gateway.services.group_commit import ALONE, GroupCommit
 from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOfWork, UnitOfWorkFactory
@@ -212,14 +212,9 @@ class ConsentService:
     ) -> ConsentChange:
         if current is None:
             current = (await uow.consents.states([subject_id]))[subject_id]
-        saved = await uow.consents.append([(subject_id, e) for e in events])
-        state = {r.scope: r for r in current}
-        changed = applied(state, saved)
-        await uow.consents.save_states([(subject_id, r) for r in changed.values()])
-        # The receipt and the message follow from the ledger once this commits (consent_followups.py).
-        await self._effects.after_change(uow, external_id, saved)
+        saved, records = await write_events(uow, self._effects, external_id, subject_id, events, current)
         await uow.commit()
-        return change(external_id, saved, False, purposes, state.values(), self._clock())
+        return change(external_id, saved, False, purposes, records, self._clock())
 
     async def _replay(
         self,

@@ -23,14 +23,11 @@ from dsr_gateway.domain.consent import (
     Actor,
     ActorKind,
     ConsentAction,
-    ConsentEvent,
     ConsentMethod,
-    ConsentRecord,
     ConsentStatus,
     NewConsentEvent,
     Origin,
     Scope,
-    apply,
 )
 from dsr_gateway.domain.errors import Conflict, NotFound
 from dsr_gateway.domain.principal import Principal, PrincipalKind
@@ -38,7 +35,7 @@ from dsr_gateway.domain.purposes import reconfirmation_cutoff
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
 from dsr_gateway.services.comms.ports import GpcSignal
 from dsr_gateway.services.consent import ConsentService
-from dsr_gateway.services.consent_writes import WithdrawRequest
+from dsr_gateway.services.consent_writes import WithdrawRequest, write_events
 from dsr_gateway.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger("dsr_gateway.consent")
@@ -59,25 +56,6 @@ class GpcConflict:
 class ExpiryRun:
     subjects: int
     expired: int
-
-
-async def write_events(
-    uow: UnitOfWork,
-    effects: ConsentEffects,
-    external_id: str,
-    subject_id: int,
-    events: Sequence[NewConsentEvent],
-    current: list[ConsentRecord],
-) -> list[ConsentEvent]:
-    """Append, project and set off the effects; the caller holds the subject's lock and commits."""
-    saved = await uow.consents.append([(subject_id, e) for e in events])
-    state = {r.scope: r for r in current}
-    changed: dict[Scope, ConsentRecord] = {}
-    for event in saved:
-        state[event.scope] = changed[event.scope] = apply(state.get(event.scope), event)
-    await uow.consents.save_states([(subject_id, r) for r in changed.values()])
-    await effects.after_change(uow, external_id, saved)
-    return saved
 
 
 class ConsentLifecycleService:
@@ -169,7 +147,7 @@ class ConsentLifecycleService:
                 )  # fmt: skip
                 given = max((r.given_at for r in granted if r.given_at), default=None)
                 signals.append((purpose.key, bool(granted), given))
-            saved = await write_events(uow, self._effects, external_id, subject_id, events, current)
+            saved, _ = await write_events(uow, self._effects, external_id, subject_id, events, current)
             first_event = {e.scope.purpose: e.id for e in reversed(saved)}
             await uow.comms.add_gpc_signals(
                 subject_id,

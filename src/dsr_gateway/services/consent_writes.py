@@ -249,7 +249,7 @@ class _Batch:
         for index, subject_id, events in self.planned:
             recorded = [next(saved) for _ in events]
             state = self.states.setdefault(subject_id, {})
-            for scope, record in applied(state, recorded).items():
+            for scope, record in fold_into(state, recorded).items():
                 changed[(subject_id, scope)] = record
             written.append((index, recorded, tuple(state.values())))
         await uow.consents.save_states([(s, r) for (s, _), r in changed.items()])
@@ -270,12 +270,33 @@ class _Batch:
             )
 
 
-def applied(state: dict[Scope, ConsentRecord], events: Iterable[ConsentEvent]) -> dict[Scope, ConsentRecord]:
+def fold_into(
+    state: dict[Scope, ConsentRecord], events: Iterable[ConsentEvent]
+) -> dict[Scope, ConsentRecord]:
     """Fold recorded events into a subject's state (in place); the records they changed, by scope."""
     changed: dict[Scope, ConsentRecord] = {}
     for event in events:
         state[event.scope] = changed[event.scope] = apply(state.get(event.scope), event)
     return changed
+
+
+async def write_events(
+    uow: UnitOfWork,
+    effects: ConsentEffects,
+    external_id: str,
+    subject_id: int,
+    events: Sequence[NewConsentEvent],
+    current: Iterable[ConsentRecord],
+) -> tuple[list[ConsentEvent], list[ConsentRecord]]:
+    """Append one subject's events, project them and set off their effects; the caller holds the subject's
+    lock and commits. The recorded events, and the subject's records after them."""
+    saved = await uow.consents.append([(subject_id, e) for e in events])
+    state = {r.scope: r for r in current}
+    changed = fold_into(state, saved)
+    await uow.consents.save_states([(subject_id, r) for r in changed.values()])
+    # The receipt and the message follow from the ledger once this commits (consent_followups.py).
+    await effects.after_change(uow, external_id, saved)
+    return saved, list(state.values())
 
 
 def replays(previous: list[ConsentEvent], planned: list[tuple[Scope, ConsentAction]]) -> bool:
