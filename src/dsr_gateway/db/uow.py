@@ -31,12 +31,11 @@ from dsr_gateway.domain.errors import Conflict
 logger = logging.getLogger("dsr_gateway.db")
 
 # Failures of concurrency, not of the request: PostgreSQL chose this transaction as a deadlock's victim
-# (40P01, e.g. two imports of overlapping subjects) or could not serialise it (40001), or another
-# transaction took this one's place first: in a subject's hash chain (writers lock the subject before
-# reading its head, so only a writer that did not would meet this), as the next notice version (two
-# admins publishing at once), or as a new purpose's key (two admins creating it at once). Nothing was
-# saved; the same request sent again succeeds (or, for the purpose, is refused or applied as the update
-# it now is).
+# (40P01) or could not serialise it (40001), or another transaction took this one's place first: in a
+# subject's hash chain (writers lock the subject before reading its head, so only a writer that did not
+# would meet this), as the next notice version (two admins publishing at once), or as a new purpose's key
+# (two admins creating it at once). Nothing was saved; the same request sent again succeeds (or, for the
+# purpose, is refused or applied as the update it now is).
 RETRYABLE_STATES = frozenset({"40P01", "40001"})
 CHAIN_INDEX = "uq_consent_event_chain"
 RACED_CONSTRAINTS = frozenset({CHAIN_INDEX, "pk_privacy_notice", "ix_purpose_key"})

@@ -99,6 +99,9 @@ def time_json(value: datetime) -> str:
     return f'"{_time_text(value)}"'
 
 
+UTC_TEXT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the hashed form of a time
+
+
 @lru_cache(maxsize=4096)
 def _utc_text(value: datetime) -> str:
     """The hashed text of a UTC time (imports and batches repeat their times: formatting one costs more
@@ -106,9 +109,6 @@ def _utc_text(value: datetime) -> str:
     if value.year < 1000:  # strftime writes such a year unpadded: kept, as it was hashed
         return value.strftime(UTC_TEXT)
     return value.isoformat(timespec="microseconds")[:26] + "Z"  # the same text, in half the time
-
-
-UTC_TEXT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the hashed form of a time
 
 
 def hashed_document(
