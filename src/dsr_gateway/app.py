@@ -418,7 +418,11 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+        engine = make_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            lock_timeout_seconds=settings.database_lock_timeout_seconds,
+        )
         session_factory = make_session_factory(engine)
         read_engine = make_read_engine(settings.database_url, pool_size=settings.database_pool_size)
         # consentCheck's statement through asyncpg directly on PostgreSQL (db/hot_reads.py).

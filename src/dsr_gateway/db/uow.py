@@ -26,7 +26,7 @@ from dsr_gateway.db.repositories.receipts import SqlConsentReceiptRepository
 from dsr_gateway.db.repositories.requests import SqlPrivacyRequestRepository
 from dsr_gateway.db.repositories.subjects import SqlSubjectRepository
 from dsr_gateway.db.repositories.webhooks import SqlWebhookRepository
-from dsr_gateway.domain.errors import Conflict
+from dsr_gateway.domain.errors import Conflict, HeldTooLong
 
 logger = logging.getLogger("dsr_gateway.db")
 
@@ -43,21 +43,30 @@ TRY_AGAIN = (
     "Another change to the same records was being saved at the same moment; nothing of this one was "
     "saved: send it again."
 )
+# lock_not_available: a statement waited longer than the engine's lock timeout (DSR_DATABASE_LOCK_TIMEOUT_
+# SECONDS) for rows another transaction holds, a consent import for one.
+LOCK_TIMEOUT_STATE = "55P03"
+HELD_TOO_LONG = (
+    "The records this change needs are held by a longer change still under way (a consent import, for "
+    "example); nothing of this one was saved: send it again in a little while."
+)
 
 
-def concurrency_failure(exc: BaseException) -> bool:
-    """Whether `exc` is one of those failures: asyncpg's own (a driver statement) or wrapped by
-    SQLAlchemy's adapter (`orig`, then its cause)."""
+def concurrency_failure(exc: BaseException) -> Conflict | None:
+    """The typed, retryable answer to `exc` when it is one of those failures, or a lock waited for too
+    long (HeldTooLong); asyncpg's own error (a driver statement) or wrapped by SQLAlchemy's adapter
+    (`orig`, then its cause)."""
     seen: BaseException | None = exc
     for _ in range(4):
         if seen is None:
-            return False
-        if getattr(seen, "sqlstate", None) in RETRYABLE_STATES:
-            return True
-        if getattr(seen, "constraint_name", None) in RACED_CONSTRAINTS:
-            return True
+            return None
+        state = getattr(seen, "sqlstate", None)
+        if state in RETRYABLE_STATES or getattr(seen, "constraint_name", None) in RACED_CONSTRAINTS:
+            return Conflict(TRY_AGAIN)
+        if state == LOCK_TIMEOUT_STATE:
+            return HeldTooLong(HELD_TOO_LONG)
         seen = getattr(seen, "orig", None) or seen.__cause__
-    return False
+    return None
 
 
 class SqlUnitOfWork:
@@ -145,9 +154,9 @@ class SqlUnitOfWork:
             await self.session.rollback()
         finally:
             await self.session.close()
-        if exc is not None and concurrency_failure(exc):
+        if exc is not None and (conflict := concurrency_failure(exc)) is not None:
             # A typed, retryable answer (ConflictError) instead of an unexpected error.
-            raise Conflict(TRY_AGAIN) from exc
+            raise conflict from exc
 
     async def flush(self) -> None:
         if (importer := self._import_in_use()) is not None:
@@ -229,8 +238,8 @@ class DriverUnitOfWork(SqlUnitOfWork):
                 await self._discard(self._raw, every=self._driver.is_closed())
             else:
                 await greenlet_spawn(self._raw.close)  # back to the pool
-        if exc is not None and concurrency_failure(exc):
-            raise Conflict(TRY_AGAIN) from exc
+        if exc is not None and (conflict := concurrency_failure(exc)) is not None:
+            raise conflict from exc
 
     async def _discard(self, raw: Any, *, every: bool) -> None:
         """Close this connection instead of pooling it; when the server closed it (a restart, a failover

@@ -59,6 +59,11 @@ class Conflict(DomainError):
     """The request clashes with the current state of the object."""
 
 
+class HeldTooLong(Conflict):
+    """Another transaction held what the request needed for longer than the lock timeout (a consent import
+    holds its subjects until it commits): nothing was saved; sending it again at once would wait again."""
+
+
 class IllegalTransition(Conflict):
     """A workflow action that the current status does not allow."""
 

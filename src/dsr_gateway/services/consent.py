@@ -41,7 +41,7 @@ from dsr_gateway.domain.consent_rules import (
     validate_choices,
     validate_idempotency_key,
 )
-from dsr_gateway.domain.errors import Conflict, NotFound, ValidationFailed
+from dsr_gateway.domain.errors import Conflict, HeldTooLong, NotFound, ValidationFailed
 from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
 from dsr_gateway.domain.subjects import validate_external_id
@@ -124,6 +124,8 @@ class ConsentService:
         may have come with or after COMMIT, so the call is not run again."""
         try:
             return await self._set_consents(call, wait=False)
+        except HeldTooLong as exc:  # it waited its lock timeout already: not again, alone
+            return exc
         except (NotNow, Conflict):
             return ALONE
         except Exception as exc:  # its own error (a refusal; or, as for any lone call, one not run again)
@@ -297,6 +299,8 @@ async def _retried(attempt: Callable[[], Awaitable[ConsentChange]]) -> ConsentCh
     for _ in range(WRITE_ATTEMPTS - 1):
         try:
             return await attempt()
+        except HeldTooLong:
+            raise  # it waited its lock timeout already: the caller sends it again later
         except Conflict:
             continue
     return await attempt()
