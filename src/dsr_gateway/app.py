@@ -576,7 +576,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
             if isinstance(events, PostgresEventBus):
                 await events.close()
             await http_client.aclose()
-            await consent.aclose()  # setConsents calls still being written (group commit)
+            await consent.aclose()  # consent writes still being written (group commit)
             await engine.dispose()
             await read_engine.dispose()
             if hot_reads is not None:

@@ -1,6 +1,7 @@
-"""setConsents calls made at the same time (written together, services/group_commit.py): each call is
-recorded once and all or nothing, a refused call refuses only itself, an idempotency key used twice
-records once, and every subject's projection agrees with its last event; the chains verify."""
+"""setConsents and withdrawConsent calls made at the same time (written together,
+services/group_commit.py): each call is recorded once and all or nothing, a refused call refuses only
+itself, an idempotency key used twice records once, and every subject's projection agrees with its last
+event; the chains verify."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.support.app import GraphQLClient, agent_token, client_token, subject_
 from tests.support.consent_factories import (
     EVENTS,
     SET_CONSENTS,
+    WITHDRAW,
     check,
     choice,
     seed_catalogue,
@@ -36,6 +38,23 @@ from tests.support.followups import follow_up
 READER = client_token("consent:read")
 VERIFY = "{ auditVerification { ok eventsChecked } }"
 SUBJECTS = [f"gc-{i}" for i in range(8)]
+
+
+async def _most_subjects_in_one_transaction(database_url: str, actions: tuple[str, ...]) -> int:
+    """The most subjects whose events of these actions one transaction wrote (PostgreSQL's tx_order)."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            counts = await connection.execute(
+                text(
+                    "SELECT count(DISTINCT subject_id) FROM consent_event WHERE action = ANY(:actions) "
+                    "GROUP BY tx_order ORDER BY 1 DESC"
+                ),
+                {"actions": list(actions)},
+            )
+            return int(next(iter(counts))[0])
+    finally:
+        await engine.dispose()
 
 
 def call(subject: str, *choices: dict[str, Any], **fields: Any) -> tuple[str, dict[str, Any]]:
@@ -85,14 +104,70 @@ async def test_calls_made_together_are_each_recorded_once_and_all_or_nothing(
     assert verified == {"ok": True, "eventsChecked": recorded}
     if database_url.startswith("postgresql"):
         # Written together: some transaction wrote the events of more than one subject.
-        engine = make_engine(database_url)
-        try:
-            async with engine.connect() as connection:
-                per_transaction = "SELECT count(DISTINCT subject_id) FROM consent_event GROUP BY tx_order"
-                shared = await connection.execute(text(per_transaction + " ORDER BY 1 DESC"))
-                assert next(iter(shared))[0] > 1
-        finally:
-            await engine.dispose()
+        assert await _most_subjects_in_one_transaction(database_url, ("GRANT", "WITHDRAW", "OBJECT")) > 1
+
+
+async def test_withdrawals_made_together_are_each_recorded_once_and_all_or_nothing(
+    gql: GraphQLClient, database_url: str
+) -> None:
+    await seed_catalogue(gql)
+    for subject in SUBJECTS:  # existing subjects, each with a grant
+        await set_consents(gql, choice(), token=subject_token(subject))
+    marketing = {"purpose": "marketing_email"}
+    calls: list[tuple[str, str, dict[str, Any]]] = [
+        (WITHDRAW, "gc-0", marketing),
+        (WITHDRAW, "gc-1", {**marketing, "idempotencyKey": "w-1"}),
+        (WITHDRAW, "gc-1", {**marketing, "idempotencyKey": "w-1"}),  # the app's retry: recorded once
+        (WITHDRAW, "gc-2", {"purpose": "nope"}),  # refused: nothing of it recorded
+        (WITHDRAW, "gc-3", {}),  # everything: the grant withdrawn, the opt-out purpose objected to
+        (SET_CONSENTS, "gc-4", call("gc-4", choice(granted=False))[1]),  # a setConsents call among them
+        (WITHDRAW, "gc-5", {**marketing, "channel": "SMS"}),  # one channel of the purpose
+        (WITHDRAW, "gc-6", marketing),
+        (WITHDRAW, "gc-6", {"purpose": "analytics"}),  # a second call for one subject in the same batch
+        (WITHDRAW, "gc-new", {}),  # a subject not created yet: the opt-out purpose objected to
+    ]
+    answers = await asyncio.gather(
+        *(gql(query, {"input": values}, token=subject_token(subject)) for query, subject, values in calls)
+    )
+    results = [next(iter(a.values())) for a in answers]
+    kinds = [r["__typename"] for r in results]
+    assert kinds[3] == "ValidationError"
+    assert kinds.count("ValidationError") == 1
+    assert sorted(r["replayed"] for r in results[1:3]) == [False, True]
+    assert results[1]["events"] == results[2]["events"]
+    assert {(e["purpose"], e["action"]) for e in results[4]["events"]} == {
+        ("marketing_email", "WITHDRAW"),
+        ("analytics", "OBJECT"),
+    }
+    assert [(e["channel"], e["action"]) for e in results[6]["events"]] == [("SMS", "WITHDRAW")]
+
+    expected = {  # each subject's marketing_email and analytics events, newest first
+        "gc-0": (["WITHDRAW", "GRANT"], []),
+        "gc-1": (["WITHDRAW", "GRANT"], []),
+        "gc-2": (["GRANT"], []),
+        "gc-3": (["WITHDRAW", "GRANT"], ["OBJECT"]),
+        "gc-4": (["WITHDRAW", "GRANT"], []),
+        "gc-5": (["WITHDRAW", "GRANT"], []),  # the SMS withdrawal, then the purpose-wide grant
+        "gc-6": (["WITHDRAW", "GRANT"], ["OBJECT"]),
+        "gc-new": ([], ["OBJECT"]),
+    }
+    for subject, (marketing_actions, analytics_actions) in expected.items():
+        history = await gql(EVENTS, {"subjectId": subject, "first": 50}, token=agent_token())
+        nodes = [e["node"] for e in history["consentEvents"]["edges"]]
+        assert [n["action"] for n in nodes if n["purpose"] == "marketing_email"] == marketing_actions
+        assert [n["action"] for n in nodes if n["purpose"] == "analytics"] == analytics_actions
+        [decision] = await check(gql, [subject], READER)  # the projection agrees with the last event
+        assert decision["allowed"] is (subject in ("gc-2", "gc-5")), (subject, decision)
+        [analytics] = await check(gql, [subject], READER, purpose="analytics")
+        assert analytics["allowed"] is not analytics_actions, (subject, analytics)
+
+    # The seeds, then gc-0, gc-1 once, gc-3 (two), gc-4, gc-5, gc-6 (two), gc-new.
+    recorded = len(SUBJECTS) + 1 + 1 + 2 + 1 + 1 + 2 + 1
+    verified = (await gql(VERIFY, token=agent_token()))["auditVerification"]
+    assert verified == {"ok": True, "eventsChecked": recorded}
+    if database_url.startswith("postgresql"):
+        # Written together: some transaction wrote the withdrawals of more than one subject.
+        assert await _most_subjects_in_one_transaction(database_url, ("WITHDRAW", "OBJECT")) > 1
 
 
 async def test_a_call_for_a_subject_another_writer_holds_waits_without_holding_up_the_others(

@@ -26,8 +26,7 @@ async def test_a_write_given_up_three_times_is_a_conflict_error(
         attempts.append(mutation)
         raise Conflict(TRY_AGAIN)
 
-    monkeypatch.setattr(ConsentService, "_set_consents", given_up)
-    monkeypatch.setattr(ConsentService, "_withdraw", given_up)
+    monkeypatch.setattr(ConsentService, "_write", given_up)
     token = subject_token("conflict-1")
     if mutation == "setConsents":
         result = await set_consents(gql, token=token)

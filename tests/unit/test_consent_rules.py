@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
-from dsr_gateway.domain.consent import ANY, ActorKind, ConsentAction, ConsentMethod, Scope
+from dsr_gateway.domain.consent import (
+    ANY,
+    ActorKind,
+    ConsentAction,
+    ConsentMethod,
+    ConsentRecord,
+    ConsentStatus,
+    Scope,
+)
 from dsr_gateway.domain.consent_rules import (
     ConsentChoice,
     actor_for,
@@ -18,6 +27,7 @@ from dsr_gateway.domain.consent_rules import (
     require_consent_write,
     truncate_ip,
     validate_choices,
+    withdrawal_scopes,
 )
 from dsr_gateway.domain.errors import PermissionDenied, ValidationFailed
 from dsr_gateway.domain.principal import Principal, PrincipalKind, Role
@@ -318,3 +328,37 @@ def test_a_withdrawal_key_replays_only_the_same_call(
     same: bool,
 ) -> None:
     assert is_same_withdrawal(scopes, actions, purpose, topic, channel) is same
+
+
+def _record(scope: Scope, status: ConsentStatus) -> ConsentRecord:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return ConsentRecord(scope, status, ConsentMethod.CHECKBOX, 1, at, at, 1)
+
+
+PROMOTIONS = Scope("marketing_email", "promotions")
+BY_EMAIL = Scope("marketing_email", ANY, "EMAIL")
+GIVEN = [
+    _record(Scope("marketing_email"), ConsentStatus.GRANTED),
+    _record(PROMOTIONS, ConsentStatus.GRANTED),
+    _record(BY_EMAIL, ConsentStatus.WITHDRAWN),  # refused already: not withdrawn again purpose-wide
+]
+
+
+@pytest.mark.parametrize(
+    ("purpose", "topic", "channel", "current", "expected"),
+    [
+        # One topic or channel: that scope alone, recorded or not.
+        ("marketing_email", "promotions", ANY, GIVEN, [PROMOTIONS]),
+        ("marketing_email", ANY, "SMS", [], [Scope("marketing_email", ANY, "SMS")]),
+        # Purpose-wide: the purpose and each specific grant under it.
+        ("marketing_email", ANY, ANY, GIVEN, [Scope("marketing_email"), PROMOTIONS]),
+        ("marketing_email", ANY, ANY, [], [Scope("marketing_email")]),
+        # Everything: each purpose with a record, every opt-out purpose, never a notice-only one.
+        (None, ANY, ANY, GIVEN, [Scope("marketing_email"), PROMOTIONS, Scope("analytics")]),
+        (None, ANY, ANY, [], [Scope("analytics")]),
+    ],
+)
+def test_a_withdrawal_records_its_scopes(
+    purpose: str | None, topic: str, channel: str, current: list[ConsentRecord], expected: list[Scope]
+) -> None:
+    assert withdrawal_scopes(purpose, topic, channel, PURPOSES, current) == expected

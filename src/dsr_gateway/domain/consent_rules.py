@@ -14,8 +14,11 @@ from dsr_gateway.domain.consent import (
     ActorKind,
     ConsentAction,
     ConsentMethod,
+    ConsentRecord,
+    ConsentStatus,
     Origin,
     Scope,
+    needs_no_consent,
 )
 from dsr_gateway.domain.errors import FieldProblem, PermissionDenied, ValidationFailed
 from dsr_gateway.domain.principal import Principal, PrincipalKind
@@ -266,6 +269,35 @@ def is_same_withdrawal(previous: Collection[Scope], actions: Collection[ConsentA
     if purpose is None:
         return all(Scope(p) in previous for p in purposes)
     return purposes == {purpose} and Scope(purpose, topic, channel) in previous
+
+
+def withdrawal_scopes(purpose: str | None, topic: str, channel: str, purposes: Mapping[str, Purpose],
+                      current: Collection[ConsentRecord]) -> list[Scope]:  # fmt: skip
+    """The scopes a withdrawal records (purpose None: all): the one named, and under a purpose-wide
+    withdrawal every specific grant of the purpose; withdrawing everything touches each purpose with a
+    record, and every opt-out purpose (an objection), never one that needs no consent."""
+    if purpose is not None and (topic != ANY or channel != ANY):
+        return [Scope(purpose, topic, channel)]
+    if purpose is not None:
+        targets = [purposes[purpose]]
+    else:
+        recorded = {r.scope.purpose for r in current}
+        targets = [
+            p
+            for p in purposes.values()
+            if not needs_no_consent(p) and (p.key in recorded or p.mechanism is ConsentMechanism.OPT_OUT)
+        ]
+    scopes: list[Scope] = []
+    for target in targets:
+        scopes.append(Scope(target.key))
+        scopes.extend(
+            r.scope
+            for r in current
+            if r.scope.purpose == target.key
+            and not r.scope.is_purpose_wide
+            and r.status is ConsentStatus.GRANTED
+        )
+    return scopes
 
 
 def validate_idempotency_key(key: str | None) -> str | None:

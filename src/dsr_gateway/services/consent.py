@@ -13,13 +13,10 @@ from dsr_gateway.domain.consent import (
     ConsentEvent,
     ConsentMethod,
     ConsentRecord,
-    ConsentStatus,
     ConsentView,
     Decision,
     NewConsentEvent,
-    Scope,
     decider,
-    needs_no_consent,
     preferences,
 )
 from dsr_gateway.domain.consent_feed import (
@@ -30,20 +27,17 @@ from dsr_gateway.domain.consent_feed import (
     parse_history_cursor,
 )
 from dsr_gateway.domain.consent_rules import (
-    action_for,
     actor_for,
-    is_same_withdrawal,
     method_for,
     require_consent_check,
     require_consent_read,
     require_consent_write,
     scope_problems,
-    validate_choices,
     validate_idempotency_key,
 )
 from dsr_gateway.domain.errors import Conflict, HeldTooLong, NotFound, ValidationFailed
 from dsr_gateway.domain.principal import Principal, PrincipalKind
-from dsr_gateway.domain.purposes import ConsentMechanism, Purpose
+from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.domain.subjects import validate_external_id
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
 from dsr_gateway.services.consent_writes import (
@@ -52,10 +46,10 @@ from dsr_gateway.services.consent_writes import (
     NotNow,
     SetCall,
     SetConsentsRequest,
+    WithdrawCall,
     WithdrawRequest,
+    WriteCall,
     change,
-    live_events,
-    replays,
     write_events,
 )
 from dsr_gateway.services.group_commit import ALONE, GroupCommit
@@ -84,20 +78,21 @@ class ConsentService:
         batch_uow: UnitOfWorkFactory | None = None,
         on_write_batch: Callable[[int], None] | None = None,
     ) -> None:
-        """`batch_uow`: the unit of work for setConsents calls written together (services/group_commit.py);
-        without it each call is written on its own. `on_write_batch(size)`: each batch's size (a metric)."""
+        """`batch_uow`: the unit of work for setConsents and withdrawConsent calls written together
+        (services/group_commit.py); without it each call is written on its own. `on_write_batch(size)`:
+        each batch's size (a metric)."""
         self._uow = uow
         self._clock = clock
         self._reader = reader
         # The webhook of every change (services/comms).
         self._effects = effects or ConsentEffects(clock, None)
-        self._group: GroupCommit[SetCall, ConsentChange] | None = None
+        self._group: GroupCommit[WriteCall, ConsentChange] | None = None
         if batch_uow is not None:
             batches = BatchWriter(batch_uow, clock, self._effects, self._unless_waiting)
             self._group = GroupCommit(batches, self._write_alone, on_batch=on_write_batch)
 
     async def aclose(self) -> None:
-        """Wait for the setConsents calls still being written (at shutdown, before the engine goes)."""
+        """Wait for the calls still being written (at shutdown, before the engine goes)."""
         if self._group is not None:
             await self._group.aclose()
 
@@ -105,25 +100,29 @@ class ConsentService:
 
     async def set_consents(self, principal: Principal, request: SetConsentsRequest) -> ConsentChange:
         """Several separate choices for one subject, all recorded or none."""
-        external_id = validate_external_id(request.external_id, "subjectId")
-        require_consent_write(principal, external_id)
-        actor = actor_for(principal)
-        method = method_for(principal, request.method)
-        key = validate_idempotency_key(request.idempotency_key)
-        call = SetCall(request, external_id, actor, method, key)
+        return await self._submit(SetCall(request, *_caller(principal, request)))
+
+    async def withdraw(self, principal: Principal, request: WithdrawRequest) -> ConsentChange:
+        """Withdraw (or object to) one topic/channel, a whole purpose, or every purpose."""
+        caller = _caller(principal, request)
+        if request.purpose is None and (request.topic != ANY or request.channel != ANY):
+            raise ValidationFailed.single("purpose", "name the purpose the topic or channel belongs to")
+        return await self._submit(WithdrawCall(request, *caller))
+
+    async def _submit(self, call: WriteCall) -> ConsentChange:
         if self._group is not None:
             return await self._group.submit(call)
         return await self._write_alone(call)
 
-    async def _write_alone(self, call: SetCall) -> ConsentChange:
-        return await _retried(lambda: self._set_consents(call))
+    async def _write_alone(self, call: WriteCall) -> ConsentChange:
+        return await _retried(lambda: self._write(call))
 
-    async def _unless_waiting(self, call: SetCall) -> Any:
+    async def _unless_waiting(self, call: WriteCall) -> Any:
         """One call written now, or ALONE when it would wait (its subject held, or to be created), or lost a
         race (a Conflict: nothing recorded, its own task retries it). Any other error is the call's own: it
         may have come with or after COMMIT, so the call is not run again."""
         try:
-            return await self._set_consents(call, wait=False)
+            return await self._write(call, wait=False)
         except HeldTooLong as exc:  # it waited its lock timeout already: not again, alone
             return exc
         except (NotNow, Conflict):
@@ -131,76 +130,33 @@ class ConsentService:
         except Exception as exc:  # its own error (a refusal; or, as for any lone call, one not run again)
             return exc
 
-    async def _set_consents(self, call: SetCall, *, wait: bool = True) -> ConsentChange:
-        """Without `wait`, NotNow when the subject is held by another writer or not created yet."""
-        request, external_id, method, key = call.request, call.external_id, call.method, call.key
+    async def _write(self, call: WriteCall, *, wait: bool = True) -> ConsentChange:
+        """One call in a transaction of its own. Without `wait`, NotNow when the subject is held by another
+        writer or not created yet."""
+        external_id, key = call.external_id, call.key
         async with self._uow() as uow:
-            version = request.notice_version
             # An existing subject is locked by the statement that reads the catalogue (one round trip);
-            # a new one is created and locked once the choices are valid.
-            found, listed, stated = await uow.consents.lock_with_catalogue(external_id, version, wait=wait)
+            # a new one is created and locked once the call is valid.
+            found, listed, stated = await uow.consents.lock_with_catalogue(
+                external_id, call.notice_version, wait=wait
+            )
             if found is None and not wait:
                 raise NotNow
             purposes = {p.key: p for p in listed}
-            planned = validate_choices(request.choices, purposes, method, version, stated)
+            planned = call.checked(purposes, stated)
             subject_id = (
                 found if found is not None else await uow.consents.lock_subject(external_id, self._clock())
             )
             if key is not None:
                 previous = await uow.consents.events_for_key(subject_id, key)
-                if replays(previous, planned):
-                    return await self._replay(uow, external_id, subject_id, previous, purposes)
-            # The time is taken under the subject's lock, so a subject's events are in time order.
-            events = call.events(planned, self._clock())
-            return await self._record(uow, external_id, subject_id, events, purposes)
-
-    async def withdraw(self, principal: Principal, request: WithdrawRequest) -> ConsentChange:
-        """Withdraw (or object to) one topic/channel, a whole purpose, or every purpose."""
-        external_id = validate_external_id(request.external_id, "subjectId")
-        require_consent_write(principal, external_id)
-        actor = actor_for(principal)
-        method = method_for(principal, request.method)
-        key = validate_idempotency_key(request.idempotency_key)
-        if request.purpose is None and (request.topic != ANY or request.channel != ANY):
-            raise ValidationFailed.single("purpose", "name the purpose the topic or channel belongs to")
-        return await _retried(lambda: self._withdraw(request, external_id, actor, method, key))
-
-    async def _withdraw(
-        self, request: WithdrawRequest, external_id: str, actor: Actor, method: ConsentMethod, key: str | None
-    ) -> ConsentChange:
-        async with self._uow() as uow:
-            found, listed, _ = await uow.consents.lock_with_catalogue(external_id, None)
-            purposes = {p.key: p for p in listed}
-            if request.purpose is not None:
-                purpose = purposes.get(request.purpose)
-                if purpose is None:
-                    raise ValidationFailed.single("purpose", f"no purpose {request.purpose!r}")
-                problems = scope_problems("", purpose, request.topic, request.channel)
-                if problems:
-                    raise ValidationFailed(problems)
-            subject_id = (
-                found if found is not None else await uow.consents.lock_subject(external_id, self._clock())
-            )
-            if key is not None:
-                previous = await uow.consents.events_for_key(subject_id, key)
-                if previous:
-                    scopes, actions = {e.scope for e in previous}, [e.action for e in previous]
-                    if not is_same_withdrawal(
-                        scopes, actions, request.purpose, request.topic, request.channel
-                    ):
-                        raise ValidationFailed.single(
-                            "idempotencyKey", "this key was used for a different call; use a new key"
-                        )
+                if call.is_replay(previous, planned):
                     return await self._replay(uow, external_id, subject_id, previous, purposes)
             current = (await uow.consents.states([subject_id]))[subject_id]
-            targets = _withdrawal_scopes(request, purposes, current)
-            if request.unless_refused:
-                refused = {r.scope for r in current if r.status is not ConsentStatus.GRANTED}
-                targets = [t for t in targets if t not in refused]
-                if not targets:
-                    return change(external_id, [], False, purposes, current, self._clock())
-            choices = [(scope, action_for(purposes[scope.purpose], False)) for scope in targets]
-            events = live_events(choices, method, None, request.origin, actor, self._clock(), key)
+            # The time is taken under the subject's lock, so a subject's events are in time order.
+            now = self._clock()
+            events = call.events(planned, purposes, current, now)
+            if not events:  # a withdrawal of what is refused already (an unsubscribe link clicked twice)
+                return change(external_id, [], False, purposes, current, now)
             return await self._record(uow, external_id, subject_id, events, purposes, current)
 
     async def _record(
@@ -293,6 +249,16 @@ class ConsentService:
         return EventPage(page, len(entries) > size, page[-1][0] if page else None)
 
 
+def _caller(
+    principal: Principal, request: SetConsentsRequest | WithdrawRequest
+) -> tuple[str, Actor, ConsentMethod, str | None]:
+    """The call's subject, actor, method and idempotency key, once the principal may write for it."""
+    external_id = validate_external_id(request.external_id, "subjectId")
+    require_consent_write(principal, external_id)
+    method = method_for(principal, request.method)
+    return external_id, actor_for(principal), method, validate_idempotency_key(request.idempotency_key)
+
+
 async def _retried(attempt: Callable[[], Awaitable[ConsentChange]]) -> ConsentChange:
     """Run a consent write again when the database gave it up for a concurrent one (a deadlock, a chain
     place taken in between: Conflict from the unit of work, nothing recorded), up to WRITE_ATTEMPTS times."""
@@ -304,31 +270,3 @@ async def _retried(attempt: Callable[[], Awaitable[ConsentChange]]) -> ConsentCh
         except Conflict:
             continue
     return await attempt()
-
-
-def _withdrawal_scopes(
-    request: WithdrawRequest, purposes: dict[str, Purpose], current: list[ConsentRecord]
-) -> list[Scope]:
-    """The scopes to withdraw: the one named, and under a purpose-wide withdrawal every specific grant."""
-    if request.purpose is not None and (request.topic != ANY or request.channel != ANY):
-        return [Scope(request.purpose, request.topic, request.channel)]
-    if request.purpose is not None:
-        targets = [purposes[request.purpose]]
-    else:
-        recorded = {r.scope.purpose for r in current}
-        targets = [
-            p
-            for p in purposes.values()
-            if not needs_no_consent(p) and (p.key in recorded or p.mechanism is ConsentMechanism.OPT_OUT)
-        ]
-    scopes: list[Scope] = []
-    for purpose in targets:
-        scopes.append(Scope(purpose.key))
-        scopes.extend(
-            r.scope
-            for r in current
-            if r.scope.purpose == purpose.key
-            and not r.scope.is_purpose_wide
-            and r.status is ConsentStatus.GRANTED
-        )
-    return scopes

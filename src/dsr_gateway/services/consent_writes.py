@@ -1,6 +1,6 @@
 """The setConsents and withdrawConsent calls, what a write answers, and several calls written together.
 
-`BatchWriter` writes the setConsents calls that GroupCommit (services/group_commit.py) gathered into one
+`BatchWriter` writes the calls that GroupCommit (services/group_commit.py) gathered into one
 transaction; `ConsentService` (services/consent.py) checks each call and writes a lone one itself.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from dsr_gateway.domain.consent import (
     ANY,
@@ -20,6 +20,7 @@ from dsr_gateway.domain.consent import (
     ConsentEvent,
     ConsentMethod,
     ConsentRecord,
+    ConsentStatus,
     ConsentView,
     NewConsentEvent,
     Origin,
@@ -27,7 +28,14 @@ from dsr_gateway.domain.consent import (
     apply,
     preferences,
 )
-from dsr_gateway.domain.consent_rules import ConsentChoice, validate_choices
+from dsr_gateway.domain.consent_rules import (
+    ConsentChoice,
+    action_for,
+    is_same_withdrawal,
+    scope_problems,
+    validate_choices,
+    withdrawal_scopes,
+)
 from dsr_gateway.domain.errors import DomainError, ValidationFailed
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
@@ -99,7 +107,7 @@ class NotNow(Exception):
 
 @dataclass(frozen=True, slots=True)
 class SetCall:
-    """A checked setConsents call waiting to be written (alone or in a batch)."""
+    """A setConsents call waiting to be written (alone or in a batch), its caller's rights checked."""
 
     request: SetConsentsRequest
     external_id: str
@@ -107,10 +115,79 @@ class SetCall:
     method: ConsentMethod
     key: str | None
 
-    def events(self, planned: list[tuple[Scope, ConsentAction]], now: datetime) -> list[NewConsentEvent]:
+    @property
+    def notice_version(self) -> int | None:
+        return self.request.notice_version
+
+    def checked(self, purposes: dict[str, Purpose], stated: set[str] | None) -> Choices:
+        """The choices as (scope, action), or ValidationFailed naming the choice refused."""
+        request = self.request
+        return validate_choices(request.choices, purposes, self.method, request.notice_version, stated)
+
+    def is_replay(self, previous: list[ConsentEvent], planned: Choices) -> bool:
+        return replays(previous, planned)
+
+    def events(
+        self, planned: Choices, purposes: dict[str, Purpose], current: Iterable[ConsentRecord], now: datetime
+    ) -> list[NewConsentEvent]:
         """The call's planned choices as events, recorded at `now` (taken under the subject's lock)."""
         version, origin = self.request.notice_version, self.request.origin
         return live_events(planned, self.method, version, origin, self.actor, now, self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawCall:
+    """A withdrawConsent call waiting to be written (alone or in a batch), its caller's rights checked."""
+
+    request: WithdrawRequest
+    external_id: str
+    actor: Actor
+    method: ConsentMethod
+    key: str | None
+    notice_version: ClassVar[None] = None  # a withdrawal names no notice
+
+    def checked(self, purposes: dict[str, Purpose], stated: set[str] | None) -> Choices:
+        """Nothing planned yet (what is withdrawn depends on the subject's records): the purpose, topic and
+        channel named, or ValidationFailed."""
+        request = self.request
+        if request.purpose is not None:
+            purpose = purposes.get(request.purpose)
+            if purpose is None:
+                raise ValidationFailed.single("purpose", f"no purpose {request.purpose!r}")
+            problems = scope_problems("", purpose, request.topic, request.channel)
+            if problems:
+                raise ValidationFailed(problems)
+        return []
+
+    def is_replay(self, previous: list[ConsentEvent], planned: Choices) -> bool:
+        """True when the key recorded this withdrawal; refused when it recorded another call."""
+        if not previous:
+            return False
+        request = self.request
+        scopes, actions = {e.scope for e in previous}, [e.action for e in previous]
+        if not is_same_withdrawal(scopes, actions, request.purpose, request.topic, request.channel):
+            raise ValidationFailed.single(
+                "idempotencyKey", "this key was used for a different call; use a new key"
+            )
+        return True
+
+    def events(
+        self, planned: Choices, purposes: dict[str, Purpose], current: Iterable[ConsentRecord], now: datetime
+    ) -> list[NewConsentEvent]:
+        """The withdrawals of the subject's records, at `now` (taken under the subject's lock); none for a
+        scope already refused when the call says so (an unsubscribe link clicked twice)."""
+        request, records = self.request, list(current)
+        targets = withdrawal_scopes(request.purpose, request.topic, request.channel, purposes, records)
+        if request.unless_refused:
+            refused = {r.scope for r in records if r.status is not ConsentStatus.GRANTED}
+            targets = [t for t in targets if t not in refused]
+        choices = [(scope, action_for(purposes[scope.purpose], False)) for scope in targets]
+        return live_events(choices, self.method, None, request.origin, self.actor, now, self.key)
+
+
+WriteCall = SetCall | WithdrawCall
+# A call's choices as (scope, action): a setConsents call's, checked before anything is read.
+Choices = list[tuple[Scope, ConsentAction]]
 
 
 def live_events(
@@ -130,22 +207,22 @@ def live_events(
 
 
 class BatchWriter:
-    """Writes the setConsents calls gathered by GroupCommit. `write_one` writes a call that is alone in its
-    batch (the one-call path), or answers ALONE when that call would have to wait."""
+    """Writes the setConsents and withdrawConsent calls gathered by GroupCommit. `write_one` writes a call
+    that is alone in its batch (the one-call path), or answers ALONE when that call would have to wait."""
 
     def __init__(
         self,
         uow: UnitOfWorkFactory,
         clock: Clock,
         effects: ConsentEffects,
-        write_one: Callable[[SetCall], Awaitable[Any]],
+        write_one: Callable[[WriteCall], Awaitable[Any]],
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._effects = effects
         self._write_one = write_one
 
-    async def __call__(self, calls: Sequence[SetCall]) -> list[Any]:
+    async def __call__(self, calls: Sequence[WriteCall]) -> list[Any]:
         """Several calls in one transaction, each all or nothing (as ConsentService writes one): their
         subjects locked by one statement that skips subjects another writer holds (the batch never waits:
         services/group_commit.py), their states read together, their events appended and the projection
@@ -161,7 +238,8 @@ class BatchWriter:
                 await batch.plan(uow)
                 written = await batch.record(uow)
                 for index, recorded, _ in written:
-                    await self._effects.after_change(uow, calls[index].external_id, recorded)
+                    if recorded:  # not a withdrawal of what was refused already
+                        await self._effects.after_change(uow, calls[index].external_id, recorded)
                 # The answers are made before COMMIT: once it is sent nothing may fail and have the calls run
                 # again (GroupCommit reruns a failed batch's calls alone: they would be recorded twice).
                 batch.answer(written)
@@ -174,11 +252,11 @@ class BatchWriter:
             logger.warning("closing a committed batch's unit of work failed", exc_info=True)
         return batch.outcomes
 
-    async def _locked(self, uow: UnitOfWork, calls: Sequence[SetCall]) -> _Batch:
+    async def _locked(self, uow: UnitOfWork, calls: Sequence[WriteCall]) -> _Batch:
         """The calls' subjects locked (those it can), the catalogues they name and the subjects' states."""
         ids = await uow.consents.lock_many([c.external_id for c in calls])
         catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]] = {}
-        for version in {c.request.notice_version for c in calls}:
+        for version in {c.notice_version for c in calls}:
             listed, stated = await uow.consents.purposes_and_notice(version)
             catalogues[version] = ({p.key: p for p in listed}, stated)
         stored = await uow.consents.locked_states(sorted(set(ids.values()))) if ids else {}
@@ -198,7 +276,7 @@ Written = tuple[int, list[ConsentEvent], tuple[ConsentRecord, ...]]
 class _Batch:
     """One batch inside its transaction: what each call becomes (`outcomes`, ALONE until decided)."""
 
-    calls: Sequence[SetCall]
+    calls: Sequence[WriteCall]
     ids: dict[str, int]  # the subjects locked
     catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]]
     states: dict[int, dict[Scope, ConsentRecord]]
@@ -211,15 +289,14 @@ class _Batch:
         """Each call checked: its events planned, a replay of its key found, or its DomainError. The keyed
         calls' earlier events are read in one statement."""
         taken: set[int] = set()  # one call per subject: the follower makes one receipt per transaction
-        checked: list[tuple[int, SetCall, int, list[tuple[Scope, ConsentAction]]]] = []
+        checked: list[tuple[int, WriteCall, int, Choices]] = []
         for index, call in enumerate(self.calls):
             subject_id = self.ids.get(call.external_id)
             if subject_id is None or subject_id in taken:
                 continue  # ALONE: created or waited for on its own; a second call after the first
-            version = call.request.notice_version
-            purposes, stated = self.catalogues[version]
+            purposes, stated = self.catalogues[call.notice_version]
             try:
-                planned = validate_choices(call.request.choices, purposes, call.method, version, stated)
+                planned = call.checked(purposes, stated)
             except DomainError as exc:
                 self.outcomes[index] = exc
                 continue
@@ -231,13 +308,15 @@ class _Batch:
             if call.key is not None:
                 previous = earlier[(subject_id, call.key)]
                 try:
-                    if replays(previous, planned):
+                    if call.is_replay(previous, planned):
                         self.replayed.append((index, subject_id, previous))
                         continue
                 except DomainError as exc:
                     self.outcomes[index] = exc
                     continue
-            self.planned.append((index, subject_id, call.events(planned, self.now)))
+            purposes, _ = self.catalogues[call.notice_version]
+            current = self.states.get(subject_id, {}).values()
+            self.planned.append((index, subject_id, call.events(planned, purposes, current, self.now)))
 
     async def record(self, uow: UnitOfWork) -> list[Written]:
         """Every planned event appended in one go and the projection written once; per call its recorded
@@ -258,12 +337,12 @@ class _Batch:
     def answer(self, written: list[Written]) -> None:
         """The ConsentChange of each recorded call and of each replay."""
         for index, recorded, records in written:
-            purposes, _ = self.catalogues[self.calls[index].request.notice_version]
+            purposes, _ = self.catalogues[self.calls[index].notice_version]
             self.outcomes[index] = change(
                 self.calls[index].external_id, recorded, False, purposes, records, self.now
             )
         for index, subject_id, previous in self.replayed:
-            purposes, _ = self.catalogues[self.calls[index].request.notice_version]
+            purposes, _ = self.catalogues[self.calls[index].notice_version]
             current = self.states.get(subject_id, {}).values()
             self.outcomes[index] = change(
                 self.calls[index].external_id, previous, True, purposes, current, self.now
