@@ -168,7 +168,13 @@ def build_consent_service(
     reader = SqlConsentReader(read_engine, hot_reads)
     # Calls written together share one unit of work (arrays, one statement per step: consent_batch.py).
     return ConsentService(
-        writes, utc_now, reader, effects=effects, batch_uow=writes, on_write_batch=on_write_batch
+        writes,
+        utc_now,
+        reader,
+        effects=effects,
+        batch_uow=writes,
+        on_write_batch=on_write_batch,
+        lock_timeout=settings.consent_lock_timeout_seconds,
     )
 
 
@@ -418,11 +424,7 @@ def create_app(settings: Settings, *, http_transport: httpx.AsyncBaseTransport |
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        engine = make_engine(
-            settings.database_url,
-            pool_size=settings.database_pool_size,
-            lock_timeout_seconds=settings.database_lock_timeout_seconds,
-        )
+        engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
         session_factory = make_session_factory(engine)
         read_engine = make_read_engine(settings.database_url, pool_size=settings.database_pool_size)
         # consentCheck's statement through asyncpg directly on PostgreSQL (db/hot_reads.py).

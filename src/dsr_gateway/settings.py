@@ -33,11 +33,11 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///./dsr_gateway.db"
     database_pool_size: int = Field(default=10, ge=1, le=200)
-    # The longest a request waits for rows another transaction holds (PostgreSQL; SQLite waits its busy
-    # timeout): a consent import holds the subjects it extends until it commits, and a write kept
-    # waiting holds a pooled connection meanwhile. Past it the request is answered ConflictError
-    # ("send it again"). 0 waits without limit.
-    database_lock_timeout_seconds: float = Field(default=10.0, ge=0, le=3600)
+    # The longest a consent write (setConsents, withdrawConsent, a one-click unsubscribe) waits for its
+    # subject while another transaction holds it (PostgreSQL; SQLite waits its busy timeout): a consent
+    # import holds the subjects it extends until it commits, and a write kept waiting holds a pooled
+    # connection meanwhile. Past it the call is answered ConflictError ("send it again"). 0: no limit.
+    consent_lock_timeout_seconds: float = Field(default=10.0, ge=0, le=3600)
     # consentCheck reads are written to the personal-data access log once per client, purpose and
     # subject per window of this many seconds (docs/audit.md).
     access_log_window_seconds: float = Field(default=60.0, gt=0, le=3600)

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dsr_gateway.connectors.link_signing import LinkSigner, UnsubscribeLinks
-from dsr_gateway.domain.errors import NotFound, ValidationFailed
+from dsr_gateway.domain.errors import Conflict, HeldTooLong, NotFound, ValidationFailed
 from dsr_gateway.domain.principal import Principal, PrincipalKind, Role
 from dsr_gateway.domain.unsubscribe import ReconfirmClaims, UnsubscribeClaims
 from dsr_gateway.http import unsubscribe
@@ -152,6 +152,10 @@ async def test_bad_tokens_are_a_page_never_a_500(name: str, token: str, status: 
         (NotFound("purpose", "marketing_email"), 200),
         (ValidationFailed.single("purpose", "nope"), 400),
         (RuntimeError("db down"), 503),
+        # Held by an import past the lock timeout, or given up for concurrent writes: nothing recorded;
+        # a 503 with Retry-After has a mail provider send the one-click POST again (a 4xx would end it).
+        (HeldTooLong(), 503),
+        (Conflict("given up for a concurrent write"), 503),
     ],
 )
 async def test_failures_of_the_withdrawal(error: Exception, status: int) -> None:
@@ -162,6 +166,8 @@ async def test_failures_of_the_withdrawal(error: Exception, status: int) -> None
         )
     assert response.status_code == status
     assert "db down" not in response.text
+    if isinstance(error, Conflict):
+        assert response.headers["retry-after"] == "60"
 
 
 async def test_the_real_app_serves_the_page_and_gpc_json(

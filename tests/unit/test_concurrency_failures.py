@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dsr_gateway.db.uow import CHAIN_INDEX, HELD_TOO_LONG, TRY_AGAIN, concurrency_failure
-from dsr_gateway.domain.errors import Conflict, HeldTooLong
+from dsr_gateway.db.uow import CHAIN_INDEX, TRY_AGAIN, concurrency_failure
+from dsr_gateway.domain.errors import HELD_TOO_LONG, Conflict, HeldTooLong
 
 
 class DriverError(Exception):

@@ -341,6 +341,7 @@ GIVEN = [
     _record(Scope("marketing_email"), ConsentStatus.GRANTED),
     _record(PROMOTIONS, ConsentStatus.GRANTED),
     _record(BY_EMAIL, ConsentStatus.WITHDRAWN),  # refused already: not withdrawn again purpose-wide
+    _record(Scope("essential"), ConsentStatus.GRANTED),  # needs no consent: never withdrawn
 ]
 
 

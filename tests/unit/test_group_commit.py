@@ -213,3 +213,27 @@ async def test_a_call_written_on_its_own_runs_in_its_callers_context() -> None:
 
     await asyncio.gather(caller("a"), caller("b"))
     assert seen == {"a": "req-a", "b": "req-b"}
+
+
+class NoTurn(Exception):
+    """What a call that waited too long for a turn of its own gets."""
+
+
+@pytest.mark.parametrize(("turn_timeout", "given_up"), [(None, 0), (0.05, 3)])
+async def test_calls_waiting_too_long_for_a_turn_of_their_own_are_given_up(
+    turn_timeout: float | None, given_up: int
+) -> None:
+    class SlowAlone(Writer):
+        async def write_alone(self, call: str) -> str:
+            await asyncio.sleep(0.2)  # a lone write kept waiting for a lock
+            self.alone.append(call)
+            return f"alone:{call}"
+
+    writer = SlowAlone(outcome=lambda call: ALONE)
+    group: GroupCommit[str, str] = GroupCommit(
+        writer.write_batch, writer.write_alone, max_alone=1, turn_timeout=turn_timeout, no_turn=NoTurn
+    )
+    results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(4)), return_exceptions=True)
+    assert sum(isinstance(r, NoTurn) for r in results) == given_up
+    assert len(writer.alone) == 4 - given_up  # those given up were never written
+    await group.aclose()

@@ -67,8 +67,8 @@ def settings_error(**values: Any) -> str:
         ({"jwt_secret": "short"}, "DSR_JWT_SECRET must be at least 32 characters"),
         ({"env": "staging"}, "Input should be 'development' or 'production'"),
         ({"database_pool_size": 0}, "greater than or equal to 1"),
-        ({"database_lock_timeout_seconds": -1}, "greater than or equal to 0"),
-        ({"database_lock_timeout_seconds": 7200}, "less than or equal to 3600"),
+        ({"consent_lock_timeout_seconds": -1}, "greater than or equal to 0"),
+        ({"consent_lock_timeout_seconds": 7200}, "less than or equal to 3600"),
         ({"max_body_bytes": 10}, "greater than or equal to 1024"),
         ({"log_level": "LOUD"}, "unknown log level 'LOUD'; use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
@@ -97,8 +97,8 @@ def test_a_bad_setting_is_refused_with_a_clear_message(values: dict[str, Any], m
             "signing_key": "k",
         },
         {"log_level": "debug"},
-        {"database_lock_timeout_seconds": 0},  # waits without limit
-        {"database_lock_timeout_seconds": 0.25},
+        {"consent_lock_timeout_seconds": 0},  # waits without limit
+        {"consent_lock_timeout_seconds": 0.25},
     ],
 )
 def test_good_settings_are_accepted(values: dict[str, Any]) -> None:

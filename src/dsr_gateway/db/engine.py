@@ -13,12 +13,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # lastError) would otherwise quote its parameters, e.g. a subject's id or email address.
 
 
-def make_engine(
-    url: str, *, pool_size: int = 10, echo: bool = False, lock_timeout_seconds: float = 0.0
-) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """The engine for `url`; on SQLite every transaction takes the write lock at BEGIN (hot reads use
-    db/read_engine.py). On PostgreSQL a statement waits at most `lock_timeout_seconds` for a lock (0: no
-    limit), then fails with lock_not_available (the units of work answer HeldTooLong)."""
+    db/read_engine.py)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
@@ -35,18 +32,8 @@ def make_engine(
     # a burst writers paid new connections. No pre-ping: on asyncpg it is three round trips (BEGIN, a
     # query, ROLLBACK) per checkout; a connection found dead fails its one transaction, SQLAlchemy then
     # invalidates the pool, and connections are recycled hourly.
-    # Set when each connection opens (asyncpg's server_settings): no statement per transaction.
-    settings = (
-        {"lock_timeout": f"{max(1, round(lock_timeout_seconds * 1000))}ms"} if lock_timeout_seconds else {}
-    )
     return create_async_engine(
-        url,
-        echo=echo,
-        hide_parameters=True,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_recycle=3600,
-        connect_args={"server_settings": settings} if settings else {},
+        url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=0, pool_recycle=3600
     )
 
 

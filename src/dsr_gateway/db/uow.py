@@ -43,13 +43,9 @@ TRY_AGAIN = (
     "Another change to the same records was being saved at the same moment; nothing of this one was "
     "saved: send it again."
 )
-# lock_not_available: a statement waited longer than the engine's lock timeout (DSR_DATABASE_LOCK_TIMEOUT_
-# SECONDS) for rows another transaction holds, a consent import for one.
+# lock_not_available: a statement waited longer than its transaction's lock timeout for rows another
+# transaction holds (a consent write's, DSR_CONSENT_LOCK_TIMEOUT_SECONDS: an import holding its subjects).
 LOCK_TIMEOUT_STATE = "55P03"
-HELD_TOO_LONG = (
-    "The records this change needs are held by a longer change still under way (a consent import, for "
-    "example); nothing of this one was saved: send it again in a little while."
-)
 
 
 def concurrency_failure(exc: BaseException) -> Conflict | None:
@@ -64,7 +60,7 @@ def concurrency_failure(exc: BaseException) -> Conflict | None:
         if state in RETRYABLE_STATES or getattr(seen, "constraint_name", None) in RACED_CONSTRAINTS:
             return Conflict(TRY_AGAIN)
         if state == LOCK_TIMEOUT_STATE:
-            return HeldTooLong(HELD_TOO_LONG)
+            return HeldTooLong()
         seen = getattr(seen, "orig", None) or seen.__cause__
     return None
 

@@ -59,9 +59,18 @@ class Conflict(DomainError):
     """The request clashes with the current state of the object."""
 
 
+HELD_TOO_LONG = (
+    "The records this change needs are held by a longer change still under way (a consent import, for "
+    "example); nothing of this one was saved: send it again in a little while."
+)
+
+
 class HeldTooLong(Conflict):
     """Another transaction held what the request needed for longer than the lock timeout (a consent import
     holds its subjects until it commits): nothing was saved; sending it again at once would wait again."""
+
+    def __init__(self, message: str = HELD_TOO_LONG) -> None:
+        super().__init__(message)
 
 
 class IllegalTransition(Conflict):

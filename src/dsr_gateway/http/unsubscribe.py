@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dsr_gateway.connectors.link_signing import LinkSigner
-from dsr_gateway.domain.errors import DomainError, NotFound
+from dsr_gateway.domain.errors import Conflict, DomainError, NotFound
 from dsr_gateway.domain.unsubscribe import InvalidLink, UnsubscribeClaims
 from dsr_gateway.http.link_pages import page, refusal
 
@@ -32,6 +32,7 @@ logger = logging.getLogger("dsr_gateway.http.unsubscribe")
 
 SIGNER_STATE = "link_signer"
 WITHDRAW_STATE = "unsubscribe_withdraw"
+RETRY_AFTER_SECONDS = "60"
 METHOD = "UNSUBSCRIBE_LINK"
 _MULTIPART_ONE_CLICK = re.compile(rb'name="?List-Unsubscribe"?\r\n(?:[^\r\n]+\r\n)*\r\nOne-Click\r\n')
 
@@ -97,6 +98,13 @@ async def unsubscribe_post(request: Request) -> Response:
     except NotFound:
         # The purpose (or subject) is gone: there is nothing left to unsubscribe from.
         return page("You are unsubscribed", f"You will not receive {_what(claims)} any more.", 200)
+    except Conflict:
+        # Held by a longer change (an import) or given up for a concurrent one: nothing recorded, and the
+        # same click works later. 503 with Retry-After, so a mail provider's one-click POST is retried
+        # (a 4xx would end it).
+        response = page("Please try again in a minute", "We could not record your choice just now.", 503)
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
     except DomainError as exc:
         return page("Nothing was changed", exc.message, 400)
     except Exception:

@@ -77,19 +77,28 @@ class ConsentService:
         effects: ConsentEffects | None = None,
         batch_uow: UnitOfWorkFactory | None = None,
         on_write_batch: Callable[[int], None] | None = None,
+        lock_timeout: float = 0.0,
     ) -> None:
         """`batch_uow`: the unit of work for setConsents and withdrawConsent calls written together
         (services/group_commit.py); without it each call is written on its own. `on_write_batch(size)`:
-        each batch's size (a metric)."""
+        each batch's size (a metric). `lock_timeout`: the longest a call waits for its subject while
+        another transaction holds it (an import), in seconds (0: no limit); then HeldTooLong."""
         self._uow = uow
         self._clock = clock
         self._reader = reader
+        self._lock_timeout = lock_timeout
         # The webhook of every change (services/comms).
         self._effects = effects or ConsentEffects(clock, None)
         self._group: GroupCommit[WriteCall, ConsentChange] | None = None
         if batch_uow is not None:
             batches = BatchWriter(batch_uow, clock, self._effects, self._unless_waiting)
-            self._group = GroupCommit(batches, self._write_alone, on_batch=on_write_batch)
+            self._group = GroupCommit(
+                batches,
+                self._write_alone,
+                on_batch=on_write_batch,
+                turn_timeout=lock_timeout or None,
+                no_turn=HeldTooLong,
+            )
 
     async def aclose(self) -> None:
         """Wait for the calls still being written (at shutdown, before the engine goes)."""
@@ -135,6 +144,10 @@ class ConsentService:
         writer or not created yet."""
         external_id, key = call.external_id, call.key
         async with self._uow() as uow:
+            if wait and self._lock_timeout:
+                # Bounded: an import holds its subjects until it commits (a batch and the one-call path
+                # never wait: they skip a held subject and send its call here).
+                await uow.consents.limit_lock_wait(self._lock_timeout)
             # An existing subject is locked by the statement that reads the catalogue (one round trip);
             # a new one is created and locked once the call is valid.
             found, listed, stated = await uow.consents.lock_with_catalogue(
@@ -255,8 +268,9 @@ def _caller(
     """The call's subject, actor, method and idempotency key, once the principal may write for it."""
     external_id = validate_external_id(request.external_id, "subjectId")
     require_consent_write(principal, external_id)
+    actor = actor_for(principal)
     method = method_for(principal, request.method)
-    return external_id, actor_for(principal), method, validate_idempotency_key(request.idempotency_key)
+    return external_id, actor, method, validate_idempotency_key(request.idempotency_key)
 
 
 async def _retried(attempt: Callable[[], Awaitable[ConsentChange]]) -> ConsentChange:

@@ -48,15 +48,21 @@ class GroupCommit(Generic[Call, Result]):
         max_batch: int = MAX_BATCH,
         on_batch: Callable[[int], None] | None = None,
         max_alone: int = MAX_ALONE,
+        turn_timeout: float | None = None,
+        no_turn: Callable[[], Exception] = TimeoutError,
     ) -> None:
         """`on_batch(size)` is told the number of calls of every batch written (a metric). At most
         `max_alone` calls are written on their own at once (each may hold a pooled connection while it
-        waits for a lock); the others wait for a turn without one."""
+        waits for a lock); the others wait for a turn without one, at most `turn_timeout` seconds (None:
+        no limit), after which the call fails with `no_turn()` (the turns are taken by calls kept waiting
+        themselves: those behind them would wait turn after turn)."""
         self._on_batch = on_batch
         self._write_batch = write_batch
         self._write_alone = write_alone
         self._max_batch = max_batch
         self._alone_turns = asyncio.Semaphore(max_alone)
+        self._turn_timeout = turn_timeout
+        self._no_turn = no_turn
         self._waiting: list[tuple[Call, asyncio.Future[Result], contextvars.Context]] = []
         self._drainer: asyncio.Task[None] | None = None
         self._alone_tasks: set[asyncio.Task[None]] = set()
@@ -131,10 +137,18 @@ class GroupCommit(Generic[Call, Result]):
 
     async def _alone(self, call: Call, future: asyncio.Future[Result]) -> None:
         try:
-            async with self._alone_turns:
+            try:
+                async with asyncio.timeout(self._turn_timeout):
+                    await self._alone_turns.acquire()
+            except TimeoutError:
+                _settle(future, error=self._no_turn())
+                return
+            try:
                 if future.done():  # the caller went away while it waited for its turn
                     return
                 result = await self._write_alone(call)
+            finally:
+                self._alone_turns.release()
         except Exception as exc:
             _settle(future, error=exc)
         except BaseException:

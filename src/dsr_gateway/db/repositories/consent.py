@@ -18,6 +18,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -174,6 +175,11 @@ D_UPSERT_STATE_PG = DriverStatement(UPSERT_STATES_PG)
 D_CREATE_SUBJECT_PG = DriverStatement(
     pg_insert(SUBJECTS).on_conflict_do_nothing(index_elements=["external_id"])
 )
+# The transaction's lock_timeout (set_config's `true`: this transaction only, as SET LOCAL, which takes no
+# parameter; transaction-scoped, so it also holds behind a transaction-pooling PgBouncer).
+D_LIMIT_LOCK_WAIT = DriverStatement(
+    select(func.set_config(literal("lock_timeout"), bindparam("timeout", type_=String), true()))
+)
 D_EVENTS_FOR_KEY = DriverStatement(
     select(EVENTS)
     .where(EVENTS.c.subject_id == bindparam("subject_id"), EVENTS.c.idempotency_key == bindparam("key"))
@@ -238,6 +244,13 @@ class SqlConsentLedger:
     async def _fetch(self, statement: DriverStatement, params: dict[str, Any]) -> list[Mapping[str, Any]]:
         await flush_pending(self._session)
         return await statement.run(self._session, params)
+
+    async def limit_lock_wait(self, seconds: float) -> None:
+        """The rest of this transaction waits at most `seconds` for a lock another transaction holds, then
+        fails with lock_not_available (the unit of work answers HeldTooLong). PostgreSQL; SQLite's writer
+        waits its busy timeout for the database's write lock."""
+        if self._postgres and seconds > 0:
+            await self._fetch(D_LIMIT_LOCK_WAIT, {"timeout": f"{max(1, round(seconds * 1000))}ms"})
 
     async def lock_subject(self, external_id: str, now: datetime) -> int:
         """The subject's id, created on first use, its row locked until commit (FOR NO KEY UPDATE).
