@@ -273,7 +273,12 @@ def build_comms_services(
     return {
         "reviews": ReviewService(uow, utc_now, composer),
         "consent_lifecycle": ConsentLifecycleService(
-            uow, utc_now, consent, effects, timedelta(days=settings.consent_expiry_grace_days)
+            uow,
+            utc_now,
+            consent,
+            effects,
+            timedelta(days=settings.consent_expiry_grace_days),
+            lock_timeout=settings.consent_lock_timeout_seconds,
         ),
         "breach": BreachService(uow, utc_now, composer, systems.describe()),
         "contacts": ContactService(uow, utc_now, build_cipher(settings)),

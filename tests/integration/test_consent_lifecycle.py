@@ -3,10 +3,12 @@ EXPIRE by the system, the webhook and the message queued with it), GPC recorded 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from dsr_gateway.app import build_composer
@@ -16,6 +18,7 @@ from dsr_gateway.db.repositories.consent_reads import SqlConsentReader
 from dsr_gateway.db.uow import SqlUnitOfWork
 from dsr_gateway.domain.consent import ConsentAction, ConsentMethod, ConsentReason
 from dsr_gateway.domain.consent_rules import ConsentChoice
+from dsr_gateway.domain.errors import HeldTooLong
 from dsr_gateway.domain.notices import DataCategory, NoticeDraft, NoticePurpose
 from dsr_gateway.domain.principal import Principal, PrincipalKind, Role
 from dsr_gateway.domain.purposes import ConsentMechanism, LegalBasis, Purpose, PurposeCategory
@@ -25,6 +28,7 @@ from dsr_gateway.services.consent import ConsentService
 from dsr_gateway.services.consent_followups import ConsentFollowUps
 from dsr_gateway.services.consent_lifecycle import ConsentLifecycleService
 from dsr_gateway.services.consent_writes import SetConsentsRequest
+from tests.support import databases
 from tests.support.app import make_settings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -135,3 +139,28 @@ async def test_gpc_is_recorded_once_per_purpose_and_a_conflict_only_over_an_opt_
     assert await world.lifecycle.record_gpc("g-1") == 0
     assert (await world.lifecycle.gpc_conflicts(["g-1"])) == [[]]
     assert (await world.consent.check(STAFF, "ad_sharing", ["g-1"]))[0].reason is ConsentReason.GRANTED
+
+
+async def test_a_reconfirmation_click_waits_no_longer_than_the_lock_timeout(
+    world: World, database_url: str
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite locks the database, not rows: its writers wait the busy timeout")
+    await grant(world, "r-1", "newsletter")
+    lifecycle = ConsentLifecycleService(
+        world.uow,  # type: ignore[arg-type]
+        world.clock,
+        world.consent,
+        ConsentEffects(world.clock, None),
+        lock_timeout=0.2,
+    )
+    holder = await asyncpg.connect(databases.asyncpg_dsn(database_url))
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT 1 FROM subject WHERE external_id = 'r-1' FOR NO KEY UPDATE")  # an import
+        with pytest.raises(HeldTooLong):
+            await asyncio.wait_for(lifecycle.reconfirm("r-1", "newsletter"), 30)
+        await holder.execute("ROLLBACK")
+        assert await lifecycle.reconfirm("r-1", "newsletter") == 1  # once the import has ended
+    finally:
+        await holder.close()

@@ -236,4 +236,6 @@ async def test_calls_waiting_too_long_for_a_turn_of_their_own_are_given_up(
     results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(4)), return_exceptions=True)
     assert sum(isinstance(r, NoTurn) for r in results) == given_up
     assert len(writer.alone) == 4 - given_up  # those given up were never written
+    # Every turn is back: a later call gets one.
+    assert await group.submit("later") == "alone:later"
     await group.aclose()

@@ -118,8 +118,9 @@ class WithdrawConsentSuccess(SetConsentsSuccess):
     pass
 
 
-# ConflictError: the database gave the write up for a concurrent one three times running (rare; nothing
-# recorded, the message says to try again).
+# ConflictError: the database gave the write up for a concurrent one three times running (rare), or the
+# subject was held longer than DSR_CONSENT_LOCK_TIMEOUT_SECONDS by a longer change (an import); nothing
+# recorded, the message says to send it again.
 SetConsentsResult = Annotated[
     SetConsentsSuccess | ValidationError | NotFoundError | PermissionDeniedError | ConflictError,
     strawberry.union("SetConsentsResult"),

@@ -58,6 +58,12 @@ from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOf
 logger = logging.getLogger(__name__)
 MAX_CHECK_IDS = 10_000
 WRITE_ATTEMPTS = 3
+# A call that waited the lock timeout for a turn to be written on its own (the turns taken by writes that
+# wait for subjects an import holds, or for new subjects behind them).
+NO_TURN = (
+    "Too many changes are waiting for records held by a longer change still under way (a consent import, "
+    "for example); nothing of this one was saved: send it again in a little while."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,7 @@ class ConsentService:
                 self._write_alone,
                 on_batch=on_write_batch,
                 turn_timeout=lock_timeout or None,
-                no_turn=HeldTooLong,
+                no_turn=lambda: HeldTooLong(NO_TURN),
             )
 
     async def aclose(self) -> None:
@@ -132,8 +138,6 @@ class ConsentService:
         may have come with or after COMMIT, so the call is not run again."""
         try:
             return await self._write(call, wait=False)
-        except HeldTooLong as exc:  # it waited its lock timeout already: not again, alone
-            return exc
         except (NotNow, Conflict):
             return ALONE
         except Exception as exc:  # its own error (a refusal; or, as for any lone call, one not run again)

@@ -61,13 +61,16 @@ class ExpiryRun:
 class ConsentLifecycleService:
     def __init__(
         self, uow: UnitOfWorkFactory, clock: Clock, consent: ConsentService, effects: ConsentEffects,
-        expiry_grace: timedelta = timedelta(days=14),
+        expiry_grace: timedelta = timedelta(days=14), lock_timeout: float = 0.0,
     ) -> None:  # fmt: skip
+        """`lock_timeout`: the longest a reconfirmation click waits for its subject while another
+        transaction holds it (an import), in seconds (0: no limit); then HeldTooLong."""
         self._uow = uow
         self._clock = clock
         self._consent = consent
         self._effects = effects
         self._grace = expiry_grace
+        self._lock_timeout = lock_timeout
 
     # --- one-click links (the signed token is the authority; http/ verified it) --------------------
 
@@ -98,6 +101,7 @@ class ConsentLifecycleService:
             subject = await uow.subjects.get(external_id)
             if subject is None:
                 raise Conflict("There is no permission to confirm: it was never given.")
+            await uow.consents.limit_lock_wait(self._lock_timeout)  # a click: not for a whole import
             subject_id = await uow.consents.lock_subject(external_id, self._clock())
             current = (await uow.consents.states([subject_id]))[subject_id]
             scopes = [

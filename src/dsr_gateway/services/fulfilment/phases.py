@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsr_gateway.domain.errors import DomainError
+from dsr_gateway.domain.errors import Conflict, DomainError
 from dsr_gateway.domain.fulfilment import ALL_SYSTEMS, FulfilmentStep, Phase, StepStatus
 from dsr_gateway.domain.principal import Principal, PrincipalKind, Role
 from dsr_gateway.domain.privacy_requests import PrivacyRequest
@@ -30,6 +30,7 @@ from dsr_gateway.services.fulfilment_ports import (
     LegalHold,
     PermanentConnectorError,
     RectifyResult,
+    RetryableConnectorError,
     StepRef,
     SubjectIdentifiers,
     SystemDescription,
@@ -199,6 +200,12 @@ class PhaseRunner:
                     agent, WithdrawRequest(external_id, purpose, idempotency_key=key)
                 )
                 events += len(change.events)
+        except Conflict as exc:
+            # The subject held by a longer change (an import) past the lock timeout, or the write given up
+            # for concurrent ones: nothing recorded; the step is tried again later.
+            raise RetryableConnectorError(
+                GATEWAY, f"the consent ledger could not record it now: {exc}"
+            ) from exc
         except DomainError as exc:
             raise PermanentConnectorError(GATEWAY, f"the consent ledger refused the change: {exc}") from exc
         return StepOutcome({"purposes": purposes or ["*"], "events": events})
