@@ -100,6 +100,16 @@ async def test_metrics_never_label_raw_paths(gql: GraphQLClient) -> None:
     assert counter(text, "other", "GET", "404") == 1
 
 
+async def test_metrics_count_unknown_methods_under_one_label(gql: GraphQLClient) -> None:
+    # A client may send any token as the method: each would be a new series kept for the process's life.
+    for method in ("BREW", "X-SCAN-1", "X-SCAN-2"):
+        await gql.http.request(method, "/healthz")
+    text = (await gql.http.get("/metrics")).text
+    assert "BREW" not in text
+    assert "X-SCAN" not in text
+    assert counter(text, "/healthz", "OTHER", "405") == 3
+
+
 # --- request ids ---------------------------------------------------------------------------------
 
 

@@ -8,6 +8,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# The methods kept as a label; any other is counted as "OTHER" (a client may send any token as a method,
+# and each new label value would be a new series kept for the process's life).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 ROUTE_PREFIXES = (
     "/graphql",
     "/healthz",
@@ -40,8 +43,10 @@ class HttpMetrics:
 
     def observe(self, path: str, method: str, status: int, seconds: float) -> None:
         # The labelled children kept here: prometheus_client's `labels()` checks and locks on every call
-        # (routes are a fixed list, methods the few HTTP knows, statuses a few dozen).
+        # (routes are a fixed list, methods a fixed set, statuses a few dozen).
         route = route_of(path)
+        if method not in METHODS:
+            method = "OTHER"
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:
