@@ -10,7 +10,9 @@
    baseline, single-subject consentCheck, batch-of-1,000 consentCheck, single-purpose setConsents writes.
 4. Times `dsr-gateway import-consents` on a generated CSV (rows/s over the whole command, and as it reports
    them once started), then deletes what it imported so the database stays at its seeded size.
-The machine is shared and noisy: the ratios matter more than the absolute figures.
+The machine is shared and noisy: the ratios matter more than the absolute figures. Beside them: the
+server's CPU per request, PostgreSQL's (when its processes run on this machine), and how long a plain
+Python loop takes here, to compare runs made on different machines.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ class Result:
     p99_ms: float
     items_per_request: int = 1
     server_cpu_seconds: float | None = None  # the server process's CPU time during the run (Linux)
+    database_cpu_seconds: float | None = None  # local PostgreSQL processes' CPU time during the run
+
+    @property
+    def database_us_per_request(self) -> str:
+        """PostgreSQL's CPU per request (its processes on this machine; blank for SQLite, whose work is
+        the server's own, or a server elsewhere)."""
+        if not self.database_cpu_seconds or not self.requests:
+            return ""
+        return f"{1e6 * self.database_cpu_seconds / self.requests:,.0f}"
 
     @property
     def rate(self) -> float:
@@ -66,6 +77,30 @@ class Result:
         if self.server_cpu_seconds is None or not self.requests:
             return ""
         return f"{1e6 * self.server_cpu_seconds / self.requests:,.0f}"
+
+
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL process on this machine (Linux /proc; none visible: empty)."""
+    found: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def python_loop_seconds() -> float:
+    """A plain loop of ten million additions in a function: how fast this machine runs Python, run to run
+    (the same loop at a module's top level, with global names, takes ~2.5x as long)."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - started
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -242,6 +277,7 @@ def run_load(
     duration: float,
     items: int = 1,
     server_pid: int | None = None,
+    postgres: bool = False,
 ) -> Result:
     spec = {
         "host": "127.0.0.1",
@@ -252,6 +288,7 @@ def run_load(
         "duration": duration,
     }
     cpu_before = process_cpu_seconds(server_pid) if server_pid else None
+    database_before = postgres_cpu() if postgres else {}
     done = subprocess.run(
         [sys.executable, __file__, "--load-worker"],
         input=json.dumps(spec),
@@ -262,8 +299,19 @@ def run_load(
     data = json.loads(done.stdout)
     cpu_after = process_cpu_seconds(server_pid) if server_pid else None
     cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
+    # Backends that ended during the run are missed: the server's pooled connections stay open.
+    database_after = postgres_cpu() if postgres else {}
+    database = sum(s - database_before.get(p, 0.0) for p, s in database_after.items())
     return Result(
-        name, data["requests"], data["errors"], data["seconds"], data["p50_ms"], data["p99_ms"], items, cpu
+        name,
+        data["requests"],
+        data["errors"],
+        data["seconds"],
+        data["p50_ms"],
+        data["p99_ms"],
+        items,
+        cpu,
+        database,
     )
 
 
@@ -431,14 +479,16 @@ def main() -> None:
     ]
     bare = [json.dumps({"query": "{ __typename }"})]
 
+    loop = python_loop_seconds()
     port = free_port()
     server = start_server(database_url, port)
     try:
         c, d, pid = args.connections, args.duration, server.pid
+        pg = database_url.startswith("postgresql")
         run_load("warm-up", port, token, singles, c, min(d, 2.0))
         results = [
-            run_load("bare { __typename }", port, token, bare, c, d, server_pid=pid),
-            run_load("consentCheck, 1 subject", port, token, singles, c, d, server_pid=pid),
+            run_load("bare { __typename }", port, token, bare, c, d, server_pid=pid, postgres=pg),
+            run_load("consentCheck, 1 subject", port, token, singles, c, d, server_pid=pid, postgres=pg),
             run_load(
                 f"consentCheck, {args.batch} subjects",
                 port,
@@ -448,9 +498,10 @@ def main() -> None:
                 d,
                 args.batch,
                 server_pid=pid,
+                postgres=pg,
             ),
-            run_load("setConsents, 1 purpose", port, token, writes, c, d, server_pid=pid),
-            run_load("bare { __typename } (again)", port, token, bare, c, d, server_pid=pid),
+            run_load("setConsents, 1 purpose", port, token, writes, c, d, server_pid=pid, postgres=pg),
+            run_load("bare { __typename } (again)", port, token, bare, c, d, server_pid=pid, postgres=pg),
         ]
     finally:
         server.terminate()
@@ -460,19 +511,22 @@ def main() -> None:
     baseline = statistics.mean([results[0].rate, results[-1].rate])
     columns = (
         f"{'req/s':>9} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8} {'items/s':>10} {'errors':>7} "
-        f"{'cpu us/req':>11}"
+        f"{'cpu us/req':>11} {'db us/req':>10}"
     )
     print(f"\n{'scenario':34} {columns}")
     for r in results:
         print(
             f"{r.name:34} {r.rate:9,.0f} {r.rate / baseline:7.2f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} "
-            f"{r.rate * r.items_per_request:10,.0f} {r.errors:7} {r.cpu_us_per_request:>11}"
+            f"{r.rate * r.items_per_request:10,.0f} {r.errors:7} {r.cpu_us_per_request:>11} "
+            f"{r.database_us_per_request:>10}"
         )
     blank = f"{'':9} {'':7} {'':8} {'':8}"
     print(f"{'import-consents (CLI, whole run)':34} {blank} {import_wall:10,.0f} rows/s")
     print(f"{'import-consents (as it reports)':34} {blank} {import_reported:10,.0f} rows/s")
     connections = f"{c} connections, {args.batch_connections} for batches"
     print(f"\n(one uvicorn worker; {connections}; {d:.0f} s per scenario)")
+    print(f"(this machine: 10M additions in a Python function took {loop:.2f} s; cpu: the server process,")
+    print(" db: the PostgreSQL processes on this machine, per request)")
 
 
 if __name__ == "__main__":
