@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,7 @@ from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOf
 logger = logging.getLogger(__name__)
 MAX_CHECK_IDS = 10_000
 WRITE_ATTEMPTS = 3
+MIN_LOCK_WAIT = 0.01  # seconds: less left of the lock timeout, and the call gives up without trying
 # A call that waited the lock timeout for a turn to be written on its own (the turns taken by writes that
 # wait for subjects an import holds, or for new subjects behind them).
 NO_TURN = (
@@ -150,8 +152,12 @@ class ConsentService:
         async with self._uow() as uow:
             if wait and self._lock_timeout:
                 # Bounded: an import holds its subjects until it commits (a batch and the one-call path
-                # never wait: they skip a held subject and send its call here).
-                await uow.consents.limit_lock_wait(self._lock_timeout)
+                # never wait: they skip a held subject and send its call here). What the call waited
+                # already (for a turn, its batch) counts.
+                left = self._lock_timeout - (time.monotonic() - call.arrived)
+                if left < MIN_LOCK_WAIT:
+                    raise HeldTooLong(NO_TURN)
+                await uow.consents.limit_lock_wait(left)
             # An existing subject is locked by the statement that reads the catalogue (one round trip);
             # a new one is created and locked once the call is valid.
             found, listed, stated = await uow.consents.lock_with_catalogue(

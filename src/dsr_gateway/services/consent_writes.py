@@ -7,6 +7,7 @@ transaction; `ConsentService` (services/consent.py) checks each call and writes 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -114,6 +115,9 @@ class SetCall:
     actor: Actor
     method: ConsentMethod
     key: str | None
+    # When the call came in (monotonic): a call's waits, for a turn and for its subject, add up to at most
+    # the lock timeout.
+    arrived: float = field(default_factory=time.monotonic)
 
     @property
     def notice_version(self) -> int | None:
@@ -144,6 +148,7 @@ class WithdrawCall:
     actor: Actor
     method: ConsentMethod
     key: str | None
+    arrived: float = field(default_factory=time.monotonic)  # as SetCall's
     notice_version: ClassVar[None] = None  # a withdrawal names no notice
 
     def checked(self, purposes: dict[str, Purpose], stated: set[str] | None) -> Choices:
