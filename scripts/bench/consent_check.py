@@ -79,6 +79,12 @@ class Result:
         return f"{1e6 * self.server_cpu_seconds / self.requests:,.0f}"
 
 
+def _stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds from the text of /proc/<pid>/stat (after the command name's ")")."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def postgres_cpu() -> dict[int, float]:
     """CPU seconds of each PostgreSQL process on this machine (Linux /proc; none visible: empty)."""
     found: dict[int, float] = {}
@@ -88,8 +94,7 @@ def postgres_cpu() -> dict[int, float]:
         except OSError:
             continue  # ended meanwhile
         if "(postgres)" in text:
-            fields = text.rsplit(")", 1)[1].split()
-            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            found[int(stat.parent.name)] = _stat_cpu_seconds(text)
     return found
 
 
@@ -105,10 +110,9 @@ def python_loop_seconds() -> float:
 
 def process_cpu_seconds(pid: int) -> float | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return _stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- seeding --------------------------------------------------------------------------------------------
