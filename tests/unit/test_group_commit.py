@@ -162,12 +162,63 @@ async def test_callers_are_answered_when_the_batch_writer_is_cancelled() -> None
     first = await start(group, "c0")
     await started.wait()
     later = await start(group, "c1")  # waiting for the next batch
-    drainer = group._drainer
-    assert drainer is not None
+    (drainer,) = group._drainers
     drainer.cancel()
     for task in (first, later):
         with pytest.raises(RuntimeError, match="stopped"):
             await task
+
+
+class Overlapping(Writer):
+    """Counts the batches being written at once; each batch waits until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = 0
+        self.most = 0
+        self.release = asyncio.Event()
+
+    async def write_batch(self, calls: Sequence[str]) -> list[Any]:
+        self.writing += 1
+        self.most = max(self.most, self.writing)
+        try:
+            await self.release.wait()
+            return await super().write_batch(calls)
+        finally:
+            self.writing -= 1
+
+
+@pytest.mark.parametrize("at_once", [1, 2, 3])
+async def test_at_most_batches_at_once_batches_are_written_at_once(at_once: int) -> None:
+    writer = Overlapping()
+    group: GroupCommit[str, str] = GroupCommit(
+        writer.write_batch, writer.write_alone, batches_at_once=at_once
+    )
+    tasks = [await start(group, f"c{i}") for i in range(6)]  # one by one: each finds the others busy
+    await asyncio.sleep(0.01)
+    assert writer.writing == at_once
+    writer.release.set()
+    assert [await t for t in tasks] == [f"done:c{i}" for i in range(6)]
+    assert writer.most == at_once
+    # The first batches took one call each; the calls waiting meanwhile made the next batch.
+    assert writer.batches[:at_once] == [[f"c{i}"] for i in range(at_once)]
+    assert sorted(c for batch in writer.batches for c in batch) == [f"c{i}" for i in range(6)]
+
+
+async def test_a_stopped_batch_writer_leaves_the_waiting_calls_to_the_one_still_writing() -> None:
+    writer = Overlapping()
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone, batches_at_once=2)
+    first, second = await start(group, "c0"), await start(group, "c1")
+    waiting = await start(group, "c2")
+    await asyncio.sleep(0.01)
+    assert len(group._drainers) == 2
+    next(iter(group._drainers)).cancel()  # one of the two
+    await asyncio.sleep(0)
+    writer.release.set()
+    assert await waiting == "done:c2"  # written by the other one, not failed as at shutdown
+    outcomes = await asyncio.gather(first, second, return_exceptions=True)
+    assert sum(isinstance(o, RuntimeError) for o in outcomes) == 1  # the stopped batch's caller
+    assert sum(o in ("done:c0", "done:c1") for o in outcomes) == 1
 
 
 async def test_at_most_max_alone_calls_are_written_on_their_own_at_once() -> None:

@@ -86,11 +86,14 @@ class ConsentService:
         batch_uow: UnitOfWorkFactory | None = None,
         on_write_batch: Callable[[int], None] | None = None,
         lock_timeout: float = 0.0,
+        batches_at_once: int = 1,
     ) -> None:
         """`batch_uow`: the unit of work for setConsents and withdrawConsent calls written together
         (services/group_commit.py); without it each call is written on its own. `on_write_batch(size)`:
         each batch's size (a metric). `lock_timeout`: the longest a call waits for its subject while
-        another transaction holds it (an import), in seconds (0: no limit); then HeldTooLong."""
+        another transaction holds it (an import), in seconds (0: no limit); then HeldTooLong.
+        `batches_at_once`: batches written at once (more than one only where a batch never waits for
+        another: PostgreSQL's SKIP LOCKED)."""
         self._uow = uow
         self._clock = clock
         self._reader = reader
@@ -106,6 +109,7 @@ class ConsentService:
                 on_batch=on_write_batch,
                 turn_timeout=lock_timeout or None,
                 no_turn=lambda: HeldTooLong(NO_TURN),
+                batches_at_once=batches_at_once,
             )
 
     async def aclose(self) -> None:

@@ -8,7 +8,9 @@ cannot join a batch (e.g. its subject is held by another writer) and is run on i
 own, so that it waits without holding up the batches after it. When the batch fails before its COMMIT,
 every call in it is run on its own, so a call fails only for a reason of its own; when the COMMIT itself
 failed (OutcomeUnknown) the calls may be recorded, and each caller gets the error instead. The batch
-writer must never wait for other writers: one batch is written at a time.
+writer must never wait for other writers, including the other batches being written: at most
+`batches_at_once` are (PostgreSQL: two, so that one batch's round trips and COMMIT overlap the next
+batch's; SQLite serialises its writers: one).
 """
 
 from __future__ import annotations
@@ -50,12 +52,14 @@ class GroupCommit(Generic[Call, Result]):
         max_alone: int = MAX_ALONE,
         turn_timeout: float | None = None,
         no_turn: Callable[[], Exception] = TimeoutError,
+        batches_at_once: int = 1,
     ) -> None:
         """`on_batch(size)` is told the number of calls of every batch written (a metric). At most
         `max_alone` calls are written on their own at once (each may hold a pooled connection while it
         waits for a lock); the others wait for a turn without one, at most `turn_timeout` seconds (None:
         no limit), after which the call fails with `no_turn()` (the turns are taken by calls kept waiting
-        themselves: those behind them would wait turn after turn)."""
+        themselves: those behind them would wait turn after turn). While `batches_at_once` batches are
+        being written, the calls arriving wait for the first of them to end."""
         self._on_batch = on_batch
         self._write_batch = write_batch
         self._write_alone = write_alone
@@ -64,23 +68,25 @@ class GroupCommit(Generic[Call, Result]):
         self._turn_timeout = turn_timeout
         self._no_turn = no_turn
         self._waiting: list[tuple[Call, asyncio.Future[Result], contextvars.Context]] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._batches_at_once = batches_at_once
+        self._drainers: set[asyncio.Task[None]] = set()  # each writes one batch at a time
         self._alone_tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, call: Call) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         # The caller's context (its request id in the log) goes with the call if it is written on its own.
         self._waiting.append((call, future, contextvars.copy_context()))
-        if self._drainer is None:
-            # Batches belong to no one request: the drainer runs in a context of its own.
-            self._drainer = asyncio.create_task(self._drain(), context=contextvars.Context())
+        if len(self._drainers) < self._batches_at_once:
+            # Batches belong to no one request: a drainer runs in a context of its own.
+            drainer = asyncio.create_task(self._drain(), context=contextvars.Context())
+            self._drainers.add(drainer)
         return await future
 
     async def aclose(self) -> None:
         """Wait for the batch being written and the calls being written on their own (at shutdown, before
         the database engine goes)."""
-        while self._drainer is not None or self._alone_tasks:
-            pending = [t for t in (self._drainer, *self._alone_tasks) if t is not None]
+        while self._drainers or self._alone_tasks:
+            pending = [*self._drainers, *self._alone_tasks]
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _drain(self) -> None:
@@ -92,10 +98,13 @@ class GroupCommit(Generic[Call, Result]):
                 if taken:
                     await self._batch(taken)  # the calls arriving meanwhile make the next batch
         finally:
-            self._drainer = None
-            for _, future, _ in self._waiting:  # the drainer was stopped (shutdown): nobody will write them
-                _settle(future, error=RuntimeError("the gateway stopped before writing this call"))
-            self._waiting.clear()
+            drainer = asyncio.current_task()
+            assert drainer is not None
+            self._drainers.discard(drainer)
+            if not self._drainers:  # the last drainer was stopped (shutdown): nobody will write them
+                for _, future, _ in self._waiting:
+                    _settle(future, error=RuntimeError("the gateway stopped before writing this call"))
+                self._waiting.clear()
 
     async def _batch(self, taken: list[tuple[Call, asyncio.Future[Result], contextvars.Context]]) -> None:
         try:
