@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -79,23 +80,30 @@ class Result:
         return f"{1e6 * self.server_cpu_seconds / self.requests:,.0f}"
 
 
-def _stat_cpu_seconds(stat: str) -> float:
-    """User + system CPU seconds from the text of /proc/<pid>/stat (after the command name's ")")."""
+def _stat_cpu_seconds(stat: str, children: bool = False) -> float:
+    """User + system CPU seconds from the text of /proc/<pid>/stat (after the command name's ")"); with
+    `children`, plus those of its children that ended and were waited for."""
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu() -> dict[int, float]:
-    """CPU seconds of each PostgreSQL process on this machine (Linux /proc; none visible: empty)."""
-    found: dict[int, float] = {}
+def postgres_cpu() -> float:
+    """CPU seconds of the PostgreSQL processes on this machine, those that ended included (Linux /proc;
+    none visible: 0). A backend that ends (its client disconnected) moves its CPU time into the
+    postmaster's children's time, so the difference of two readings is exact: it counts the backends
+    that began or ended between them for what they did between them."""
+    total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue  # ended meanwhile
         if "(postgres)" in text:
-            found[int(stat.parent.name)] = _stat_cpu_seconds(text)
-    return found
+            total += _stat_cpu_seconds(text, children=True)
+    return total
 
 
 def python_loop_seconds() -> float:
@@ -292,7 +300,7 @@ def run_load(
         "duration": duration,
     }
     cpu_before = process_cpu_seconds(server_pid) if server_pid else None
-    database_before = postgres_cpu() if postgres else {}
+    database_before = postgres_cpu() if postgres else 0.0
     done = subprocess.run(
         [sys.executable, __file__, "--load-worker"],
         input=json.dumps(spec),
@@ -303,9 +311,7 @@ def run_load(
     data = json.loads(done.stdout)
     cpu_after = process_cpu_seconds(server_pid) if server_pid else None
     cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
-    # Backends that ended during the run are missed: the server's pooled connections stay open.
-    database_after = postgres_cpu() if postgres else {}
-    database = sum(s - database_before.get(p, 0.0) for p, s in database_after.items())
+    database = postgres_cpu() - database_before if postgres else 0.0
     return Result(
         name,
         data["requests"],
@@ -367,11 +373,26 @@ def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start")
 
 
-def time_import(database_url: str, rows: int, directory: Path) -> tuple[float, float]:
+@dataclass
+class ImportResult:
+    wall_rate: float  # rows/s over the command's whole run
+    reported_rate: float  # rows/s as the command reports them
+    cpu_us_per_row: float  # the command's own process
+    database_us_per_row: float | None  # the PostgreSQL processes on this machine (None: SQLite)
+
+
+def _children_cpu_seconds() -> float:
+    """User + system CPU of this process's children that ended (and were waited for) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_import(database_url: str, rows: int, directory: Path) -> ImportResult:
     """Rows/s of `dsr-gateway import-consents` on a generated CSV of new subjects: over the command's whole
     run (the process start and its imports, ~0.5 s, included), and as the command reports it (from the
-    file's header on). The imported rows are deleted afterwards, so the database stays at its seeded size
-    and repeated runs compare."""
+    file's header on); and the CPU per row of the command and of PostgreSQL (one transaction: PostgreSQL
+    does its part on one core, the command on another; on two cores their sum bounds the rate). The
+    imported rows are deleted afterwards, so the database stays at its seeded size and runs compare."""
     path = directory / "import.csv"
     # Each row its own time, as in a real system's export (rows sharing one time are cheaper to import:
     # the parser and the sealer reuse what they worked out for the time).
@@ -383,6 +404,9 @@ def time_import(database_url: str, rows: int, directory: Path) -> tuple[float, f
         for i in range(rows):
             when = (first - timedelta(seconds=i, microseconds=i % 997)).isoformat()
             out.writerow([f"{prefix}{i // 4}", PURPOSES[i % 4], "GRANT" if i % 3 else "WITHDRAW", when, 1])
+    postgres = database_url.startswith("postgresql")
+    database_before = postgres_cpu() if postgres else 0.0
+    children_before = _children_cpu_seconds()
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "dsr_gateway", "import-consents", str(path)],
@@ -392,9 +416,16 @@ def time_import(database_url: str, rows: int, directory: Path) -> tuple[float, f
         text=True,
     )
     wall = rows / (time.monotonic() - started)
+    command_cpu = _children_cpu_seconds() - children_before  # the command: the only child reaped since
+    database_cpu = postgres_cpu() - database_before if postgres else None
     reported = re.search(r"\(([\d,]+) rows/s\)", done.stdout)
     asyncio.run(forget_import(database_url, prefix))
-    return wall, float(reported.group(1).replace(",", "")) if reported else 0.0
+    return ImportResult(
+        wall,
+        float(reported.group(1).replace(",", "")) if reported else 0.0,
+        1e6 * command_cpu / rows,
+        1e6 * database_cpu / rows if database_cpu is not None else None,
+    )
 
 
 async def forget_import(database_url: str, prefix: str) -> None:
@@ -510,7 +541,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-    import_wall, import_reported = time_import(database_url, args.import_rows, directory)
+    imported = time_import(database_url, args.import_rows, directory)
 
     baseline = statistics.mean([results[0].rate, results[-1].rate])
     columns = (
@@ -525,12 +556,16 @@ def main() -> None:
             f"{r.database_us_per_request:>10}"
         )
     blank = f"{'':9} {'':7} {'':8} {'':8}"
-    print(f"{'import-consents (CLI, whole run)':34} {blank} {import_wall:10,.0f} rows/s")
-    print(f"{'import-consents (as it reports)':34} {blank} {import_reported:10,.0f} rows/s")
+    database_per_row = f"{imported.database_us_per_row:,.0f}" if imported.database_us_per_row else ""
+    print(
+        f"{'import-consents (CLI, whole run)':34} {blank} {imported.wall_rate:10,.0f} {'':7} "
+        f"{imported.cpu_us_per_row:>11,.0f} {database_per_row:>10}  (per row)"
+    )
+    print(f"{'import-consents (as it reports)':34} {blank} {imported.reported_rate:10,.0f} rows/s")
     connections = f"{c} connections, {args.batch_connections} for batches"
     print(f"\n(one uvicorn worker; {connections}; {d:.0f} s per scenario)")
     print(f"(this machine: 10M additions in a Python function took {loop:.2f} s; cpu: the server process,")
-    print(" db: the PostgreSQL processes on this machine, per request)")
+    print(" db: the PostgreSQL processes on this machine, per request; for the import, per row)")
 
 
 if __name__ == "__main__":

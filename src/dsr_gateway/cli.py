@@ -384,7 +384,8 @@ async def _worker_async(settings: Settings, *, once: bool, sweep_only: bool = Fa
             result = await services["sla_sweep"].sweep()
             print(f"SLA sweep: {result.examined} examined, {result.changed} changed, {result.alerts} alerts.")
             expiry = await comms["consent_lifecycle"].expire_due()
-            print(f"Consent expiry: {expiry.expired} consents of {expiry.subjects} subjects expired.")
+            held = f" ({expiry.held} subjects held by an import: the next run)" if expiry.held else ""
+            print(f"Consent expiry: {expiry.expired} consents of {expiry.subjects} subjects expired{held}.")
             followed = await followups.run_until_idle()
             print(
                 f"Consent follow-ups: {followed.events} events, {followed.receipts} receipts, "

@@ -209,17 +209,24 @@ class FakeAuthentication:
 
 
 class GpcRecorder:
-    def __init__(self, fail_first: bool = False, gate: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        fail_first: bool = False,
+        gate: asyncio.Event | None = None,
+        first_error: Exception | None = None,
+    ) -> None:
         self.calls: list[str] = []
-        self.fail_first = fail_first
+        self.first_error = first_error or (
+            RuntimeError("consent service unavailable") if fail_first else None
+        )
         self.gate = gate
 
     async def __call__(self, subject_external_id: str) -> None:
         self.calls.append(subject_external_id)
         if self.gate is not None:
             await self.gate.wait()
-        if self.fail_first and len(self.calls) == 1:
-            raise RuntimeError("consent service unavailable")
+        if self.first_error is not None and len(self.calls) == 1:
+            raise self.first_error
 
 
 async def ok(request: Request) -> Response:
@@ -294,6 +301,20 @@ async def test_a_failed_recording_is_logged_and_retried_on_a_later_request(
     await send_requests(app, [("subject:c-1", GPC)])
     await gpc.drain()
     assert "recording a Global Privacy Control signal failed" in caplog.text
+    await send_requests(app, [("subject:c-1", GPC), ("subject:c-1", GPC)])
+    await gpc.drain()
+    assert recorder.calls == ["c-1", "c-1"]
+
+
+async def test_a_subject_held_by_an_import_is_a_warning_without_a_traceback_and_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorder = GpcRecorder(first_error=HeldTooLong())
+    gpc, app = gpc_stack({"record_gpc": recorder})
+    await send_requests(app, [("subject:c-1", GPC)])
+    await gpc.drain()
+    [record] = [r for r in caplog.records if "Global Privacy Control" in r.getMessage()]
+    assert (record.levelname, record.exc_info) == ("WARNING", None)
     await send_requests(app, [("subject:c-1", GPC), ("subject:c-1", GPC)])
     await gpc.drain()
     assert recorder.calls == ["c-1", "c-1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -141,26 +142,70 @@ async def test_gpc_is_recorded_once_per_purpose_and_a_conflict_only_over_an_opt_
     assert (await world.consent.check(STAFF, "ad_sharing", ["g-1"]))[0].reason is ConsentReason.GRANTED
 
 
-async def test_a_reconfirmation_click_waits_no_longer_than_the_lock_timeout(
-    world: World, database_url: str
-) -> None:
+def impatient(world: World, database_url: str) -> ConsentLifecycleService:
+    """The lifecycle service with a short lock timeout (PostgreSQL: SQLite's writers lock the database)."""
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite locks the database, not rows: its writers wait the busy timeout")
-    await grant(world, "r-1", "newsletter")
-    lifecycle = ConsentLifecycleService(
+    return ConsentLifecycleService(
         world.uow,  # type: ignore[arg-type]
         world.clock,
         world.consent,
         ConsentEffects(world.clock, None),
+        timedelta(days=7),
         lock_timeout=0.2,
     )
+
+
+@asynccontextmanager
+async def held(database_url: str, *external_ids: str) -> AsyncIterator[asyncpg.Connection]:
+    """These subjects' rows locked as an import locks them, until the block ends (or `ROLLBACK`)."""
     holder = await asyncpg.connect(databases.asyncpg_dsn(database_url))
     try:
         await holder.execute("BEGIN")
-        await holder.execute("SELECT 1 FROM subject WHERE external_id = 'r-1' FOR NO KEY UPDATE")  # an import
+        await holder.execute(
+            "SELECT 1 FROM subject WHERE external_id = ANY($1::text[]) FOR NO KEY UPDATE", list(external_ids)
+        )
+        yield holder
+    finally:
+        await holder.close()
+
+
+async def test_a_reconfirmation_click_waits_no_longer_than_the_lock_timeout(
+    world: World, database_url: str
+) -> None:
+    lifecycle = impatient(world, database_url)
+    await grant(world, "r-1", "newsletter")
+    async with held(database_url, "r-1") as holder:
         with pytest.raises(HeldTooLong):
             await asyncio.wait_for(lifecycle.reconfirm("r-1", "newsletter"), 30)
         await holder.execute("ROLLBACK")
         assert await lifecycle.reconfirm("r-1", "newsletter") == 1  # once the import has ended
-    finally:
-        await holder.close()
+
+
+async def test_a_gpc_signal_waits_no_longer_than_the_lock_timeout(world: World, database_url: str) -> None:
+    lifecycle = impatient(world, database_url)
+    await grant(world, "g-1", "ad_sharing")
+    async with held(database_url, "g-1") as holder:
+        with pytest.raises(HeldTooLong):  # the middleware logs it and a later request records it
+            await asyncio.wait_for(lifecycle.record_gpc("g-1"), 30)
+        await holder.execute("ROLLBACK")
+        assert await lifecycle.record_gpc("g-1") == 1
+    decisions = await world.consent.check(STAFF, "ad_sharing", ["g-1"])
+    assert decisions[0].reason is ConsentReason.GPC_OPT_OUT
+
+
+async def test_the_sweep_leaves_a_held_subject_to_its_next_run_and_expires_the_others(
+    world: World, database_url: str
+) -> None:
+    lifecycle = impatient(world, database_url)
+    for who in ("x-1", "x-2", "x-3"):
+        await grant(world, who, "newsletter")
+    world.clock.now = T0 + timedelta(days=37)
+    async with held(database_url, "x-2") as holder:
+        run = await asyncio.wait_for(lifecycle.expire_due(), 30)
+        assert (run.subjects, run.expired, run.held) == (2, 2, 1)
+        await holder.execute("ROLLBACK")
+    run = await lifecycle.expire_due()
+    assert (run.subjects, run.expired, run.held) == (1, 1, 0)
+    page = await world.consent.events(STAFF, "x-2", None, 10, None)
+    assert page.entries[0][1].event.action is ConsentAction.EXPIRE

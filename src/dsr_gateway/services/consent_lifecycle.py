@@ -29,7 +29,7 @@ from dsr_gateway.domain.consent import (
     Origin,
     Scope,
 )
-from dsr_gateway.domain.errors import Conflict, NotFound
+from dsr_gateway.domain.errors import Conflict, HeldTooLong, NotFound
 from dsr_gateway.domain.principal import Principal, PrincipalKind
 from dsr_gateway.domain.purposes import reconfirmation_cutoff
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
@@ -56,6 +56,7 @@ class GpcConflict:
 class ExpiryRun:
     subjects: int
     expired: int
+    held: int = 0  # subjects another transaction (an import) held past the lock timeout: the next run
 
 
 class ConsentLifecycleService:
@@ -63,8 +64,9 @@ class ConsentLifecycleService:
         self, uow: UnitOfWorkFactory, clock: Clock, consent: ConsentService, effects: ConsentEffects,
         expiry_grace: timedelta = timedelta(days=14), lock_timeout: float = 0.0,
     ) -> None:  # fmt: skip
-        """`lock_timeout`: the longest a reconfirmation click waits for its subject while another
-        transaction holds it (an import), in seconds (0: no limit); then HeldTooLong."""
+        """`lock_timeout`: the longest a reconfirmation click, a GPC recording or the expiry of one
+        subject waits for that subject while another transaction holds it (an import), in seconds (0: no
+        limit); then HeldTooLong (the sweep leaves that subject to its next run)."""
         self._uow = uow
         self._clock = clock
         self._consent = consent
@@ -131,6 +133,8 @@ class ConsentLifecycleService:
             if not targets:
                 return 0
             now = self._clock()
+            # In the background of a request, holding a pooled connection: not for a whole import.
+            await uow.consents.limit_lock_wait(self._lock_timeout)
             subject_id = await uow.consents.lock_subject(external_id, now)
             done = {s.purpose for s in (await uow.comms.gpc_signals([subject_id]))[subject_id]}
             targets = [p for p in targets if p.key not in done]
@@ -211,15 +215,24 @@ class ConsentLifecycleService:
                 ):
                     due.setdefault((subject_id, external_id), key)
         subjects = list(dict.fromkeys(key for key in due))[:limit]
-        expired = 0
+        expired = held = 0
         for _subject_id, external_id in subjects:
-            expired += await self._expire_subject(external_id, cutoffs, now)
+            try:
+                expired += await self._expire_subject(external_id, cutoffs, now)
+            except HeldTooLong:
+                held += 1  # an import holds it: its grants expire on the next run, the others now
         if expired:
             logger.info("expiry sweep: %d consents of %d subjects expired", expired, len(subjects))
-        return ExpiryRun(len(subjects), expired)
+        if held:
+            logger.warning(
+                "expiry sweep: %d subjects held by another writer (an import); the next run expires them",
+                held,
+            )
+        return ExpiryRun(len(subjects) - held, expired, held)
 
     async def _expire_subject(self, external_id: str, cutoffs: dict[str, datetime], now: datetime) -> int:
         async with self._uow() as uow:
+            await uow.consents.limit_lock_wait(self._lock_timeout)
             subject_id = await uow.consents.lock_subject(external_id, now)
             current = (await uow.consents.states([subject_id]))[subject_id]
             events = []

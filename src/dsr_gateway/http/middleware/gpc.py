@@ -3,8 +3,9 @@
 Runs inside the authentication middleware (it reads `scope["state"]["principal"]`). The recorder is the
 async callable `record_gpc(subject_external_id)` in the lifespan state (the consent service, which is
 idempotent). It runs in a background task so the response never waits for it; its errors are logged,
-never raised. A small bounded memo keeps a process from calling it on every request of the same subject;
-a failed call is forgotten, so a later request tries again.
+never raised (a subject an import holds waits at most the consent lock timeout). A small bounded memo
+keeps a process from calling it on every request of the same subject; a failed call is forgotten, so a
+later request tries again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dsr_gateway.domain.errors import HeldTooLong
 from dsr_gateway.domain.principal import Principal, PrincipalKind
 
 logger = logging.getLogger("dsr_gateway.http.gpc")
@@ -69,6 +71,11 @@ class GpcMiddleware:
     async def _record(self, recorder: RecordGpc, subject: str) -> None:
         try:
             await recorder(subject)
+        except HeldTooLong:  # an import holds the subject: expected, no traceback
+            self._memo.pop(subject, None)
+            logger.warning(
+                "a Global Privacy Control signal waited too long to be recorded; a later one retries"
+            )
         except Exception:
             self._memo.pop(subject, None)
             logger.exception("recording a Global Privacy Control signal failed; a later request retries")
