@@ -39,7 +39,6 @@ from dsr_gateway.db.repositories.consent_rows import (
     cached_purpose,
     event_from_row,
     event_values,
-    purpose_from_mapping,
     record_from_row,
     recorded,
     state_values,
@@ -336,7 +335,8 @@ class SqlConsentLedger:
         """Every purpose (by key) and, for a notice version, the purposes it states (None: no such
         version): one statement, Core on the transaction's connection (no ORM objects)."""
         rows = await self._fetch(D_PURPOSES_AND_NOTICE, {"version": version})
-        purposes = [purpose_from_mapping(r) for r in rows]
+        cache = caches.purposes if (caches := caches_for(self._session.bind)) else None
+        purposes = [cached_purpose(cache, r) for r in rows]
         keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
         # A published notice states at least one purpose: none stated means there is no such version.
         return purposes, (keys or None)
