@@ -37,10 +37,27 @@ async def within(awaitable: Awaitable[T], seconds: float = 30.0) -> T:
     return await asyncio.wait_for(awaitable, seconds)
 
 
+class Waits(list[float]):
+    """The lock timeouts set, and an event set at each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added = asyncio.Event()
+
+    def append(self, seconds: float) -> None:
+        super().append(seconds)
+        self.added.set()
+
+    async def at_least(self, count: int) -> None:
+        while len(self) < count:
+            self.added.clear()
+            await self.added.wait()
+
+
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+def waits(monkeypatch: pytest.MonkeyPatch) -> Waits:
     """The lock timeouts set: one per transaction that may wait for a held subject."""
-    seen: list[float] = []
+    seen = Waits()
     original = SqlConsentLedger.limit_lock_wait
 
     async def spy(self: SqlConsentLedger, seconds: float) -> None:
@@ -67,6 +84,17 @@ async def short_gql(postgres_database: str) -> AsyncIterator[GraphQLClient]:
             yield GraphQLClient(http, manager.app)
     finally:
         await databases.truncate_all(postgres_database)
+
+
+@pytest.fixture
+async def roomy_gql(postgres_database: str) -> AsyncIterator[GraphQLClient]:
+    """The default pool: room for every kind of write made on its own."""
+    settings = make_settings(postgres_database)  # the default lock timeout (10 s)
+    async with LifespanManager(create_app(settings)) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield GraphQLClient(http, manager.app)
+    await databases.truncate_all(postgres_database)
 
 
 @pytest.fixture
@@ -159,3 +187,25 @@ async def test_a_write_for_a_subject_being_created_elsewhere_is_a_conflict_error
     assert await _history(short_gql, "arriving") == []
     again = await set_consents(short_gql, token=subject_token("arriving"))
     assert again["__typename"] == "SetConsentsSuccess"
+
+
+async def test_writes_waiting_for_held_subjects_leave_a_new_subjects_write_its_turn(
+    roomy_gql: GraphQLClient, holder: asyncpg.Connection, waits: Waits
+) -> None:
+    await seed_catalogue(roomy_gql)
+    held = [f"held-{i}" for i in range(2 * MAX_ALONE)]
+    for subject in held:
+        await set_consents(roomy_gql, token=subject_token(subject))
+    await holder.execute("SELECT 1 FROM subject WHERE external_id LIKE 'held-%' FOR NO KEY UPDATE")
+    waits.clear()
+    waiting = asyncio.gather(*(_write(roomy_gql, "withdrawConsent", s) for s in held))
+    await within(waits.at_least(MAX_ALONE))  # every turn for held subjects taken, more calls queue for one
+
+    # A signup's first write (its subject is created) does not queue behind them for a turn: it is
+    # answered while they still wait (well within the lock timeout they may wait).
+    result = await within(set_consents(roomy_gql, token=subject_token("signup")), 5.0)
+
+    assert result["__typename"] == "SetConsentsSuccess"
+    assert not waiting.done()
+    await holder.execute("ROLLBACK")  # the import ends: the held writes go through
+    assert all(r["__typename"] == "WithdrawConsentSuccess" for r in await within(waiting))

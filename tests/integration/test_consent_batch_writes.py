@@ -64,8 +64,11 @@ async def test_a_batch_of_subjects_is_written_in_order_and_its_chains_verify(
             created = {e: await uow.consents.lock_subject(e, now) for e in ("batch-b", "batch-c")}
             await uow.commit()
         async with uow_factory() as uow:
-            ids = await uow.consents.lock_many(["batch-c", "batch-a", "batch-b", "batch-a"])
-            assert set(ids) == {"batch-a", "batch-b", "batch-c"}
+            ids, held = await uow.consents.lock_many(
+                ["batch-c", "batch-a", "batch-b", "batch-a", "batch-new"]
+            )
+            assert set(ids) == {"batch-a", "batch-b", "batch-c"}  # batch-new: not created yet
+            assert held == set()
             assert {ids["batch-b"], ids["batch-c"]} == set(created.values())
             states = await uow.consents.locked_states(sorted(ids.values()))
             assert [r.scope for r in states[ids["batch-a"]]] == [WIDE]
@@ -132,5 +135,32 @@ async def test_a_naive_time_is_refused_and_nothing_is_empty_work(
             planned = [(i, event(EMAIL, ConsentAction.GRANT, naive, "n")) for i in ids.values()]
             with pytest.raises(ValueError, match="naive datetime"):
                 await uow.consents.append(planned)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["session", "driver"])
+async def test_lock_many_tells_a_subject_another_transaction_holds_from_one_not_created_yet(
+    gql: GraphQLClient, database_url: str, kind: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises its writers: no subject is ever held by another")
+    engine = make_engine(database_url)
+    try:
+        uow_factory = unit_of_work(kind, database_url, engine)
+        now = datetime.now(UTC)
+        async with uow_factory() as uow:
+            created = {e: await uow.consents.lock_subject(e, now) for e in ("free-1", "held-1", "held-2")}
+            await uow.commit()
+        async with uow_factory() as holder:  # an import holding two of them
+            await holder.consents.lock_many(["held-1", "held-2"])
+            async with uow_factory() as uow:
+                ids, held = await uow.consents.lock_many(["held-2", "free-1", "new-1", "held-1"])
+                assert ids == {"free-1": created["free-1"]}
+                assert held == {"held-1", "held-2"}  # new-1 is in neither: it is to be created
+                found = await uow.consents.lock_with_catalogue("held-1", None, wait=False)
+                assert (found.subject_id, found.held) == (None, True)
+                found = await uow.consents.lock_with_catalogue("new-1", None, wait=False)
+                assert (found.subject_id, found.held) == (None, False)
     finally:
         await engine.dispose()

@@ -59,6 +59,6 @@ async def test_the_contact_read_with_the_lock_is_the_same(engine: AsyncEngine) -
     ids = await _seed(engine)
     for name, (email, language) in EXPECTED.items():
         async with SqlUnitOfWork(make_session_factory(engine)) as uow:
-            found, _, _ = await uow.consents.lock_with_catalogue(name, None)
+            found = (await uow.consents.lock_with_catalogue(name, None)).subject_id
             assert found == ids[name]
             assert await uow.comms.contacts([found]) == {found: Contact(found, name, email, language)}

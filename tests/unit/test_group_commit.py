@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dsr_gateway.services.group_commit import ALONE, GroupCommit, OutcomeUnknown
+from dsr_gateway.services.group_commit import ALONE, ALONE_UNHELD, GroupCommit, OutcomeUnknown
 
 
 class Writer:
@@ -236,6 +236,27 @@ async def test_at_most_max_alone_calls_are_written_on_their_own_at_once() -> Non
     results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(6)))
     assert results == [f"alone:c{i}" for i in range(6)]
     assert most[0] == 2
+
+
+async def test_calls_kept_waiting_never_take_the_turns_of_calls_that_are_not_held() -> None:
+    release = asyncio.Event()
+    written: list[str] = []
+
+    async def write_alone(call: str) -> str:
+        if call.startswith("held"):
+            await release.wait()  # its subject is held by an import
+        written.append(call)
+        return f"alone:{call}"
+
+    writer = Writer(lambda call: ALONE if call.startswith("held") else ALONE_UNHELD)
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, write_alone, max_alone=2)
+    held = [await start(group, f"held{i}") for i in range(3)]  # two turns taken, one waiting for a turn
+    await asyncio.sleep(0.05)
+    new = await asyncio.wait_for(asyncio.gather(*(group.submit(f"new{i}") for i in range(3))), 5)
+    assert new == ["alone:new0", "alone:new1", "alone:new2"]  # not behind the held ones
+    assert not any(t.done() for t in held)
+    release.set()
+    assert [await t for t in held] == ["alone:held0", "alone:held1", "alone:held2"]
 
 
 async def test_aclose_waits_for_the_calls_being_written() -> None:

@@ -53,7 +53,7 @@ from dsr_gateway.services.consent_writes import (
     change,
     write_events,
 )
-from dsr_gateway.services.group_commit import ALONE, GroupCommit
+from dsr_gateway.services.group_commit import ALONE, ALONE_UNHELD, GroupCommit
 from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -139,12 +139,15 @@ class ConsentService:
         return await _retried(lambda: self._write(call))
 
     async def _unless_waiting(self, call: WriteCall) -> Any:
-        """One call written now, or ALONE when it would wait (its subject held, or to be created), or lost a
-        race (a Conflict: nothing recorded, its own task retries it). Any other error is the call's own: it
-        may have come with or after COMMIT, so the call is not run again."""
+        """One call written now, or to be written on its own: ALONE when its subject is held by another
+        writer or it lost a race (a Conflict: nothing recorded, its own task retries it), ALONE_UNHELD when
+        its subject is to be created. Any other error is the call's own: it may have come with or after
+        COMMIT, so the call is not run again."""
         try:
             return await self._write(call, wait=False)
-        except (NotNow, Conflict):
+        except NotNow as not_now:
+            return ALONE if not_now.held else ALONE_UNHELD  # held calls must not take a new one's turns
+        except Conflict:
             return ALONE
         except Exception as exc:  # its own error (a refusal; or, as for any lone call, one not run again)
             return exc
@@ -164,11 +167,11 @@ class ConsentService:
                 await uow.consents.limit_lock_wait(left)
             # An existing subject is locked by the statement that reads the catalogue (one round trip);
             # a new one is created and locked once the call is valid.
-            found, listed, stated = await uow.consents.lock_with_catalogue(
+            found, listed, stated, held = await uow.consents.lock_with_catalogue(
                 external_id, call.notice_version, wait=wait
             )
             if found is None and not wait:
-                raise NotNow
+                raise NotNow(held)
             purposes = {p.key: p for p in listed}
             planned = call.checked(purposes, stated)
             subject_id = (

@@ -40,7 +40,7 @@ from dsr_gateway.domain.consent_rules import (
 from dsr_gateway.domain.errors import DomainError, ValidationFailed
 from dsr_gateway.domain.purposes import Purpose
 from dsr_gateway.services.comms.consent_effects import ConsentEffects
-from dsr_gateway.services.group_commit import ALONE, OutcomeUnknown
+from dsr_gateway.services.group_commit import ALONE, ALONE_UNHELD, OutcomeUnknown
 from dsr_gateway.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger("dsr_gateway.services.consent")
@@ -103,7 +103,11 @@ def change(
 
 
 class NotNow(Exception):
-    """The call's subject is held by another writer, or not created yet: write it on its own."""
+    """The call's subject is held by another writer (`held`), or not created yet: write it on its own."""
+
+    def __init__(self, held: bool) -> None:
+        super().__init__("held by another writer" if held else "not created yet")
+        self.held = held
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +263,7 @@ class BatchWriter:
 
     async def _locked(self, uow: UnitOfWork, calls: Sequence[WriteCall]) -> _Batch:
         """The calls' subjects locked (those it can), the catalogues they name and the subjects' states."""
-        ids = await uow.consents.lock_many([c.external_id for c in calls])
+        ids, held = await uow.consents.lock_many([c.external_id for c in calls])
         catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]] = {}
         for version in {c.notice_version for c in calls}:
             listed, stated = await uow.consents.purposes_and_notice(version)
@@ -267,7 +271,10 @@ class BatchWriter:
         stored = await uow.consents.locked_states(sorted(set(ids.values()))) if ids else {}
         states = {s: {r.scope: r for r in records} for s, records in stored.items()}
         # The time is taken under the subjects' locks, so each subject's events are in time order.
-        return _Batch(calls, ids, catalogues, states, self._clock(), [ALONE] * len(calls))
+        # Until decided, a call is written on its own: one that may wait (its subject held by another
+        # writer) apart from the others (a subject to create; a second call for a subject of the batch).
+        outcomes = [ALONE if c.external_id in held else ALONE_UNHELD for c in calls]
+        return _Batch(calls, ids, catalogues, states, self._clock(), outcomes)
 
 
 # A call's place in its batch, its subject, and its events (to record, or recorded before: a replay).
@@ -279,7 +286,8 @@ Written = tuple[int, list[ConsentEvent], tuple[ConsentRecord, ...]]
 
 @dataclass
 class _Batch:
-    """One batch inside its transaction: what each call becomes (`outcomes`, ALONE until decided)."""
+    """One batch inside its transaction: what each call becomes (`outcomes`: written on its own until
+    decided)."""
 
     calls: Sequence[WriteCall]
     ids: dict[str, int]  # the subjects locked
@@ -298,7 +306,7 @@ class _Batch:
         for index, call in enumerate(self.calls):
             subject_id = self.ids.get(call.external_id)
             if subject_id is None or subject_id in taken:
-                continue  # ALONE: created or waited for on its own; a second call after the first
+                continue  # on its own: held, to be created, or a second call for the subject
             purposes, stated = self.catalogues[call.notice_version]
             try:
                 planned = call.checked(purposes, stated)

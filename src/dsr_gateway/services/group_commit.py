@@ -3,12 +3,15 @@
 While a batch is being written, the calls that arrive wait; the next batch takes every waiting call (up to
 `max_batch`; a call that finds nothing else waiting is a batch of one, which the writer may write its own,
 cheaper way). Under load the database's round trips, BEGIN and COMMIT are shared by the batch. The batch
-writer returns, per call, its result, its own error (raised to that caller only), or ALONE: the call
-cannot join a batch (e.g. its subject is held by another writer) and is run on its own, in a task of its
-own, so that it waits without holding up the batches after it. When the batch fails before its COMMIT,
-every call in it is run on its own, so a call fails only for a reason of its own; when the COMMIT itself
-failed (OutcomeUnknown) the calls may be recorded, and each caller gets the error instead. The batch
-writer must never wait for other writers, including the other batches being written: at most
+writer returns, per call, its result, its own error (raised to that caller only), or that the call cannot
+join a batch and is run on its own, in a task of its own, so that it waits without holding up the batches
+after it: ALONE when it may wait long for another writer (e.g. its subject is held by an import),
+ALONE_UNHELD when nothing is known to hold it up (e.g. its subject is to be created). Each kind has its own
+`max_alone` turns, so calls kept waiting never take the turns of those that would be written at once.
+When the batch fails before its COMMIT, every call in it is run on its own, so a call fails only for a
+reason of its own; when the COMMIT itself failed (OutcomeUnknown) the calls may be recorded, and each
+caller gets the error instead. The batch writer must never wait for other writers, including the other
+batches being written: at most
 `batches_at_once` are (PostgreSQL: two, so that one batch's round trips and COMMIT overlap the next
 batch's; SQLite serialises its writers: one).
 """
@@ -25,7 +28,8 @@ logger = logging.getLogger(__name__)
 Call = TypeVar("Call")
 Result = TypeVar("Result")
 MAX_BATCH = 64
-MAX_ALONE = 4  # calls written on their own at once (the default pool has 10 connections)
+# Calls of each kind written on their own at once: with two batches, 8 of the default pool's 10 connections.
+MAX_ALONE = 3
 STOPPED = "the gateway stopped while writing this call"
 
 
@@ -35,11 +39,15 @@ class OutcomeUnknown(Exception):
 
 
 class _Alone:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
     def __repr__(self) -> str:
-        return "ALONE"
+        return self._name
 
 
-ALONE: Any = _Alone()
+ALONE: Any = _Alone("ALONE")
+ALONE_UNHELD: Any = _Alone("ALONE_UNHELD")
 
 
 class GroupCommit(Generic[Call, Result]):
@@ -55,16 +63,17 @@ class GroupCommit(Generic[Call, Result]):
         batches_at_once: int = 1,
     ) -> None:
         """`on_batch(size)` is told the number of calls of every batch written (a metric). At most
-        `max_alone` calls are written on their own at once (each may hold a pooled connection while it
-        waits for a lock); the others wait for a turn without one, at most `turn_timeout` seconds (None:
-        no limit), after which the call fails with `no_turn()` (the turns are taken by calls kept waiting
-        themselves: those behind them would wait turn after turn). While `batches_at_once` batches are
-        being written, the calls arriving wait for the first of them to end."""
+        `max_alone` calls of each kind (ALONE, ALONE_UNHELD) are written on their own at once (each may
+        hold a pooled connection while it waits for a lock); the others wait for a turn without one, at
+        most `turn_timeout` seconds (None: no limit), after which the call fails with `no_turn()` (the
+        turns are taken by calls kept waiting themselves: those behind them would wait turn after turn).
+        While `batches_at_once` batches are being written, the calls arriving wait for the first of them
+        to end."""
         self._on_batch = on_batch
         self._write_batch = write_batch
         self._write_alone = write_alone
         self._max_batch = max_batch
-        self._alone_turns = asyncio.Semaphore(max_alone)
+        self._turns = {ALONE: asyncio.Semaphore(max_alone), ALONE_UNHELD: asyncio.Semaphore(max_alone)}
         self._turn_timeout = turn_timeout
         self._no_turn = no_turn
         self._waiting: list[tuple[Call, asyncio.Future[Result], contextvars.Context]] = []
@@ -135,8 +144,8 @@ class GroupCommit(Generic[Call, Result]):
             )
             outcomes = [ALONE] * len(taken)
         for (call, future, context), outcome in zip(taken, outcomes, strict=True):
-            if outcome is ALONE:  # in a task of its own: it may wait for a lock
-                task = asyncio.create_task(self._alone(call, future), context=context)
+            if outcome is ALONE or outcome is ALONE_UNHELD:  # in a task of its own: it may wait for a lock
+                task = asyncio.create_task(self._alone(call, future, self._turns[outcome]), context=context)
                 self._alone_tasks.add(task)
                 task.add_done_callback(self._alone_tasks.discard)
             elif isinstance(outcome, BaseException):
@@ -144,11 +153,11 @@ class GroupCommit(Generic[Call, Result]):
             else:
                 _settle(future, result=outcome)
 
-    async def _alone(self, call: Call, future: asyncio.Future[Result]) -> None:
+    async def _alone(self, call: Call, future: asyncio.Future[Result], turns: asyncio.Semaphore) -> None:
         try:
             try:
                 async with asyncio.timeout(self._turn_timeout):
-                    await self._alone_turns.acquire()
+                    await turns.acquire()
             except TimeoutError:
                 _settle(future, error=self._no_turn())
                 return
@@ -157,7 +166,7 @@ class GroupCommit(Generic[Call, Result]):
                     return
                 result = await self._write_alone(call)
             finally:
-                self._alone_turns.release()
+                turns.release()
         except Exception as exc:
             _settle(future, error=exc)
         except BaseException:

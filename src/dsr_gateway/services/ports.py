@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mappi
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self
 
 from dsr_gateway.domain.consent import CheckedRecord, ConsentEvent, ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.consent_feed import FeedPosition
@@ -102,18 +102,27 @@ class SecretCipher(Protocol):
     def decrypt(self, stored: str) -> str: ...
 
 
+class LockedWithCatalogue(NamedTuple):
+    """`ConsentLedger.lock_with_catalogue`'s answer."""
+
+    subject_id: int | None  # locked; None: not created yet, or (without waiting) held by another writer
+    purposes: list[Purpose]
+    stated: set[str] | None  # the purposes the notice version states; None: no such version
+    held: bool = False  # without waiting: the subject exists and another transaction holds it
+
+
 class ConsentLedger(Protocol):
     """Append-only: events are added, never changed; the projection is written beside them."""
 
     async def limit_lock_wait(self, seconds: float) -> None: ...
     async def lock_subject(self, external_id: str, now: datetime) -> int: ...
-    async def lock_many(self, external_ids: Collection[str]) -> dict[str, int]: ...
+    async def lock_many(self, external_ids: Collection[str]) -> tuple[dict[str, int], set[str]]: ...
     async def ensure_subjects(self, external_ids: Collection[str], now: datetime) -> dict[str, int]: ...
     async def notice_purposes(self, version: int) -> set[str] | None: ...
     async def purposes_and_notice(self, version: int | None) -> tuple[list[Purpose], set[str] | None]: ...
     async def lock_with_catalogue(
         self, external_id: str, version: int | None, *, wait: bool = True
-    ) -> tuple[int | None, list[Purpose], set[str] | None]: ...
+    ) -> LockedWithCatalogue: ...
     async def events_for_key(self, subject_id: int, idempotency_key: str) -> list[ConsentEvent]: ...
     async def events_for_keys(
         self, pairs: Collection[tuple[int, str]]

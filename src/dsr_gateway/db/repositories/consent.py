@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    exists,
     func,
     literal,
     literal_column,
@@ -52,7 +53,7 @@ from dsr_gateway.domain.audit_chain import ChainHead
 from dsr_gateway.domain.consent import ConsentEvent, ConsentRecord, NewConsentEvent
 from dsr_gateway.domain.consent_feed import FeedPosition
 from dsr_gateway.domain.purposes import Purpose
-from dsr_gateway.services.ports import LedgerEntry
+from dsr_gateway.services.ports import LedgerEntry, LockedWithCatalogue
 
 EVENTS = ConsentEventRow.__table__  # type: ignore[attr-defined]
 STATES = ConsentStateRow.__table__  # type: ignore[attr-defined]
@@ -103,15 +104,16 @@ LOCK_SUBJECT = (
 
 
 def _locked_with_catalogue(skip_locked: bool = False) -> Any:
-    """The subject's id (NULL: no such subject yet, or with `skip_locked` one another transaction holds)
-    with its row locked, on every row of the purposes and the notice's purposes; one row of NULLs beside
-    the subject when there is no purpose."""
-    one = select(literal_column("1").label("one")).subquery("one")
+    """The subject's id (NULL: no such subject yet, or with `skip_locked` one another transaction holds:
+    then `known` tells them apart) with its row locked, on every row of the purposes and the notice's
+    purposes; one row of NULLs beside the subject when there is no purpose."""
+    known = exists().where(SUBJECTS.c.external_id == bindparam("external_id")).label("known")
+    one = select(literal_column("1").label("one"), *([known] if skip_locked else [])).subquery("one")
     lock = LOCK_SUBJECT.with_for_update(key_share=True, skip_locked=True) if skip_locked else LOCK_SUBJECT
     locked = lock.subquery("locked")
     catalogue = select(*PURPOSE_COLUMNS, _STATED).select_from(_CATALOGUE).subquery("catalogue")
     return (
-        select(locked.c.id.label("subject_id"), *catalogue.c)
+        select(locked.c.id.label("subject_id"), *catalogue.c, *([one.c.known] if skip_locked else []))
         .select_from(
             one.outerjoin(locked, literal_column("true")).outerjoin(catalogue, literal_column("true"))
         )
@@ -267,10 +269,11 @@ class SqlConsentLedger:
             rows = await self._fetch(D_LOCK_SUBJECT, params)
         return int(rows[0]["id"])
 
-    async def lock_many(self, external_ids: Collection[str]) -> dict[str, int]:
+    async def lock_many(self, external_ids: Collection[str]) -> tuple[dict[str, int], set[str]]:
         """Ids of those of these subjects that exist and that no other transaction holds, their rows locked
-        until commit (SKIP LOCKED: a batch never waits for another writer; the subjects it could not lock
-        are left out, and their calls wait on their own). SQLite's writers are serialised instead."""
+        until commit (SKIP LOCKED: a batch never waits for another writer; their calls wait on their own),
+        and the external ids of those another transaction holds. SQLite's writers are serialised instead:
+        none is held."""
         if self._postgres:
             await flush_pending(self._session)
             return await consent_batch.lock_many(self._session, external_ids)
@@ -279,7 +282,7 @@ class SqlConsentLedger:
             .where(SUBJECTS.c.external_id.in_(list(dict.fromkeys(external_ids))))
             .order_by(SUBJECTS.c.id)
         )
-        return {r.external_id: r.id for r in rows}
+        return {r.external_id: r.id for r in rows}, set()
 
     async def locked_states(self, subject_ids: Collection[int]) -> dict[int, list[ConsentRecord]]:
         """`states` of subjects this transaction has locked (`lock_many`); on PostgreSQL their chain heads
@@ -316,11 +319,11 @@ class SqlConsentLedger:
 
     async def lock_with_catalogue(
         self, external_id: str, version: int | None, *, wait: bool = True
-    ) -> tuple[int | None, list[Purpose], set[str] | None]:
+    ) -> LockedWithCatalogue:
         """`lock_subject` of an existing subject (None: not created yet, nothing locked; without `wait`
-        also when another transaction holds it) and `purposes_and_notice`, in one statement. The lock is
-        taken as the statement runs; anything read after the subject's state must come from a later
-        statement (see `states`)."""
+        also when another transaction holds it: `held`) and `purposes_and_notice`, in one statement. The
+        lock is taken as the statement runs; anything read after the subject's state must come from a
+        later statement (see `states`)."""
         params = {"external_id": external_id, "version": version}
         rows = await self._fetch(D_LOCKED_WITH_CATALOGUE if wait else D_UNLESS_HELD_WITH_CATALOGUE, params)
         first = rows[0]
@@ -329,7 +332,10 @@ class SqlConsentLedger:
         cache = caches.purposes if (caches := caches_for(self._session.bind)) else None
         purposes = [cached_purpose(cache, r) for r in rows]
         keys = {r["key"] for r in rows if r["stated"]} if version is not None else set()
-        return (int(subject_id) if subject_id is not None else None), purposes, (keys or None)
+        held = subject_id is None and not wait and bool(first["known"])
+        return LockedWithCatalogue(
+            int(subject_id) if subject_id is not None else None, purposes, keys or None, held
+        )
 
     async def purposes_and_notice(self, version: int | None) -> tuple[list[Purpose], set[str] | None]:
         """Every purpose (by key) and, for a notice version, the purposes it states (None: no such

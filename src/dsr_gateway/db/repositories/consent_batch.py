@@ -63,10 +63,13 @@ _event_names = ", ".join(name for name, _ in EVENT_ARRAYS)
 _state_names = ", ".join(name for name, _ in STATE_ARRAYS)
 _state_set = ", ".join(f"{name} = EXCLUDED.{name}" for name, _ in STATE_ARRAYS if name not in STATE_KEY)
 
+# Every subject of these that exists, and whether this transaction locked it (false: another holds it).
 LOCK_MANY = DriverStatement(
     text(
-        "SELECT external_id, id FROM subject WHERE external_id = ANY(CAST(:ids AS text[])) "
-        "ORDER BY id FOR NO KEY UPDATE SKIP LOCKED"
+        "WITH locked AS MATERIALIZED (SELECT id FROM subject WHERE external_id = ANY(CAST(:ids AS text[])) "
+        "ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) "
+        "SELECT s.external_id, s.id, l.id IS NOT NULL AS locked FROM subject AS s "
+        "LEFT JOIN locked AS l ON l.id = s.id WHERE s.external_id = ANY(CAST(:ids AS text[]))"
     )
 )
 # Every subject once (a row of NULLs when it has no state), each row with the subject's chain head.
@@ -127,9 +130,10 @@ def _columns(rows: Sequence[Mapping[str, Any]], arrays: tuple[tuple[str, str], .
     return columns
 
 
-async def lock_many(session: Any, external_ids: Collection[str]) -> dict[str, int]:
+async def lock_many(session: Any, external_ids: Collection[str]) -> tuple[dict[str, int], set[str]]:
     rows = await LOCK_MANY.run(session, {"ids": list(dict.fromkeys(external_ids))})
-    return {r["external_id"]: r["id"] for r in rows}
+    locked = {r["external_id"]: r["id"] for r in rows if r["locked"]}
+    return locked, {r["external_id"] for r in rows if not r["locked"]}
 
 
 async def locked_states(
