@@ -86,6 +86,7 @@ from dsr_gateway.services.fulfilment.planner import FulfilmentPlanner, LegalHold
 from dsr_gateway.services.fulfilment.queries import FulfilmentQueryService
 from dsr_gateway.services.fulfilment.runner import FulfilmentRunner, RunnerConfig
 from dsr_gateway.services.fulfilment_ports import Connector
+from dsr_gateway.services.group_commit import turns_for_pool
 from dsr_gateway.services.outbox import OutboxService
 from dsr_gateway.services.ports import EventBus, UnitOfWorkFactory
 from dsr_gateway.services.receipts import ReceiptService
@@ -180,6 +181,7 @@ def build_consent_service(
         on_write_batch=on_write_batch,
         lock_timeout=settings.consent_lock_timeout_seconds,
         batches_at_once=batches_at_once,
+        max_alone=turns_for_pool(settings.database_pool_size, batches_at_once),
     )
 
 

@@ -376,3 +376,29 @@ async def test_the_keyed_calls_of_a_batch_read_their_earlier_events_in_one_state
         "key-3": ["GRANT", "WITHDRAW", "GRANT"],
         "key-4": ["GRANT", "GRANT"],
     }
+
+
+async def test_two_batches_are_written_at_once_on_postgresql_one_on_sqlite(
+    gql: GraphQLClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed_catalogue(gql)
+    writing, most, started = [0], [0], asyncio.Event()
+    original = BatchWriter.__call__
+
+    async def slow(self: BatchWriter, calls: Any) -> list[Any]:
+        writing[0] += 1
+        most[0] = max(most[0], writing[0])
+        started.set()
+        try:
+            await asyncio.sleep(0.05)  # a slow batch: the calls arriving meanwhile wait, or make another
+            return await original(self, calls)
+        finally:
+            writing[0] -= 1
+
+    monkeypatch.setattr(BatchWriter, "__call__", slow)
+    first = asyncio.gather(*(set_consents(gql, token=subject_token(f"w-{i}")) for i in range(10)))
+    await asyncio.wait_for(started.wait(), 30)
+    later = asyncio.gather(*(set_consents(gql, token=subject_token(f"w-{i}")) for i in range(10, 20)))
+    results = await asyncio.wait_for(asyncio.gather(first, later), 30)
+    assert {r["__typename"] for group in results for r in group} == {"SetConsentsSuccess"}
+    assert most[0] == (2 if database_url.startswith("postgresql") else 1)

@@ -18,7 +18,7 @@ from asgi_lifespan import LifespanManager
 from dsr_gateway.app import create_app
 from dsr_gateway.db.repositories.consent import SqlConsentLedger
 from dsr_gateway.domain.errors import HELD_TOO_LONG
-from dsr_gateway.services.consent import NO_TURN
+from dsr_gateway.services.consent import NO_TURN, UNHELD_LOCK_WAIT
 from dsr_gateway.services.group_commit import MAX_ALONE
 from tests.support import databases
 from tests.support.app import GraphQLClient, client_token, make_settings, subject_token
@@ -48,8 +48,8 @@ class Waits(list[float]):
         super().append(seconds)
         self.added.set()
 
-    async def at_least(self, count: int) -> None:
-        while len(self) < count:
+    async def at_least(self, count: int, longer_than: float = 0.0) -> None:
+        while len([w for w in self if w > longer_than]) < count:
             self.added.clear()
             await self.added.wait()
 
@@ -209,3 +209,25 @@ async def test_writes_waiting_for_held_subjects_leave_a_new_subjects_write_its_t
     assert not waiting.done()
     await holder.execute("ROLLBACK")  # the import ends: the held writes go through
     assert all(r["__typename"] == "WithdrawConsentSuccess" for r in await within(waiting))
+
+
+async def test_writes_for_subjects_an_import_is_creating_leave_a_new_subjects_write_its_turn(
+    roomy_gql: GraphQLClient, holder: asyncpg.Connection, waits: Waits
+) -> None:
+    await seed_catalogue(roomy_gql)
+    arriving = [f"arriving-{i}" for i in range(2 * MAX_ALONE)]
+    # The import creates them: their rows are not committed, so nothing shows them held.
+    await holder.execute(
+        "INSERT INTO subject (external_id, created_at) SELECT unnest($1::text[]), now()", arriving
+    )
+    waiting = asyncio.gather(*(set_consents(roomy_gql, token=subject_token(s)) for s in arriving))
+    # Each tried a moment as a new subject's write, then queued for a turn of the writes that may wait.
+    await within(waits.at_least(MAX_ALONE, longer_than=UNHELD_LOCK_WAIT))
+
+    result = await within(set_consents(roomy_gql, token=subject_token("signup")), 5.0)
+
+    assert result["__typename"] == "SetConsentsSuccess"
+    assert not waiting.done()
+    await holder.execute("ROLLBACK")  # the import failed: the writes create the subjects themselves
+    assert all(r["__typename"] == "SetConsentsSuccess" for r in await within(waiting))
+    assert len(await _history(roomy_gql, "arriving-0")) == 1

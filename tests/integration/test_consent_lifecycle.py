@@ -142,8 +142,8 @@ async def test_gpc_is_recorded_once_per_purpose_and_a_conflict_only_over_an_opt_
     assert (await world.consent.check(STAFF, "ad_sharing", ["g-1"]))[0].reason is ConsentReason.GRANTED
 
 
-def impatient(world: World, database_url: str) -> ConsentLifecycleService:
-    """The lifecycle service with a short lock timeout (PostgreSQL: SQLite's writers lock the database)."""
+def impatient(world: World, database_url: str, lock_timeout: float = 0.2) -> ConsentLifecycleService:
+    """The lifecycle service with this lock timeout (PostgreSQL: SQLite's writers lock the database)."""
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite locks the database, not rows: its writers wait the busy timeout")
     return ConsentLifecycleService(
@@ -152,7 +152,7 @@ def impatient(world: World, database_url: str) -> ConsentLifecycleService:
         world.consent,
         ConsentEffects(world.clock, None),
         timedelta(days=7),
-        lock_timeout=0.2,
+        lock_timeout=lock_timeout,
     )
 
 
@@ -182,12 +182,12 @@ async def test_a_reconfirmation_click_waits_no_longer_than_the_lock_timeout(
         assert await lifecycle.reconfirm("r-1", "newsletter") == 1  # once the import has ended
 
 
-async def test_a_gpc_signal_waits_no_longer_than_the_lock_timeout(world: World, database_url: str) -> None:
-    lifecycle = impatient(world, database_url)
+async def test_a_gpc_signal_waits_only_a_moment_for_a_held_subject(world: World, database_url: str) -> None:
+    lifecycle = impatient(world, database_url, lock_timeout=60)  # a click would wait a minute; not this
     await grant(world, "g-1", "ad_sharing")
     async with held(database_url, "g-1") as holder:
         with pytest.raises(HeldTooLong):  # the middleware logs it and a later request records it
-            await asyncio.wait_for(lifecycle.record_gpc("g-1"), 30)
+            await asyncio.wait_for(lifecycle.record_gpc("g-1"), 10)
         await holder.execute("ROLLBACK")
         assert await lifecycle.record_gpc("g-1") == 1
     decisions = await world.consent.check(STAFF, "ad_sharing", ["g-1"])
@@ -197,12 +197,12 @@ async def test_a_gpc_signal_waits_no_longer_than_the_lock_timeout(world: World, 
 async def test_the_sweep_leaves_a_held_subject_to_its_next_run_and_expires_the_others(
     world: World, database_url: str
 ) -> None:
-    lifecycle = impatient(world, database_url)
+    lifecycle = impatient(world, database_url, lock_timeout=60)  # the sweep waits a moment, not this
     for who in ("x-1", "x-2", "x-3"):
         await grant(world, who, "newsletter")
     world.clock.now = T0 + timedelta(days=37)
     async with held(database_url, "x-2") as holder:
-        run = await asyncio.wait_for(lifecycle.expire_due(), 30)
+        run = await asyncio.wait_for(lifecycle.expire_due(), 10)
         assert (run.subjects, run.expired, run.held) == (2, 2, 1)
         await holder.execute("ROLLBACK")
     run = await lifecycle.expire_due()

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from dsr_gateway.services.group_commit import ALONE, ALONE_UNHELD, GroupCommit, OutcomeUnknown
+from dsr_gateway.services.group_commit import (
+    ALONE,
+    ALONE_UNHELD,
+    GroupCommit,
+    MustWait,
+    OutcomeUnknown,
+    turns_for_pool,
+)
 
 
 class Writer:
@@ -257,6 +264,57 @@ async def test_calls_kept_waiting_never_take_the_turns_of_calls_that_are_not_hel
     assert not any(t.done() for t in held)
     release.set()
     assert [await t for t in held] == ["alone:held0", "alone:held1", "alone:held2"]
+
+
+async def test_an_unheld_call_that_must_wait_after_all_moves_to_the_turns_of_those_that_may() -> None:
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def write_alone(call: str) -> str:
+        order.append(f"alone:{call}")
+        if call == "held":
+            await release.wait()
+        return f"alone:{call}"
+
+    async def write_unheld(call: str) -> str:
+        order.append(f"unheld:{call}")
+        if call == "arriving":  # e.g. an import is creating its subject
+            raise MustWait
+        return f"unheld:{call}"
+
+    writer = Writer(lambda call: ALONE if call == "held" else ALONE_UNHELD)
+    group: GroupCommit[str, str] = GroupCommit(
+        writer.write_batch, write_alone, max_alone=1, write_unheld=write_unheld
+    )
+    held = await start(group, "held")  # takes the one turn of calls that may wait
+    await asyncio.sleep(0.02)
+    arriving = await start(group, "arriving")
+    assert await asyncio.wait_for(group.submit("signup"), 5) == "unheld:signup"
+    assert not arriving.done()  # tried once, then queued behind "held" for a turn that may wait
+    release.set()
+    assert (await held, await arriving) == ("alone:held", "alone:arriving")
+    assert order == ["alone:held", "unheld:arriving", "unheld:signup", "alone:arriving"]
+
+
+async def test_calls_still_waiting_are_answered_when_the_last_of_two_batch_writers_stops() -> None:
+    writer = Overlapping()
+    group: GroupCommit[str, str] = GroupCommit(writer.write_batch, writer.write_alone, batches_at_once=2)
+    writing = [await start(group, "c0"), await start(group, "c1")]
+    waiting = await start(group, "c2")
+    await asyncio.sleep(0.01)
+    for drainer in list(group._drainers):
+        drainer.cancel()
+    for task in (*writing, waiting):
+        with pytest.raises(RuntimeError, match="stopped"):
+            await task
+
+
+@pytest.mark.parametrize(
+    ("pool_size", "batches_at_once", "turns"),
+    [(10, 2, 3), (10, 1, 3), (20, 2, 3), (8, 2, 2), (6, 2, 1), (5, 2, 1), (2, 2, 1), (1, 1, 1)],
+)
+def test_turns_leave_room_in_the_pool(pool_size: int, batches_at_once: int, turns: int) -> None:
+    assert turns_for_pool(pool_size, batches_at_once) == turns
 
 
 async def test_aclose_waits_for_the_calls_being_written() -> None:

@@ -53,13 +53,16 @@ from dsr_gateway.services.consent_writes import (
     change,
     write_events,
 )
-from dsr_gateway.services.group_commit import ALONE, ALONE_UNHELD, GroupCommit
+from dsr_gateway.services.group_commit import ALONE, ALONE_UNHELD, MAX_ALONE, GroupCommit, MustWait
 from dsr_gateway.services.ports import Clock, ConsentReader, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
 MAX_CHECK_IDS = 10_000
 WRITE_ATTEMPTS = 3
 MIN_LOCK_WAIT = 0.01  # seconds: less left of the lock timeout, and the call gives up without trying
+# How long a call written on its own without being known to wait (its subject to be created) may wait
+# for a lock before it moves to the turns of calls that may wait long (an import creating its subject).
+UNHELD_LOCK_WAIT = 0.1
 # A call that waited the lock timeout for a turn to be written on its own (the turns taken by writes that
 # wait for subjects an import holds, or for new subjects behind them).
 NO_TURN = (
@@ -87,13 +90,15 @@ class ConsentService:
         on_write_batch: Callable[[int], None] | None = None,
         lock_timeout: float = 0.0,
         batches_at_once: int = 1,
+        max_alone: int = MAX_ALONE,
     ) -> None:
         """`batch_uow`: the unit of work for setConsents and withdrawConsent calls written together
         (services/group_commit.py); without it each call is written on its own. `on_write_batch(size)`:
         each batch's size (a metric). `lock_timeout`: the longest a call waits for its subject while
         another transaction holds it (an import), in seconds (0: no limit); then HeldTooLong.
         `batches_at_once`: batches written at once (more than one only where a batch never waits for
-        another: PostgreSQL's SKIP LOCKED)."""
+        another: PostgreSQL's SKIP LOCKED); `max_alone`: calls of each kind written on their own at once
+        (services/group_commit.py)."""
         self._uow = uow
         self._clock = clock
         self._reader = reader
@@ -106,6 +111,8 @@ class ConsentService:
             self._group = GroupCommit(
                 batches,
                 self._write_alone,
+                write_unheld=self._write_unheld,
+                max_alone=max_alone,
                 on_batch=on_write_batch,
                 turn_timeout=lock_timeout or None,
                 no_turn=lambda: HeldTooLong(NO_TURN),
@@ -138,6 +145,19 @@ class ConsentService:
     async def _write_alone(self, call: WriteCall) -> ConsentChange:
         return await _retried(lambda: self._write(call))
 
+    async def _write_unheld(self, call: WriteCall) -> ConsentChange:
+        """A call no other writer was known to hold up (its subject to be created): MustWait when it
+        waited UNHELD_LOCK_WAIT after all (an import is creating its subject) and has time left to wait."""
+        try:
+            return await _retried(lambda: self._write(call, most_wait=UNHELD_LOCK_WAIT))
+        except HeldTooLong as exc:
+            if self._lock_timeout and self._time_left(call) < MIN_LOCK_WAIT:
+                raise
+            raise MustWait from exc
+
+    def _time_left(self, call: WriteCall) -> float:
+        return self._lock_timeout - (time.monotonic() - call.arrived)
+
     async def _unless_waiting(self, call: WriteCall) -> Any:
         """One call written now, or to be written on its own: ALONE when its subject is held by another
         writer or it lost a race (a Conflict: nothing recorded, its own task retries it), ALONE_UNHELD when
@@ -152,19 +172,22 @@ class ConsentService:
         except Exception as exc:  # its own error (a refusal; or, as for any lone call, one not run again)
             return exc
 
-    async def _write(self, call: WriteCall, *, wait: bool = True) -> ConsentChange:
+    async def _write(
+        self, call: WriteCall, *, wait: bool = True, most_wait: float | None = None
+    ) -> ConsentChange:
         """One call in a transaction of its own. Without `wait`, NotNow when the subject is held by another
-        writer or not created yet."""
+        writer or not created yet. `most_wait`: the longest it may wait for a lock (then HeldTooLong),
+        however much of the lock timeout is left."""
         external_id, key = call.external_id, call.key
         async with self._uow() as uow:
-            if wait and self._lock_timeout:
+            if wait and (self._lock_timeout or most_wait):
                 # Bounded: an import holds its subjects until it commits (a batch and the one-call path
                 # never wait: they skip a held subject and send its call here). What the call waited
                 # already (for a turn, its batch) counts.
-                left = self._lock_timeout - (time.monotonic() - call.arrived)
+                left = self._time_left(call) if self._lock_timeout else float("inf")
                 if left < MIN_LOCK_WAIT:
                     raise HeldTooLong(NO_TURN)
-                await uow.consents.limit_lock_wait(left)
+                await uow.consents.limit_lock_wait(min(left, most_wait or left))
             # An existing subject is locked by the statement that reads the catalogue (one round trip);
             # a new one is created and locked once the call is valid.
             found, listed, stated, held = await uow.consents.lock_with_catalogue(

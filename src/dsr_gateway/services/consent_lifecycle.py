@@ -41,6 +41,10 @@ from dsr_gateway.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 logger = logging.getLogger("dsr_gateway.consent")
 EXPIRY_ACTOR = Actor(ActorKind.SYSTEM, "expiry")
 EXPIRY_BATCH = 500
+# The longest a background write tried again later anyway (a GPC signal, one subject of the expiry sweep)
+# waits for a subject another transaction holds: an import holds many, for its whole run, and each
+# waiting write holds a pooled connection.
+BACKGROUND_LOCK_WAIT = 0.1
 _TICK = timedelta(microseconds=1)
 RECONFIRMABLE = frozenset({ConsentStatus.GRANTED, ConsentStatus.EXPIRED})
 
@@ -64,15 +68,17 @@ class ConsentLifecycleService:
         self, uow: UnitOfWorkFactory, clock: Clock, consent: ConsentService, effects: ConsentEffects,
         expiry_grace: timedelta = timedelta(days=14), lock_timeout: float = 0.0,
     ) -> None:  # fmt: skip
-        """`lock_timeout`: the longest a reconfirmation click, a GPC recording or the expiry of one
-        subject waits for that subject while another transaction holds it (an import), in seconds (0: no
-        limit); then HeldTooLong (the sweep leaves that subject to its next run)."""
+        """`lock_timeout`: the longest a reconfirmation click waits for its subject while another
+        transaction holds it (an import), in seconds (0: no limit); then HeldTooLong. A GPC recording and
+        the expiry of one subject wait at most BACKGROUND_LOCK_WAIT (a later request records the signal;
+        the sweep's next run expires the subject)."""
         self._uow = uow
         self._clock = clock
         self._consent = consent
         self._effects = effects
         self._grace = expiry_grace
         self._lock_timeout = lock_timeout
+        self._background_wait = min(lock_timeout or BACKGROUND_LOCK_WAIT, BACKGROUND_LOCK_WAIT)
 
     # --- one-click links (the signed token is the authority; http/ verified it) --------------------
 
@@ -134,7 +140,7 @@ class ConsentLifecycleService:
                 return 0
             now = self._clock()
             # In the background of a request, holding a pooled connection: not for a whole import.
-            await uow.consents.limit_lock_wait(self._lock_timeout)
+            await uow.consents.limit_lock_wait(self._background_wait)
             subject_id = await uow.consents.lock_subject(external_id, now)
             done = {s.purpose for s in (await uow.comms.gpc_signals([subject_id]))[subject_id]}
             targets = [p for p in targets if p.key not in done]
@@ -222,7 +228,7 @@ class ConsentLifecycleService:
             except HeldTooLong:
                 held += 1  # an import holds it: its grants expire on the next run, the others now
         if expired:
-            logger.info("expiry sweep: %d consents of %d subjects expired", expired, len(subjects))
+            logger.info("expiry sweep: %d consents of %d subjects expired", expired, len(subjects) - held)
         if held:
             logger.warning(
                 "expiry sweep: %d subjects held by another writer (an import); the next run expires them",
@@ -232,7 +238,7 @@ class ConsentLifecycleService:
 
     async def _expire_subject(self, external_id: str, cutoffs: dict[str, datetime], now: datetime) -> int:
         async with self._uow() as uow:
-            await uow.consents.limit_lock_wait(self._lock_timeout)
+            await uow.consents.limit_lock_wait(self._background_wait)
             subject_id = await uow.consents.lock_subject(external_id, now)
             current = (await uow.consents.states([subject_id]))[subject_id]
             events = []

@@ -230,6 +230,9 @@ class BatchWriter:
         self._clock = clock
         self._effects = effects
         self._write_one = write_one
+        # The subjects locked by the batches being written (two may be at once): a call whose subject
+        # another of them holds waits only for that batch, not as for a subject an import holds.
+        self._in_batches: set[str] = set()
 
     async def __call__(self, calls: Sequence[WriteCall]) -> list[Any]:
         """Several calls in one transaction, each all or nothing (as ConsentService writes one): their
@@ -241,6 +244,7 @@ class BatchWriter:
         if len(calls) == 1:  # alone in its batch: the one-call path, on the driver, if it need not wait
             return [await self._write_one(calls[0])]
         committed = False
+        batch: _Batch | None = None
         try:
             async with self._uow() as uow:
                 batch = await self._locked(uow, calls)
@@ -259,16 +263,26 @@ class BatchWriter:
                 raise
             # Recorded: closing the unit of work failed after COMMIT. The answers stand.
             logger.warning("closing a committed batch's unit of work failed", exc_info=True)
+        finally:
+            if batch is not None:
+                self._in_batches.difference_update(batch.ids)
+        assert batch is not None  # committed: _locked returned it
         return batch.outcomes
 
     async def _locked(self, uow: UnitOfWork, calls: Sequence[WriteCall]) -> _Batch:
         """The calls' subjects locked (those it can), the catalogues they name and the subjects' states."""
         ids, held = await uow.consents.lock_many([c.external_id for c in calls])
-        catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]] = {}
-        for version in {c.notice_version for c in calls}:
-            listed, stated = await uow.consents.purposes_and_notice(version)
-            catalogues[version] = ({p.key: p for p in listed}, stated)
-        stored = await uow.consents.locked_states(sorted(set(ids.values()))) if ids else {}
+        held -= self._in_batches  # held by a batch of ours: it commits in a moment
+        self._in_batches.update(ids)
+        try:
+            catalogues: dict[int | None, tuple[dict[str, Purpose], set[str] | None]] = {}
+            for version in {c.notice_version for c in calls}:
+                listed, stated = await uow.consents.purposes_and_notice(version)
+                catalogues[version] = ({p.key: p for p in listed}, stated)
+            stored = await uow.consents.locked_states(sorted(set(ids.values()))) if ids else {}
+        except BaseException:
+            self._in_batches.difference_update(ids)  # __call__ forgets them once it has the batch
+            raise
         states = {s: {r.scope: r for r in records} for s, records in stored.items()}
         # The time is taken under the subjects' locks, so each subject's events are in time order.
         # Until decided, a call is written on its own: one that may wait (its subject held by another

@@ -7,7 +7,8 @@ writer returns, per call, its result, its own error (raised to that caller only)
 join a batch and is run on its own, in a task of its own, so that it waits without holding up the batches
 after it: ALONE when it may wait long for another writer (e.g. its subject is held by an import),
 ALONE_UNHELD when nothing is known to hold it up (e.g. its subject is to be created). Each kind has its own
-`max_alone` turns, so calls kept waiting never take the turns of those that would be written at once.
+`max_alone` turns, so calls kept waiting never take the turns of those that would be written at once; an
+ALONE_UNHELD call that turns out to wait (its writer raises MustWait) moves to a turn of the other kind.
 When the batch fails before its COMMIT, every call in it is run on its own, so a call fails only for a
 reason of its own; when the COMMIT itself failed (OutcomeUnknown) the calls may be recorded, and each
 caller gets the error instead. The batch writer must never wait for other writers, including the other
@@ -38,6 +39,17 @@ class OutcomeUnknown(Exception):
     are not run again; each caller gets the error that caused it (as a lone call would)."""
 
 
+class MustWait(Exception):
+    """Raised by the writer of an ALONE_UNHELD call that found it would have to wait for another writer
+    after all (nothing of it written): the call is written again, as ALONE."""
+
+
+def turns_for_pool(pool_size: int, batches_at_once: int) -> int:
+    """`max_alone` for a pool of this many connections: each kind of lone call may hold one per turn, the
+    batches one each, and two are left for other work; at least one turn, at most MAX_ALONE."""
+    return max(1, min(MAX_ALONE, (pool_size - batches_at_once - 2) // 2))
+
+
 class _Alone:
     def __init__(self, name: str) -> None:
         self._name = name
@@ -61,8 +73,10 @@ class GroupCommit(Generic[Call, Result]):
         turn_timeout: float | None = None,
         no_turn: Callable[[], Exception] = TimeoutError,
         batches_at_once: int = 1,
+        write_unheld: Callable[[Call], Awaitable[Result]] | None = None,
     ) -> None:
-        """`on_batch(size)` is told the number of calls of every batch written (a metric). At most
+        """`write_unheld` writes an ALONE_UNHELD call (default: `write_alone`); it may raise MustWait.
+        `on_batch(size)` is told the number of calls of every batch written (a metric). At most
         `max_alone` calls of each kind (ALONE, ALONE_UNHELD) are written on their own at once (each may
         hold a pooled connection while it waits for a lock); the others wait for a turn without one, at
         most `turn_timeout` seconds (None: no limit), after which the call fails with `no_turn()` (the
@@ -72,6 +86,7 @@ class GroupCommit(Generic[Call, Result]):
         self._on_batch = on_batch
         self._write_batch = write_batch
         self._write_alone = write_alone
+        self._write_unheld = write_unheld or write_alone
         self._max_batch = max_batch
         self._turns = {ALONE: asyncio.Semaphore(max_alone), ALONE_UNHELD: asyncio.Semaphore(max_alone)}
         self._turn_timeout = turn_timeout
@@ -142,10 +157,10 @@ class GroupCommit(Generic[Call, Result]):
             logger.warning(
                 "a batch of %d writes failed; each is written on its own", len(taken), exc_info=True
             )
-            outcomes = [ALONE] * len(taken)
+            outcomes = [ALONE_UNHELD] * len(taken)  # one that must wait moves to the other turns
         for (call, future, context), outcome in zip(taken, outcomes, strict=True):
             if outcome is ALONE or outcome is ALONE_UNHELD:  # in a task of its own: it may wait for a lock
-                task = asyncio.create_task(self._alone(call, future, self._turns[outcome]), context=context)
+                task = asyncio.create_task(self._alone(call, future, outcome), context=context)
                 self._alone_tasks.add(task)
                 task.add_done_callback(self._alone_tasks.discard)
             elif isinstance(outcome, BaseException):
@@ -153,20 +168,29 @@ class GroupCommit(Generic[Call, Result]):
             else:
                 _settle(future, result=outcome)
 
-    async def _alone(self, call: Call, future: asyncio.Future[Result], turns: asyncio.Semaphore) -> None:
+    async def _alone(self, call: Call, future: asyncio.Future[Result], kind: Any) -> None:
         try:
-            try:
-                async with asyncio.timeout(self._turn_timeout):
-                    await turns.acquire()
-            except TimeoutError:
-                _settle(future, error=self._no_turn())
-                return
-            try:
-                if future.done():  # the caller went away while it waited for its turn
+            while True:
+                turns = self._turns[kind]
+                try:
+                    async with asyncio.timeout(self._turn_timeout):
+                        await turns.acquire()
+                except TimeoutError:
+                    _settle(future, error=self._no_turn())
                     return
-                result = await self._write_alone(call)
-            finally:
-                turns.release()
+                try:
+                    if future.done():  # the caller went away while it waited for its turn
+                        return
+                    if kind is ALONE:
+                        result = await self._write_alone(call)
+                        break
+                    try:
+                        result = await self._write_unheld(call)
+                        break
+                    except MustWait:
+                        kind = ALONE  # it would wait after all: in a turn of those that may
+                finally:
+                    turns.release()
         except Exception as exc:
             _settle(future, error=exc)
         except BaseException:
