@@ -12,9 +12,8 @@ ALONE_UNHELD call that turns out to wait (its writer raises MustWait) moves to a
 When the batch fails before its COMMIT, every call in it is run on its own, so a call fails only for a
 reason of its own; when the COMMIT itself failed (OutcomeUnknown) the calls may be recorded, and each
 caller gets the error instead. The batch writer must never wait for other writers, including the other
-batches being written: at most
-`batches_at_once` are (PostgreSQL: two, so that one batch's round trips and COMMIT overlap the next
-batch's; SQLite serialises its writers: one).
+batches being written: at most `batches_at_once` are (PostgreSQL: two, so that one batch's round trips
+and COMMIT overlap the next batch's; SQLite serialises its writers: one).
 """
 
 from __future__ import annotations
