@@ -247,12 +247,10 @@ async def test_at_most_max_alone_calls_are_written_on_their_own_at_once() -> Non
 
 async def test_calls_kept_waiting_never_take_the_turns_of_calls_that_are_not_held() -> None:
     release = asyncio.Event()
-    written: list[str] = []
 
     async def write_alone(call: str) -> str:
         if call.startswith("held"):
             await release.wait()  # its subject is held by an import
-        written.append(call)
         return f"alone:{call}"
 
     writer = Writer(lambda call: ALONE if call.startswith("held") else ALONE_UNHELD)
