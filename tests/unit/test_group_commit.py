@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -347,9 +348,9 @@ class NoTurn(Exception):
     """What a call that waited too long for a turn of its own gets."""
 
 
-@pytest.mark.parametrize(("turn_timeout", "given_up"), [(None, 0), (0.05, 3)])
+@pytest.mark.parametrize(("may_wait", "given_up"), [(None, 0), (0.05, 3)])
 async def test_calls_waiting_too_long_for_a_turn_of_their_own_are_given_up(
-    turn_timeout: float | None, given_up: int
+    may_wait: float | None, given_up: int
 ) -> None:
     class SlowAlone(Writer):
         async def write_alone(self, call: str) -> str:
@@ -358,12 +359,26 @@ async def test_calls_waiting_too_long_for_a_turn_of_their_own_are_given_up(
             return f"alone:{call}"
 
     writer = SlowAlone(outcome=lambda call: ALONE)
+    arrived: dict[str, float] = {}  # each call may wait `may_wait` in all from when it was submitted
+
+    def time_left(call: str) -> float:
+        assert may_wait is not None
+        return arrived[call] + may_wait - time.monotonic()
+
+    def submit(call: str) -> Any:
+        arrived[call] = time.monotonic()
+        return group.submit(call)
+
     group: GroupCommit[str, str] = GroupCommit(
-        writer.write_batch, writer.write_alone, max_alone=1, turn_timeout=turn_timeout, no_turn=NoTurn
+        writer.write_batch,
+        writer.write_alone,
+        max_alone=1,
+        time_left=None if may_wait is None else time_left,
+        no_turn=NoTurn,
     )
-    results = await asyncio.gather(*(group.submit(f"c{i}") for i in range(4)), return_exceptions=True)
+    results = await asyncio.gather(*(submit(f"c{i}") for i in range(4)), return_exceptions=True)
     assert sum(isinstance(r, NoTurn) for r in results) == given_up
     assert len(writer.alone) == 4 - given_up  # those given up were never written
     # Every turn is back: a later call gets one.
-    assert await group.submit("later") == "alone:later"
+    assert await submit("later") == "alone:later"
     await group.aclose()

@@ -114,7 +114,8 @@ class ConsentService:
                 write_unheld=self._write_unheld,
                 max_alone=max_alone,
                 on_batch=on_write_batch,
-                turn_timeout=lock_timeout or None,
+                # One deadline: the waits for a turn count against the call's lock timeout, as its batch did.
+                time_left=self._time_left if lock_timeout else None,
                 no_turn=lambda: HeldTooLong(NO_TURN),
                 batches_at_once=batches_at_once,
             )

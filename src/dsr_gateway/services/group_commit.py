@@ -69,7 +69,7 @@ class GroupCommit(Generic[Call, Result]):
         max_batch: int = MAX_BATCH,
         on_batch: Callable[[int], None] | None = None,
         max_alone: int = MAX_ALONE,
-        turn_timeout: float | None = None,
+        time_left: Callable[[Call], float] | None = None,
         no_turn: Callable[[], Exception] = TimeoutError,
         batches_at_once: int = 1,
         write_unheld: Callable[[Call], Awaitable[Result]] | None = None,
@@ -78,8 +78,9 @@ class GroupCommit(Generic[Call, Result]):
         `on_batch(size)` is told the number of calls of every batch written (a metric). At most
         `max_alone` calls of each kind (ALONE, ALONE_UNHELD) are written on their own at once (each may
         hold a pooled connection while it waits for a lock); the others wait for a turn without one, at
-        most `turn_timeout` seconds (None: no limit), after which the call fails with `no_turn()` (the
-        turns are taken by calls kept waiting themselves: those behind them would wait turn after turn).
+        most `time_left(call)` seconds (how long the call may still wait in all, its batch and any turn
+        it had before counted; None: no limit), after which the call fails with `no_turn()` (the turns are
+        taken by calls kept waiting themselves: those behind them would wait turn after turn).
         While `batches_at_once` batches are being written, the calls arriving wait for the first of them
         to end."""
         self._on_batch = on_batch
@@ -88,7 +89,7 @@ class GroupCommit(Generic[Call, Result]):
         self._write_unheld = write_unheld or write_alone
         self._max_batch = max_batch
         self._turns = {ALONE: asyncio.Semaphore(max_alone), ALONE_UNHELD: asyncio.Semaphore(max_alone)}
-        self._turn_timeout = turn_timeout
+        self._time_left = time_left
         self._no_turn = no_turn
         self._waiting: list[tuple[Call, asyncio.Future[Result], contextvars.Context]] = []
         self._batches_at_once = batches_at_once
@@ -171,8 +172,11 @@ class GroupCommit(Generic[Call, Result]):
         try:
             while True:
                 turns = self._turns[kind]
+                left = self._time_left(call) if self._time_left is not None else None
                 try:
-                    async with asyncio.timeout(self._turn_timeout):
+                    if left is not None and left <= 0:
+                        raise TimeoutError
+                    async with asyncio.timeout(left):
                         await turns.acquire()
                 except TimeoutError:
                     _settle(future, error=self._no_turn())
