@@ -114,6 +114,16 @@ async def _history(gql: GraphQLClient, external_id: str) -> list[dict[str, Any]]
     return edges
 
 
+async def _held_subjects(gql: GraphQLClient, holder: asyncpg.Connection, count: int) -> list[str]:
+    """The catalogue, and `count` subjects with a grant each, then held by `holder` (as an import holds)."""
+    await seed_catalogue(gql)
+    held = [f"held-{i}" for i in range(count)]
+    for subject in held:
+        await set_consents(gql, token=subject_token(subject))
+    await holder.execute("SELECT 1 FROM subject WHERE external_id LIKE 'held-%' FOR NO KEY UPDATE")
+    return held
+
+
 async def _write(gql: GraphQLClient, mutation: str, external_id: str) -> dict[str, Any]:
     token = subject_token(external_id)
     if mutation == "setConsents":
@@ -155,11 +165,7 @@ async def test_a_write_of_a_subject_held_too_long_is_a_conflict_error(
 async def test_calls_queued_behind_held_writes_wait_no_longer_than_the_timeout_in_all(
     short_gql: GraphQLClient, holder: asyncpg.Connection, waits: list[float]
 ) -> None:
-    await seed_catalogue(short_gql)
-    held = [f"held-{i}" for i in range(3 * MAX_ALONE)]
-    for subject in held:
-        await set_consents(short_gql, token=subject_token(subject))
-    await holder.execute("SELECT 1 FROM subject WHERE external_id LIKE 'held-%' FOR NO KEY UPDATE")
+    held = await _held_subjects(short_gql, holder, 3 * MAX_ALONE)
     waits.clear()
 
     results = await within(asyncio.gather(*(_write(short_gql, "withdrawConsent", s) for s in held)))
@@ -192,11 +198,7 @@ async def test_a_write_for_a_subject_being_created_elsewhere_is_a_conflict_error
 async def test_writes_waiting_for_held_subjects_leave_a_new_subjects_write_its_turn(
     roomy_gql: GraphQLClient, holder: asyncpg.Connection, waits: Waits
 ) -> None:
-    await seed_catalogue(roomy_gql)
-    held = [f"held-{i}" for i in range(2 * MAX_ALONE)]
-    for subject in held:
-        await set_consents(roomy_gql, token=subject_token(subject))
-    await holder.execute("SELECT 1 FROM subject WHERE external_id LIKE 'held-%' FOR NO KEY UPDATE")
+    held = await _held_subjects(roomy_gql, holder, 2 * MAX_ALONE)
     waits.clear()
     waiting = asyncio.gather(*(_write(roomy_gql, "withdrawConsent", s) for s in held))
     await within(waits.at_least(MAX_ALONE))  # every turn for held subjects taken, more calls queue for one
