@@ -107,7 +107,7 @@ class GroupCommit(Generic[Call, Result]):
         return await future
 
     async def aclose(self) -> None:
-        """Wait for the batch being written and the calls being written on their own (at shutdown, before
+        """Wait for the batches being written and the calls being written on their own (at shutdown, before
         the database engine goes)."""
         while self._drainers or self._alone_tasks:
             pending = [*self._drainers, *self._alone_tasks]
