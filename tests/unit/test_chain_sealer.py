@@ -81,3 +81,18 @@ async def test_a_naive_time_is_refused() -> None:
     row = consent_row(1, 1) | {"occurred_at": datetime(2026, 1, 1)}
     with pytest.raises(ValueError, match="naive"):
         await CONSENT_SEALER.seal_all(_no_reads, [row], {1: None})
+
+
+async def test_a_column_left_out_of_the_row_is_written_as_it_was_hashed() -> None:
+    row = consent_row(1, 3)
+    del row["origin_url"], row["idempotency_key"]
+    (got,) = await CONSENT_SEALER.seal_all(_no_reads, [row], {1: None})
+    assert (got["origin_url"], got["idempotency_key"]) == (None, None)  # in the INSERT, as hashed
+    expected = seal(None, CONSENT_SEALER.document(row), CONSENT_SEALER._layout)
+    assert got["hash"] == expected["hash"]
+
+
+async def test_the_live_sealer_keeps_no_values_in_memory() -> None:
+    rows = [consent_row(subject, n) for n in range(5) for subject in (11, 12)]
+    await CONSENT_SEALER.seal_all(_no_reads, rows, {11: None, 12: None})
+    assert CONSENT_SEALER._template._texts == {}  # subjects' ids, addresses, agents: not kept

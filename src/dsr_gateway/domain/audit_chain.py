@@ -158,7 +158,10 @@ class ChainTemplate:
 
     The hashed text is written from a %-format made once: member names sorted (by UTF-16 code units) and
     the `constants` written once; per event only the `varying` values are written, each exactly as
-    `canonical_json` writes it (tests compare both on many documents).
+    `canonical_json` writes it (tests compare both on many documents). With `memo`, the texts of the
+    first MEMO_SIZE distinct strings and times are kept for the template's life (an import's purposes,
+    actions and dates repeat); a template that lives as long as the process and sees values that do not
+    repeat (live writes: times, subjects' ids) is made without.
     """
 
     def __init__(
@@ -166,6 +169,7 @@ class ChainTemplate:
         varying: Sequence[str],
         constants: Mapping[str, object],
         layout: ChainLayout = DEFAULT_LAYOUT,
+        memo: bool = True,
     ) -> None:
         names = [*varying, *constants, layout.prev_hash_field]
         if len(set(names)) != len(names) or layout.hash_field in names:
@@ -181,6 +185,7 @@ class ChainTemplate:
         given = [*varying[: self._prev_at], layout.prev_hash_field, *varying[self._prev_at :]]
         self._take = None if given == slotted else [given.index(n) for n in slotted]
         self._texts: dict[object, str] = {}  # canonical text by str or datetime value
+        self._memo_size = MEMO_SIZE if memo else 0
 
     def hash(self, prev_hash: str, values: Sequence[Any]) -> str:
         """The event's hash, `values` given in the order of `varying`."""
@@ -200,7 +205,7 @@ class ChainTemplate:
                 text = memo.get(value)
                 if text is None:  # refuses what event_hash refuses (a naive time, a lone surrogate)
                     text = time_json(value) if kind is datetime else string_text(value)
-                    if len(memo) < MEMO_SIZE:
+                    if len(memo) < self._memo_size:
                         memo[value] = text
                 add(text)
             else:

@@ -242,7 +242,7 @@ class BatchWriter:
         for a subject not created yet, held by another writer, or already in the batch (one call per subject
         and transaction: the follower makes one receipt per subject, transaction and time)."""
         if len(calls) == 1:  # alone in its batch: the one-call path, on the driver, if it need not wait
-            return [await self._write_one(calls[0])]
+            return [await self._one(calls[0])]
         committed = False
         batch: _Batch | None = None
         try:
@@ -268,6 +268,20 @@ class BatchWriter:
                 self._in_batches.difference_update(batch.ids)
         assert batch is not None  # committed: _locked returned it
         return batch.outcomes
+
+    async def _one(self, call: WriteCall) -> Any:
+        """The one-call path, its subject counted among the batches' while it runs; a subject held only
+        by the other batch of ours is not held as an import holds it."""
+        subject = call.external_id
+        theirs = subject in self._in_batches
+        if not theirs:
+            self._in_batches.add(subject)
+        try:
+            outcome = await self._write_one(call)
+        finally:
+            if not theirs:
+                self._in_batches.discard(subject)
+        return ALONE_UNHELD if outcome is ALONE and theirs else outcome
 
     async def _locked(self, uow: UnitOfWork, calls: Sequence[WriteCall]) -> _Batch:
         """The calls' subjects locked (those it can), the catalogues they name and the subjects' states."""
