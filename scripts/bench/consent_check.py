@@ -7,7 +7,9 @@
 2. Starts `uvicorn dsr_gateway.app:app_from_environment` (one worker) in its own process.
 3. Drives it from a SEPARATE load process (a bounded asyncio HTTP/1.1 keep-alive client, no library
    overhead) and reports requests/s, p50/p99 latency and the ratio to the baseline measured in this run:
-   baseline, single-subject consentCheck, batch-of-1,000 consentCheck, single-purpose setConsents writes.
+   baseline, single-subject consentCheck, batch-of-1,000 consentCheck, single-purpose setConsents writes
+   (at the same 50 connections, and again at 100: calls made together are written together, so the
+   writes/s a worker sustains grow with concurrency).
 4. Times `dsr-gateway import-consents` on a generated CSV (rows/s over the whole command, and as it reports
    them once started), then deletes what it imported so the database stays at its seeded size.
 The machine is shared and noisy: the ratios matter more than the absolute figures. Beside them: the
@@ -466,6 +468,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--batch", type=int, default=1000, help="subject ids per batch check")
     parser.add_argument("--batch-connections", type=int, default=8)
+    parser.add_argument(
+        "--busy-write-connections",
+        type=int,
+        default=100,
+        help="a second setConsents run with this many connections (0: none): written together, writes "
+        "cost less each under more concurrency",
+    )
     parser.add_argument("--import-rows", type=int, default=200_000)
     args = parser.parse_args()
     if args.load_worker:
@@ -519,6 +528,9 @@ def main() -> None:
     server = start_server(database_url, port)
     try:
         c, d, pid = args.connections, args.duration, server.pid
+        write_runs = [("setConsents, 1 purpose", c)]
+        if busy := args.busy_write_connections:
+            write_runs.append((f"setConsents, {busy} connections", busy))
         pg = database_url.startswith("postgresql")
         run_load("warm-up", port, token, singles, c, min(d, 2.0))
         results = [
@@ -535,7 +547,10 @@ def main() -> None:
                 server_pid=pid,
                 postgres=pg,
             ),
-            run_load("setConsents, 1 purpose", port, token, writes, c, d, server_pid=pid, postgres=pg),
+            *(
+                run_load(name, port, token, writes, n, d, server_pid=pid, postgres=pg)
+                for name, n in write_runs
+            ),
             run_load("bare { __typename } (again)", port, token, bare, c, d, server_pid=pid, postgres=pg),
         ]
     finally:
@@ -563,6 +578,8 @@ def main() -> None:
     )
     print(f"{'import-consents (as it reports)':34} {blank} {imported.reported_rate:10,.0f} rows/s")
     connections = f"{c} connections, {args.batch_connections} for batches"
+    if args.busy_write_connections:
+        connections += f", {args.busy_write_connections} for the second writes run"
     print(f"\n(one uvicorn worker; {connections}; {d:.0f} s per scenario)")
     print(f"(this machine: 10M additions in a Python function took {loop:.2f} s; cpu: the server process,")
     print(" db: the PostgreSQL processes on this machine, per request; for the import, per row)")
