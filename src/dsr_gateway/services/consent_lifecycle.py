@@ -60,7 +60,7 @@ class GpcConflict:
 class ExpiryRun:
     subjects: int
     expired: int
-    held: int = 0  # subjects another transaction (an import) held past the lock timeout: the next run
+    held: int = 0  # subjects another transaction (an import) held past BACKGROUND_LOCK_WAIT: next run
 
 
 class ConsentLifecycleService:

@@ -3,9 +3,9 @@
 Runs inside the authentication middleware (it reads `scope["state"]["principal"]`). The recorder is the
 async callable `record_gpc(subject_external_id)` in the lifespan state (the consent service, which is
 idempotent). It runs in a background task so the response never waits for it; its errors are logged,
-never raised (a subject an import holds waits at most the consent lock timeout). A small bounded memo
-keeps a process from calling it on every request of the same subject; a failed call is forgotten, so a
-later request tries again.
+never raised (a subject an import holds is waited for only a moment: a later request records it). A
+small bounded memo keeps a process from calling it on every request of the same subject; a failed call
+is forgotten, so a later request tries again.
 """
 
 from __future__ import annotations
