@@ -57,6 +57,13 @@ async def _most_subjects_in_one_transaction(database_url: str, actions: tuple[st
         await engine.dispose()
 
 
+async def _granted_subjects(gql: GraphQLClient) -> None:
+    """The catalogue, and SUBJECTS as existing subjects, each with a grant."""
+    await seed_catalogue(gql)
+    for subject in SUBJECTS:
+        await set_consents(gql, choice(), token=subject_token(subject))
+
+
 def call(subject: str, *choices: dict[str, Any], **fields: Any) -> tuple[str, dict[str, Any]]:
     values = {"choices": list(choices), "noticeVersion": 1, "method": "CHECKBOX", **fields}
     return subject, values
@@ -65,9 +72,7 @@ def call(subject: str, *choices: dict[str, Any], **fields: Any) -> tuple[str, di
 async def test_calls_made_together_are_each_recorded_once_and_all_or_nothing(
     gql: GraphQLClient, database_url: str
 ) -> None:
-    await seed_catalogue(gql)
-    for subject in SUBJECTS:  # existing subjects, each with a grant
-        await set_consents(gql, choice(), token=subject_token(subject))
+    await _granted_subjects(gql)
     calls = [call(s, choice(granted=False)) for s in SUBJECTS[:5]]
     calls += [
         call("gc-0", choice(granted=True)),  # a second call for one subject in the same batch
@@ -110,9 +115,7 @@ async def test_calls_made_together_are_each_recorded_once_and_all_or_nothing(
 async def test_withdrawals_made_together_are_each_recorded_once_and_all_or_nothing(
     gql: GraphQLClient, database_url: str
 ) -> None:
-    await seed_catalogue(gql)
-    for subject in SUBJECTS:  # existing subjects, each with a grant
-        await set_consents(gql, choice(), token=subject_token(subject))
+    await _granted_subjects(gql)
     marketing = {"purpose": "marketing_email"}
     calls: list[tuple[str, str, dict[str, Any]]] = [
         (WITHDRAW, "gc-0", marketing),

@@ -217,7 +217,8 @@ def live_events(
 
 class BatchWriter:
     """Writes the setConsents and withdrawConsent calls gathered by GroupCommit. `write_one` writes a call
-    that is alone in its batch (the one-call path), or answers ALONE when that call would have to wait."""
+    that is alone in its batch (the one-call path), or answers that it must be written on its own (ALONE,
+    ALONE_UNHELD: services/group_commit.py) when that call would have to wait."""
 
     def __init__(
         self,
@@ -238,9 +239,10 @@ class BatchWriter:
         """Several calls in one transaction, each all or nothing (as ConsentService writes one): their
         subjects locked by one statement that skips subjects another writer holds (the batch never waits:
         services/group_commit.py), their states read together, their events appended and the projection
-        written once. Per call: its ConsentChange, its own DomainError (nothing of it recorded), or ALONE
-        for a subject not created yet, held by another writer, or already in the batch (one call per subject
-        and transaction: the follower makes one receipt per subject, transaction and time)."""
+        written once. Per call: its ConsentChange, its own DomainError (nothing of it recorded), ALONE for a
+        subject another writer holds, or ALONE_UNHELD for a subject not created yet or already in the batch
+        (one call per subject and transaction: the follower makes one receipt per subject, transaction and
+        time)."""
         if len(calls) == 1:  # alone in its batch: the one-call path, on the driver, if it need not wait
             return [await self._one(calls[0])]
         committed = False
@@ -298,10 +300,10 @@ class BatchWriter:
             self._in_batches.difference_update(ids)  # __call__ forgets them once it has the batch
             raise
         states = {s: {r.scope: r for r in records} for s, records in stored.items()}
-        # The time is taken under the subjects' locks, so each subject's events are in time order.
         # Until decided, a call is written on its own: one that may wait (its subject held by another
         # writer) apart from the others (a subject to create; a second call for a subject of the batch).
         outcomes = [ALONE if c.external_id in held else ALONE_UNHELD for c in calls]
+        # The time is taken under the subjects' locks, so each subject's events are in time order.
         return _Batch(calls, ids, catalogues, states, self._clock(), outcomes)
 
 
@@ -330,7 +332,7 @@ class _Batch:
         """Each call checked: its events planned, a replay of its key found, or its DomainError. The keyed
         calls' earlier events are read in one statement."""
         taken: set[int] = set()  # one call per subject: the follower makes one receipt per transaction
-        checked: list[tuple[int, WriteCall, int, Choices]] = []
+        checked: list[tuple[int, WriteCall, int, dict[str, Purpose], Choices]] = []
         for index, call in enumerate(self.calls):
             subject_id = self.ids.get(call.external_id)
             if subject_id is None or subject_id in taken:
@@ -342,10 +344,10 @@ class _Batch:
                 self.outcomes[index] = exc
                 continue
             taken.add(subject_id)
-            checked.append((index, call, subject_id, planned))
-        keys = [(subject_id, call.key) for _, call, subject_id, _ in checked if call.key is not None]
+            checked.append((index, call, subject_id, purposes, planned))
+        keys = [(subject_id, call.key) for _, call, subject_id, _, _ in checked if call.key is not None]
         earlier = await uow.consents.events_for_keys(keys) if keys else {}
-        for index, call, subject_id, planned in checked:
+        for index, call, subject_id, purposes, planned in checked:
             if call.key is not None:
                 previous = earlier[(subject_id, call.key)]
                 try:
@@ -355,7 +357,6 @@ class _Batch:
                 except DomainError as exc:
                     self.outcomes[index] = exc
                     continue
-            purposes, _ = self.catalogues[call.notice_version]
             current = self.states.get(subject_id, {}).values()
             self.planned.append((index, subject_id, call.events(planned, purposes, current, self.now)))
 
